@@ -1,0 +1,3 @@
+"""pmhub: Precision Medicine Hub."""
+
+__version__ = "0.1.0"

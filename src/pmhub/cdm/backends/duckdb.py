@@ -1,0 +1,122 @@
+"""DuckDB: the default CDW, one database file per site."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pmhub.cdm.backends.base import Backend, ColumnInfo
+from pmhub.cdm.ddl import DUCKDB
+from pmhub.errors import CdwError, CdwUnreachableError
+
+
+class DuckDBBackend(Backend):
+    dialect = DUCKDB
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = path
+        self.url = f"duckdb:///{path}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CdwError(
+                f"cannot create the directory {path.parent} for the CDW: {exc.strerror}",
+                hint="Choose a directory you can write in the site's CDW URL.",
+            ) from exc
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise CdwUnreachableError(
+                f"cannot open DuckDB CDW {path}: {exc}",
+                hint="Check the file's permissions and that no other process holds it open.",
+            ) from exc
+        self._in_transaction = False
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.con.execute(sql, list(params))
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def fetch_arrow(self, sql: str) -> pa.Table:
+        result: pa.Table = self.con.execute(sql).to_arrow_table()
+        return result
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_transaction:  # nested: the outer transaction decides
+            yield
+            return
+        self.con.begin()
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self.con.rollback()
+            raise
+        else:
+            self.con.commit()
+        finally:
+            self._in_transaction = False
+
+    def tables(self) -> set[str]:
+        rows = self.fetchall(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_catalog = current_database()"
+        )
+        return {r[0].lower() for r in rows}
+
+    def columns(self, table: str) -> dict[str, ColumnInfo]:
+        rows = self.fetchall(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_catalog = current_database() "
+            "AND table_name = ? ORDER BY ordinal_position",
+            [table],
+        )
+        return {r[0].lower(): ColumnInfo(r[0].lower(), r[1].lower(), r[2] == "YES") for r in rows}
+
+    def primary_key(self, table: str) -> tuple[str, ...]:
+        rows = self.fetchall(
+            "SELECT constraint_column_names FROM duckdb_constraints() "
+            "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY' "
+            "AND database_name = current_database()",
+            [table],
+        )
+        return tuple(c.lower() for c in rows[0][0]) if rows else ()
+
+    def indexes(self, table: str) -> set[str]:
+        rows = self.fetchall(
+            "SELECT index_name FROM duckdb_indexes() WHERE table_name = ? "
+            "AND database_name = current_database()",
+            [table],
+        )
+        return {r[0].lower() for r in rows}
+
+    def insert_batches(
+        self, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> int:
+        written = 0
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            nonlocal written
+            for batch in batches:
+                written += batch.num_rows
+                yield batch
+
+        reader = pa.RecordBatchReader.from_batches(schema, counted())
+        names = ", ".join(schema.names)
+        # One INSERT over a streaming reader: DuckDB pulls batches as it goes.
+        self.con.register("__pmhub_batches", reader)
+        try:
+            self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM __pmhub_batches")
+        finally:
+            self.con.unregister("__pmhub_batches")
+        return written
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,124 @@
+"""DDL for the OMOP CDM, generated from the specification, one dialect at a time.
+
+Dialect differences are flags and type maps on :class:`Dialect` (as sqlglot declares
+them), so the statements for every backend come from the same few functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pmhub.cdm.spec import Field, Table, tables
+
+# Vocabulary look-ups that every ETL and cohort query makes (as OHDSI's index DDL has them).
+_VOCAB_INDEXES: dict[str, tuple[str, ...]] = {
+    "concept": ("concept_code", "vocabulary_id", "domain_id", "concept_class_id"),
+    "concept_relationship": ("concept_id_1", "concept_id_2", "relationship_id"),
+    "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
+    "concept_synonym": ("concept_id",),
+    "source_to_concept_map": ("source_code", "source_vocabulary_id", "target_concept_id"),
+    "drug_strength": ("drug_concept_id", "ingredient_concept_id"),
+}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    integer: str
+    bigint: str
+    float: str
+    date: str
+    datetime: str
+    text: str
+    varchar_has_length: bool
+    has_schemas: bool
+
+    def column_type(self, field: Field) -> str:
+        if field.datatype == "integer":
+            return self.bigint if field.is_wide_id else self.integer
+        if field.datatype == "varchar":
+            if field.length is not None and self.varchar_has_length:
+                return f"varchar({field.length})"
+            return self.text
+        return {"float": self.float, "date": self.date, "datetime": self.datetime}[field.datatype]
+
+
+DUCKDB = Dialect(
+    name="duckdb",
+    integer="INTEGER",
+    bigint="BIGINT",
+    float="DOUBLE",
+    date="DATE",
+    datetime="TIMESTAMP",
+    text="VARCHAR",
+    varchar_has_length=False,  # DuckDB ignores lengths; checks belong to ingest
+    has_schemas=False,
+)
+
+POSTGRES = Dialect(
+    name="postgresql",
+    integer="integer",
+    bigint="bigint",
+    float="double precision",
+    date="date",
+    datetime="timestamp",
+    text="text",
+    varchar_has_length=True,
+    has_schemas=True,
+)
+
+
+def create_table(table: Table, dialect: Dialect) -> str:
+    columns = []
+    for f in table.fields:
+        null = " NOT NULL" if f.required or f.primary_key else ""
+        columns.append(f"    {f.name} {dialect.column_type(f)}{null}")
+    pk = table.primary_key
+    if pk is not None:
+        columns.append(f"    PRIMARY KEY ({pk.name})")
+    body = ",\n".join(columns)
+    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n{body}\n)"
+
+
+def index_columns(table: Table) -> tuple[str, ...]:
+    """Columns worth an index: person, the table's main concept, its main date."""
+    if table.name in _VOCAB_INDEXES:
+        return _VOCAB_INDEXES[table.name]
+    names = table.column_names
+    wanted: list[str] = []
+    if "person_id" in names and not (table.primary_key and table.primary_key.name == "person_id"):
+        wanted.append("person_id")
+    main_concept = next(
+        (f.name for f in table.fields if f.is_concept_id and f.required and "type" not in f.name),
+        None,
+    )
+    if main_concept:
+        wanted.append(main_concept)
+    main_date = next((f.name for f in table.fields if f.datatype == "date" and f.required), None)
+    if main_date and "person_id" in names:
+        wanted.append(main_date)
+    return tuple(wanted)
+
+
+def index_name(table: str, column: str) -> str:
+    return f"idx_{table}_{column}"
+
+
+def create_indexes(table: Table) -> list[str]:
+    return [
+        f"CREATE INDEX IF NOT EXISTS {index_name(table.name, col)} ON {table.name} ({col})"
+        for col in index_columns(table)
+    ]
+
+
+def drop_indexes(table: Table) -> list[str]:
+    return [f"DROP INDEX IF EXISTS {index_name(table.name, col)}" for col in index_columns(table)]
+
+
+def schema_statements(dialect: Dialect) -> list[str]:
+    """Every CREATE TABLE and CREATE INDEX of the CDM, idempotent, in spec order."""
+    statements: list[str] = []
+    for table in tables().values():
+        statements.append(create_table(table, dialect))
+        statements.extend(create_indexes(table))
+    return statements

@@ -1,0 +1,316 @@
+"""The standard vocabulary of a site's CDW: the shipped subset, or a full Athena download.
+
+A load replaces the vocabulary tables as one transaction: if any file is missing or any
+row is bad, the CDW keeps the vocabulary it had. Indexes are dropped before and rebuilt
+after the bulk insert, as a bulk load should.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pyarrow as pa
+
+from pmhub.cdm import athena, ddl
+from pmhub.cdm.backends import Backend
+from pmhub.cdm.spec import Table, arrow_schema, table
+from pmhub.errors import CdwLoadError, PmhubError, VocabularyFileMissingError
+
+# Athena's file for each vocabulary table; the first group must be present.
+REQUIRED_FILES = {
+    "concept": "CONCEPT.csv",
+    "concept_relationship": "CONCEPT_RELATIONSHIP.csv",
+    "concept_ancestor": "CONCEPT_ANCESTOR.csv",
+    "vocabulary": "VOCABULARY.csv",
+    "domain": "DOMAIN.csv",
+    "concept_class": "CONCEPT_CLASS.csv",
+    "relationship": "RELATIONSHIP.csv",
+}
+OPTIONAL_FILES = {
+    "concept_synonym": "CONCEPT_SYNONYM.csv",
+    "drug_strength": "DRUG_STRENGTH.csv",
+    "source_to_concept_map": "SOURCE_TO_CONCEPT_MAP.csv",
+}
+# Athena's download has no local maps: keep ours unless the folder brings its own.
+KEEP_WHEN_ABSENT = {"source_to_concept_map"}
+
+BUILTIN_VERSION = "pmhub-subset-2026.11"
+VALID_START = dt.date(1970, 1, 1)
+VALID_END = dt.date(2099, 12, 31)
+
+TableProgress = Callable[[str, int, int], None]  # table, bytes done, bytes total
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rows: dict[str, int]
+    source: str
+
+
+def _find(folder: Path, filename: str) -> Path | None:
+    """Athena's names are upper case; other tools write them in any case."""
+    exact = folder / filename
+    if exact.is_file():
+        return exact
+    wanted = filename.lower()
+    return next((p for p in folder.iterdir() if p.name.lower() == wanted and p.is_file()), None)
+
+
+def athena_files(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise VocabularyFileMissingError(f"vocabulary folder {folder} does not exist")
+    found: dict[str, Path] = {}
+    missing = []
+    for name, filename in REQUIRED_FILES.items():
+        path = _find(folder, filename)
+        if path is None:
+            missing.append(filename)
+        else:
+            found[name] = path
+    if missing:
+        raise VocabularyFileMissingError(f"{folder} lacks {', '.join(missing)}")
+    for name, filename in OPTIONAL_FILES.items():
+        path = _find(folder, filename)
+        if path is not None:
+            found[name] = path
+    return found
+
+
+def load_athena(
+    backend: Backend, folder: Path, progress: TableProgress | None = None
+) -> LoadResult:
+    """Replace the CDW's vocabulary with the Athena download in ``folder``."""
+    files = athena_files(folder)
+    layouts = {name: athena.sniff(path, table(name)) for name, path in files.items()}
+    sources: dict[str, Iterable[pa.RecordBatch]] = {}
+    for name, layout in layouts.items():
+        total = layout.path.stat().st_size
+
+        def report(done: int, name: str = name, total: int = total) -> None:
+            if progress is not None:
+                progress(name, done, total)
+
+        sources[name] = athena.read_batches(layout, table(name), report)
+    for name in (*REQUIRED_FILES, *OPTIONAL_FILES):
+        if name not in sources and name not in KEEP_WHEN_ABSENT:
+            sources[name] = []
+    rows = replace_tables(backend, sources)
+    version = _vocabulary_version(backend)
+    return LoadResult(rows=rows, source=f"{folder} ({version})")
+
+
+def replace_tables(
+    backend: Backend, sources: dict[str, Iterable[pa.RecordBatch]]
+) -> dict[str, int]:
+    """Empty each table and fill it from its batches; all tables or none."""
+    rows: dict[str, int] = {}
+    try:
+        with backend.transaction():
+            for name, batches in sources.items():
+                spec = table(name)
+                for statement in ddl.drop_indexes(spec):
+                    backend.execute(statement)
+                backend.execute(f"DELETE FROM {name}")
+                rows[name] = backend.insert_batches(name, arrow_schema(spec), batches)
+                for statement in ddl.create_indexes(spec):
+                    backend.execute(statement)
+    except PmhubError:
+        raise
+    except Exception as exc:  # a database refusal: duplicate key, constraint, type
+        raise CdwLoadError(
+            f"vocabulary load failed and was rolled back: {_first_line(exc)}"
+        ) from exc
+    return rows
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _vocabulary_version(backend: Backend) -> str:
+    rows = backend.fetchall(
+        "SELECT vocabulary_version FROM vocabulary WHERE vocabulary_id = 'None'"
+    )
+    return str(rows[0][0]) if rows and rows[0][0] else "version unknown"
+
+
+# --- the shipped subset ---------------------------------------------------------------
+
+
+def _data(name: str) -> list[dict[str, str]]:
+    text = (
+        resources.files("pmhub.cdm")
+        .joinpath("data", "vocabulary", name)
+        .read_text(encoding="utf-8")
+    )
+    return list(csv.DictReader(text.splitlines(keepends=True)))
+
+
+def _batch(spec: Table, rows: list[dict[str, object]]) -> list[pa.RecordBatch]:
+    schema = arrow_schema(spec)
+    columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    return pa.Table.from_pydict(columns, schema=schema).to_batches()
+
+
+def _subset_file(spec: Table, filename: str) -> Iterator[pa.RecordBatch]:
+    path = Path(str(resources.files("pmhub.cdm").joinpath("data", "vocabulary", filename)))
+    yield from athena.read_batches(athena.sniff(path, spec), spec)
+
+
+def _extra_concepts(existing: set[int]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for raw in _data("EXTRA_CONCEPTS.csv"):
+        concept_id = int(raw["concept_id"])
+        if concept_id in existing:
+            continue
+        existing.add(concept_id)
+        code = raw["concept_code"]
+        standard = raw["standard_concept"] or None
+        concept_class = raw["concept_class_id"]
+        rows.append(
+            {
+                "concept_id": concept_id,
+                "concept_name": raw["concept_name"],
+                "domain_id": raw["domain_id"],
+                "vocabulary_id": raw["vocabulary_id"],
+                "concept_class_id": raw["domain_id"]
+                if concept_class == "not-shown-in-source"
+                else concept_class,
+                # where no public source showed a field, the documented fallback (data/README)
+                "standard_concept": "S" if standard == "not-shown-in-source" else standard,
+                "concept_code": str(concept_id) if code == "not-shown-in-source" else code,
+                "valid_start_date": VALID_START,
+                "valid_end_date": VALID_END,
+            }
+        )
+    return rows
+
+
+def _ancestry(concepts: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Self rows for the extra standard concepts and the closure of the documented is-a edges."""
+    parents: dict[int, set[int]] = {}
+    for edge in _data("ISA_EDGES.csv"):
+        parents.setdefault(int(edge["child_concept_id"]), set()).add(int(edge["parent_concept_id"]))
+    rows: dict[tuple[int, int], dict[str, object]] = {}
+    for concept in concepts:
+        if concept["standard_concept"] != "S":
+            continue
+        start = int(str(concept["concept_id"]))
+        frontier, level = {start}, 0
+        while frontier:
+            for node in frontier:
+                key = (node, start)
+                if key not in rows:
+                    rows[key] = {
+                        "ancestor_concept_id": node,
+                        "descendant_concept_id": start,
+                        "min_levels_of_separation": level,
+                        "max_levels_of_separation": level,
+                    }
+                else:
+                    rows[key]["max_levels_of_separation"] = level
+            frontier = {p for node in frontier for p in parents.get(node, ())}
+            level += 1
+    return list(rows.values())
+
+
+def _kcd7_map() -> list[dict[str, object]]:
+    return [
+        {
+            "source_code": row["kcd7_code"],
+            "source_concept_id": 0,
+            "source_vocabulary_id": "KCD7",
+            "source_code_description": row["kcd7_name_en"],
+            "target_concept_id": int(row["target_concept_id"]),
+            "target_vocabulary_id": "SNOMED",
+            "valid_start_date": VALID_START,
+            "valid_end_date": VALID_END,
+        }
+        for row in _data("KCD7_TO_SNOMED.csv")
+    ]
+
+
+def builtin_sources() -> dict[str, Iterable[pa.RecordBatch]]:
+    """The shipped subset, merged with the extra concepts and the KCD-7 map."""
+    subset_ids = {int(r["concept_id"]) for r in _data("CONCEPT.csv")}
+    extras = _extra_concepts(set(subset_ids))
+    existing_ancestry = {
+        (int(r["ancestor_concept_id"]), int(r["descendant_concept_id"]))
+        for r in _data("CONCEPT_ANCESTOR.csv")
+    }
+    ancestry = [
+        r
+        for r in _ancestry(extras + _subset_standard_rows())
+        if (r["ancestor_concept_id"], r["descendant_concept_id"]) not in existing_ancestry
+    ]
+    vocabularies = [
+        {
+            "vocabulary_id": "KCD7",
+            "vocabulary_name": "Korean Classification of Diseases, 7th",
+            "vocabulary_reference": "pmhub demo map (see data/vocabulary/README.md)",
+            "vocabulary_version": "pmhub-demo",
+            "vocabulary_concept_id": 0,
+        },
+        {
+            "vocabulary_id": "None",
+            "vocabulary_name": "OMOP Standardized Vocabularies",
+            "vocabulary_reference": "pmhub",
+            "vocabulary_version": BUILTIN_VERSION,
+            "vocabulary_concept_id": 44819096,
+        },
+    ]
+    known_vocabularies = {r["vocabulary_id"] for r in _data("VOCABULARY.csv")}
+    sources: dict[str, Iterable[pa.RecordBatch]] = {
+        "concept": _chain(
+            _subset_file(table("concept"), "CONCEPT.csv"), _batch(table("concept"), extras)
+        ),
+        "concept_relationship": _subset_file(
+            table("concept_relationship"), "CONCEPT_RELATIONSHIP.csv"
+        ),
+        "concept_ancestor": _chain(
+            _subset_file(table("concept_ancestor"), "CONCEPT_ANCESTOR.csv"),
+            _batch(table("concept_ancestor"), ancestry),
+        ),
+        "vocabulary": _chain(
+            _subset_file(table("vocabulary"), "VOCABULARY.csv"),
+            _batch(
+                table("vocabulary"),
+                [v for v in vocabularies if v["vocabulary_id"] not in known_vocabularies],
+            ),
+        ),
+        "domain": _subset_file(table("domain"), "DOMAIN.csv"),
+        "concept_class": _subset_file(table("concept_class"), "CONCEPT_CLASS.csv"),
+        "relationship": _subset_file(table("relationship"), "RELATIONSHIP.csv"),
+        "concept_synonym": [],
+        "drug_strength": [],
+        "source_to_concept_map": _batch(table("source_to_concept_map"), _kcd7_map()),
+    }
+    return sources
+
+
+def _subset_standard_rows() -> list[dict[str, object]]:
+    """Subset concepts that the is-a edges touch (their ancestry rows may be missing)."""
+    touched = {
+        int(e[k]) for e in _data("ISA_EDGES.csv") for k in ("child_concept_id", "parent_concept_id")
+    }
+    return [
+        {"concept_id": int(r["concept_id"]), "standard_concept": r["standard_concept"] or None}
+        for r in _data("CONCEPT.csv")
+        if int(r["concept_id"]) in touched
+    ]
+
+
+def _chain(*parts: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for part in parts:
+        yield from part
+
+
+def load_builtin(backend: Backend) -> LoadResult:
+    rows = replace_tables(backend, builtin_sources())
+    return LoadResult(rows=rows, source=BUILTIN_VERSION)

@@ -1,0 +1,93 @@
+"""`make demo`: build the demo hospital network and show what was built.
+
+Each later capability adds its step here (synthetic data, ingest, quality, …), so that
+one command shows the platform end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pmhub.cdm import schema
+from pmhub.errors import PmhubError, SiteExistsError
+from pmhub.settings import load_settings
+from pmhub.sites import Site, SiteRegistry
+
+
+@dataclass(frozen=True)
+class DemoSite:
+    name: str
+    kind: str  # university | general | county
+    title_ko: str
+    title_en: str
+
+
+NETWORK = (
+    DemoSite("chuncheon_univ", "university", "춘천대학교병원", "Chuncheon University Hospital"),
+    DemoSite(
+        "gangneung_general", "general", "강릉지역종합병원", "Gangneung Regional General Hospital"
+    ),
+    DemoSite("jeongseon_county", "county", "정선군립병원", "Jeongseon County Hospital"),
+)
+
+
+def build_network(registry: SiteRegistry) -> list[Site]:
+    sites = []
+    for demo in NETWORK:
+        try:
+            site = registry.add(demo.name, title_ko=demo.title_ko, title_en=demo.title_en)
+        except SiteExistsError:
+            site = registry.get(demo.name)
+        with site.connect() as backend:
+            schema.init_cdm(
+                backend, source_name=demo.title_en, abbreviation=demo.name, holder=demo.title_ko
+            )
+        sites.append(site)
+    return sites
+
+
+def summary(sites: list[Site]) -> Table:
+    table = Table("site", "title", "CDW", "CDM", "concepts", "persons", title="pmhub demo network")
+    for site in sites:
+        with site.connect() as backend:
+            status = schema.status(backend)
+        table.add_row(
+            site.name,
+            f"{site.title_ko} / {site.title_en}",
+            site.cdw_url,
+            status.cdm_version,
+            f"{status.rows['concept']:,}",
+            f"{status.rows['person']:,}",
+        )
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", type=Path, default=None, help="platform home (PMHUB_HOME)")
+    parser.add_argument("--port", type=int, default=8765, help="portal port (later issues)")
+    args = parser.parse_args(argv)
+    if args.home is not None:
+        os.environ["PMHUB_HOME"] = str(args.home)
+    console = Console()
+    try:
+        registry = SiteRegistry(load_settings())
+        console.print(f"building the demo network in {registry.settings.home_dir().resolve()}")
+        sites = build_network(registry)
+        console.print(summary(sites))
+    except PmhubError as exc:
+        console.print(f"[bold red]error:[/] {exc.message}\n[yellow]hint:[/] {exc.hint}")
+        return exc.exit_code
+    console.print("next: `pmhub cdm status --site chuncheon_univ`, `pmhub sites list`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
