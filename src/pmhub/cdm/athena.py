@@ -15,7 +15,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -88,7 +88,7 @@ def read_batches(
         handle.seek(layout.header_bytes)
         counting = _Counting(handle, progress)
         try:
-            reader = pacsv.open_csv(counting, read, parse, convert)
+            reader = pacsv.open_csv(cast(IO[Any], counting), read, parse, convert)
             for batch in reader:
                 yield _conform(batch, target, layout, rows_before)
                 rows_before += batch.num_rows
@@ -97,7 +97,7 @@ def read_batches(
 
 
 class _Counting(io.RawIOBase):
-    def __init__(self, handle: BinaryIO, progress: Progress | None) -> None:
+    def __init__(self, handle: io.BufferedReader, progress: Progress | None) -> None:
         self.handle = handle
         self.progress = progress
 
@@ -130,7 +130,9 @@ def _conform(
     return pa.RecordBatch.from_arrays(columns, schema=target)
 
 
-def _parse_dates(column: pa.Array, layout: FileLayout, name: str, rows_before: int) -> pa.Array:
+def _parse_dates(
+    column: pa.Array[Any], layout: FileLayout, name: str, rows_before: int
+) -> pa.Array[Any]:
     last_error: Exception | None = None
     for fmt in DATE_FORMATS:
         try:

@@ -68,11 +68,16 @@ POSTGRES = Dialect(
 )
 
 
+def quote(identifier: str) -> str:
+    """Quote a column name: the spec has names that are SQL keywords (note_nlp.offset)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def create_table(table: Table, dialect: Dialect) -> str:
     columns = []
     for f in table.fields:
         null = " NOT NULL" if f.required or f.primary_key else ""
-        columns.append(f"    {f.name} {dialect.column_type(f)}{null}")
+        columns.append(f"    {quote(f.name)} {dialect.column_type(f)}{null}")
     pk = table.primary_key
     if pk is not None:
         columns.append(f"    PRIMARY KEY ({pk.name})")

@@ -97,7 +97,7 @@ def _field(row: dict[str, str]) -> Field:
     fk_field = _na(row["fkFieldName"])
     return Field(
         table=row["cdmTableName"].lower(),
-        name=row["cdmFieldName"].lower(),
+        name=row["cdmFieldName"].strip().strip('"').lower(),  # the spec quotes "offset"
         datatype=datatype,
         length=length,
         required=row["isRequired"].strip().lower() == "yes",
@@ -154,12 +154,13 @@ VOCABULARY_TABLES = (
 def arrow_type(field: Field) -> pa.DataType:
     if field.datatype == "integer":
         return pa.int64() if field.is_wide_id else pa.int32()
-    return {
+    types: dict[str, pa.DataType] = {
         "float": pa.float64(),
         "date": pa.date32(),
         "datetime": pa.timestamp("us"),
         "varchar": pa.string(),
-    }[field.datatype]
+    }
+    return types[field.datatype]
 
 
 def arrow_schema(table: Table) -> pa.Schema:

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from pmhub.cdm.backends.base import Backend, ColumnInfo
-from pmhub.cdm.ddl import DUCKDB
+from pmhub.cdm.ddl import DUCKDB, quote
 from pmhub.errors import CdwError, CdwUnreachableError
 
 
@@ -44,7 +44,9 @@ class DuckDBBackend(Backend):
         return self.con.execute(sql, list(params)).fetchall()
 
     def fetch_arrow(self, sql: str) -> pa.Table:
-        result: pa.Table = self.con.execute(sql).to_arrow_table()
+        result = self.con.execute(sql).to_arrow_table()
+        if result is None:
+            raise CdwError(f"query returned no result set: {sql[:80]}")
         return result
 
     @contextmanager
@@ -109,7 +111,7 @@ class DuckDBBackend(Backend):
                 yield batch
 
         reader = pa.RecordBatchReader.from_batches(schema, counted())
-        names = ", ".join(schema.names)
+        names = ", ".join(quote(n) for n in schema.names)
         # One INSERT over a streaming reader: DuckDB pulls batches as it goes.
         self.con.register("__pmhub_batches", reader)
         try:
