@@ -137,9 +137,13 @@ def _parse_dates(
     for fmt in DATE_FORMATS:
         try:
             parsed = pc.strptime(column, format=fmt, unit="s", error_is_null=False)
-            return pc.cast(parsed, pa.date32())
         except pa.ArrowInvalid as exc:
             last_error = exc
+            continue
+        # strptime rolls 2023-02-30 over to March; a date is valid only if it formats back
+        if pc.all(pc.equal(pc.strftime(parsed, format=fmt), column)).as_py() in (True, None):
+            return pc.cast(parsed, pa.date32())
+        break
     for index, value in enumerate(column.to_pylist()):
         if value is not None and _parse_date(value) is None:
             raise VocabularyFormatError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,12 +104,17 @@ class DuckDBBackend(Backend):
         self, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
     ) -> int:
         written = 0
+        producer_error: list[BaseException] = []
 
         def counted() -> Iterator[pa.RecordBatch]:
             nonlocal written
-            for batch in batches:
-                written += batch.num_rows
-                yield batch
+            try:
+                for batch in batches:
+                    written += batch.num_rows
+                    yield batch
+            except BaseException as exc:  # DuckDB would wrap it; keep the original
+                producer_error.append(exc)
+                raise
 
         reader = pa.RecordBatchReader.from_batches(schema, counted())
         names = ", ".join(quote(n) for n in schema.names)
@@ -116,8 +122,13 @@ class DuckDBBackend(Backend):
         self.con.register("__pmhub_batches", reader)
         try:
             self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM __pmhub_batches")
+        except duckdb.Error:
+            if producer_error:
+                raise producer_error[0] from None
+            raise
         finally:
-            self.con.unregister("__pmhub_batches")
+            with contextlib.suppress(duckdb.Error):  # fails inside an aborted transaction
+                self.con.unregister("__pmhub_batches")
         return written
 
     def close(self) -> None:
