@@ -10,7 +10,7 @@ import pytest
 
 from pmhub.cdm import schema, vocab
 from pmhub.cdm.backends import Backend
-from pmhub.errors import CdwLoadError, VocabularyFileMissingError, VocabularyFormatError
+from pmhub.errors import VocabularyFileMissingError, VocabularyFormatError
 
 ATHENA = Path(__file__).parent / "fixtures" / "athena"
 
@@ -233,8 +233,8 @@ BAD_INPUTS = [
             3,
             b"201826\tDuplicate\tCondition\tSNOMED\tClinical Finding\tS\t1\t19700101\t20991231\t",
         ),
-        CdwLoadError,
-        "rolled back",
+        VocabularyFormatError,
+        "duplicate key",
         id="duplicate-key",
     ),
 ]

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from pmhub.cdm.spec import Field, Table, tables
 
-# Vocabulary look-ups that every ETL and cohort query makes (as OHDSI's index DDL has them).
+# Vocabulary look-ups that every ETL and cohort query makes. OHDSI's index DDL also
+# indexes low-cardinality columns (vocabulary_id, domain_id, relationship_id); a filter on
+# those reads much of the table either way, and each such index slows every load.
 _VOCAB_INDEXES: dict[str, tuple[str, ...]] = {
-    "concept": ("concept_code", "vocabulary_id", "domain_id", "concept_class_id"),
-    "concept_relationship": ("concept_id_1", "concept_id_2", "relationship_id"),
+    "concept": ("concept_code",),
+    "concept_relationship": ("concept_id_1", "concept_id_2"),
     "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
     "concept_synonym": ("concept_id",),
     "source_to_concept_map": ("source_code", "source_vocabulary_id", "target_concept_id"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from pmhub.cdm import athena, ddl
 from pmhub.cdm.backends import Backend
-from pmhub.cdm.spec import Table, arrow_schema, table
+from pmhub.cdm.backends.base import CsvSource
+from pmhub.cdm.spec import arrow_schema, table
 from pmhub.errors import CdwLoadError, PmhubError, VocabularyFileMissingError
 
 # Athena's file for each vocabulary table; the first group must be present.
@@ -81,42 +82,64 @@ def athena_files(folder: Path) -> dict[str, Path]:
     return found
 
 
+Step = Callable[[Backend], int]  # appends rows to one table; returns how many
+
+
+def csv_step(table_name: str, source: CsvSource, progress: TableProgress | None = None) -> Step:
+    """Let the database parse the file; if it refuses, name the file's bad line."""
+    spec = table(table_name)
+    total = source.path.stat().st_size
+
+    def report(done: int) -> None:
+        if progress is not None:
+            progress(table_name, done, total)
+
+    def run(backend: Backend) -> int:
+        try:
+            return backend.copy_csv(table_name, source, report)
+        except PmhubError:
+            raise
+        except Exception as exc:
+            raise athena.locate_error(source, spec, exc) from exc
+
+    return run
+
+
+def rows_step(table_name: str, rows: list[dict[str, object]]) -> Step:
+    """Rows built in Python (a few hundred at most), inserted as one Arrow batch."""
+    schema = arrow_schema(table(table_name))
+    columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    batches = pa.Table.from_pydict(columns, schema=schema).to_batches()
+    return lambda backend: backend.insert_batches(table_name, schema, batches)
+
+
 def load_athena(
     backend: Backend, folder: Path, progress: TableProgress | None = None
 ) -> LoadResult:
     """Replace the CDW's vocabulary with the Athena download in ``folder``."""
     files = athena_files(folder)
-    layouts = {name: athena.sniff(path, table(name)) for name, path in files.items()}
-    sources: dict[str, Iterable[pa.RecordBatch]] = {}
-    for name, layout in layouts.items():
-        total = layout.path.stat().st_size
-
-        def report(done: int, name: str = name, total: int = total) -> None:
-            if progress is not None:
-                progress(name, done, total)
-
-        sources[name] = athena.read_batches(layout, table(name), report)
+    steps: dict[str, list[Step]] = {
+        name: [csv_step(name, athena.sniff(path, table(name)), progress)]
+        for name, path in files.items()
+    }
     for name in (*REQUIRED_FILES, *OPTIONAL_FILES):
-        if name not in sources and name not in KEEP_WHEN_ABSENT:
-            sources[name] = []
-    rows = replace_tables(backend, sources)
-    version = _vocabulary_version(backend)
-    return LoadResult(rows=rows, source=f"{folder} ({version})")
+        if name not in steps and name not in KEEP_WHEN_ABSENT:
+            steps[name] = []  # emptied: no stale rows from an older vocabulary
+    rows = replace_tables(backend, steps)
+    return LoadResult(rows=rows, source=f"{folder} ({_vocabulary_version(backend)})")
 
 
-def replace_tables(
-    backend: Backend, sources: dict[str, Iterable[pa.RecordBatch]]
-) -> dict[str, int]:
-    """Empty each table and fill it from its batches; all tables or none."""
+def replace_tables(backend: Backend, steps: dict[str, list[Step]]) -> dict[str, int]:
+    """Recreate each table and fill it by its steps, indexes built after; all or none."""
     rows: dict[str, int] = {}
     try:
         with backend.transaction():
-            for name, batches in sources.items():
+            for name, table_steps in steps.items():
                 spec = table(name)
-                for statement in ddl.drop_indexes(spec):
-                    backend.execute(statement)
-                backend.execute(f"DELETE FROM {name}")
-                rows[name] = backend.insert_batches(name, arrow_schema(spec), batches)
+                # a new, empty table loads fastest (DuckDB writes fresh row groups directly)
+                backend.execute(f"DROP TABLE IF EXISTS {name}")
+                backend.execute(ddl.create_table(spec, backend.dialect))
+                rows[name] = sum(step(backend) for step in table_steps)
                 for statement in ddl.create_indexes(spec):
                     backend.execute(statement)
     except PmhubError:
@@ -152,15 +175,9 @@ def _data(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(text.splitlines(keepends=True)))
 
 
-def _batch(spec: Table, rows: list[dict[str, object]]) -> list[pa.RecordBatch]:
-    schema = arrow_schema(spec)
-    columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
-    return pa.Table.from_pydict(columns, schema=schema).to_batches()
-
-
-def _subset_file(spec: Table, filename: str) -> Iterator[pa.RecordBatch]:
+def _subset_file(table_name: str, filename: str) -> Step:
     path = Path(str(resources.files("pmhub.cdm").joinpath("data", "vocabulary", filename)))
-    yield from athena.read_batches(athena.sniff(path, spec), spec)
+    return csv_step(table_name, athena.sniff(path, table(table_name)))
 
 
 def _extra_concepts(existing: set[int]) -> list[dict[str, object]]:
@@ -236,7 +253,7 @@ def _kcd7_map() -> list[dict[str, object]]:
     ]
 
 
-def builtin_sources() -> dict[str, Iterable[pa.RecordBatch]]:
+def builtin_steps() -> dict[str, list[Step]]:
     """The shipped subset, merged with the extra concepts and the KCD-7 map."""
     subset_ids = {int(r["concept_id"]) for r in _data("CONCEPT.csv")}
     extras = _extra_concepts(set(subset_ids))
@@ -266,32 +283,26 @@ def builtin_sources() -> dict[str, Iterable[pa.RecordBatch]]:
         },
     ]
     known_vocabularies = {r["vocabulary_id"] for r in _data("VOCABULARY.csv")}
-    sources: dict[str, Iterable[pa.RecordBatch]] = {
-        "concept": _chain(
-            _subset_file(table("concept"), "CONCEPT.csv"), _batch(table("concept"), extras)
-        ),
-        "concept_relationship": _subset_file(
-            table("concept_relationship"), "CONCEPT_RELATIONSHIP.csv"
-        ),
-        "concept_ancestor": _chain(
-            _subset_file(table("concept_ancestor"), "CONCEPT_ANCESTOR.csv"),
-            _batch(table("concept_ancestor"), ancestry),
-        ),
-        "vocabulary": _chain(
-            _subset_file(table("vocabulary"), "VOCABULARY.csv"),
-            _batch(
-                table("vocabulary"),
-                [v for v in vocabularies if v["vocabulary_id"] not in known_vocabularies],
-            ),
-        ),
-        "domain": _subset_file(table("domain"), "DOMAIN.csv"),
-        "concept_class": _subset_file(table("concept_class"), "CONCEPT_CLASS.csv"),
-        "relationship": _subset_file(table("relationship"), "RELATIONSHIP.csv"),
+    new_vocabularies = [v for v in vocabularies if v["vocabulary_id"] not in known_vocabularies]
+    steps: dict[str, list[Step]] = {
+        "concept": [_subset_file("concept", "CONCEPT.csv"), rows_step("concept", extras)],
+        "concept_relationship": [_subset_file("concept_relationship", "CONCEPT_RELATIONSHIP.csv")],
+        "concept_ancestor": [
+            _subset_file("concept_ancestor", "CONCEPT_ANCESTOR.csv"),
+            rows_step("concept_ancestor", ancestry),
+        ],
+        "vocabulary": [
+            _subset_file("vocabulary", "VOCABULARY.csv"),
+            rows_step("vocabulary", new_vocabularies),
+        ],
+        "domain": [_subset_file("domain", "DOMAIN.csv")],
+        "concept_class": [_subset_file("concept_class", "CONCEPT_CLASS.csv")],
+        "relationship": [_subset_file("relationship", "RELATIONSHIP.csv")],
         "concept_synonym": [],
         "drug_strength": [],
-        "source_to_concept_map": _batch(table("source_to_concept_map"), _kcd7_map()),
+        "source_to_concept_map": [rows_step("source_to_concept_map", _kcd7_map())],
     }
-    return sources
+    return steps
 
 
 def _subset_standard_rows() -> list[dict[str, object]]:
@@ -306,11 +317,6 @@ def _subset_standard_rows() -> list[dict[str, object]]:
     ]
 
 
-def _chain(*parts: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    for part in parts:
-        yield from part
-
-
 def load_builtin(backend: Backend) -> LoadResult:
-    rows = replace_tables(backend, builtin_sources())
+    rows = replace_tables(backend, builtin_steps())
     return LoadResult(rows=rows, source=BUILTIN_VERSION)

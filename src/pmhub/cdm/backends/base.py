@@ -8,14 +8,30 @@ data as Arrow record batches, never row by row.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from pmhub.cdm.ddl import Dialect
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """A delimited file the database parses itself: its fastest bulk path."""
+
+    path: Path
+    columns: tuple[str, ...]  # the file's columns in order; each is a column of the table
+    delimiter: str
+    quoted: bool  # '"' quotes values; otherwise no character quotes (Athena's layout)
+    date_format: str  # strptime format of DATE columns: %Y%m%d or %Y-%m-%d
+    header_bytes: int  # length of the header line, skipped
+
+
+ByteProgress = Callable[[int], None]  # bytes of the file consumed so far
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,11 @@ class Backend(ABC):
         self, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
     ) -> int:
         """Append the batches (columns named as in ``schema``); return the rows written."""
+
+    @abstractmethod
+    def copy_csv(self, table: str, source: CsvSource, progress: ByteProgress | None = None) -> int:
+        """Append the file's rows, parsed by the database; return the rows written.
+        Raises the database's own error on a bad row; callers name the line."""
 
     @abstractmethod
     def close(self) -> None: ...

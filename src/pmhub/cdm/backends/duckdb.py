@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,34 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pmhub.cdm.backends.base import Backend, ColumnInfo
+from pmhub.cdm import spec as cdm_spec
+from pmhub.cdm.backends.base import Backend, ByteProgress, ColumnInfo, CsvSource
 from pmhub.cdm.ddl import DUCKDB, quote
 from pmhub.errors import CdwError, CdwUnreachableError
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@contextlib.contextmanager
+def _polling(con: duckdb.DuckDBPyConnection, report: Callable[[float], None]) -> Iterator[None]:
+    """Report DuckDB's query progress (percent) from a side thread while a query runs."""
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.2):
+            percent = con.query_progress()
+            if percent >= 0:
+                report(percent)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 class DuckDBBackend(Backend):
@@ -37,6 +63,9 @@ class DuckDBBackend(Backend):
                 hint="Check the file's permissions and that no other process holds it open.",
             ) from exc
         self._in_transaction = False
+        # progress of long statements, read by copy_csv; never printed by DuckDB itself
+        self.con.execute("SET enable_progress_bar = true")
+        self.con.execute("SET enable_progress_bar_print = false")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.con.execute(sql, list(params))
@@ -130,6 +159,27 @@ class DuckDBBackend(Backend):
             with contextlib.suppress(duckdb.Error):  # fails inside an aborted transaction
                 self.con.unregister("__pmhub_batches")
         return written
+
+    def copy_csv(self, table: str, source: CsvSource, progress: ByteProgress | None = None) -> int:
+        spec = cdm_spec.table(table)
+        types = ", ".join(
+            f"{_literal(c)}: {_literal(self.dialect.column_type(spec.field(c)))}"
+            for c in source.columns
+        )
+        names = ", ".join(quote(c) for c in source.columns)
+        quote_char = '"' if source.quoted else ""
+        statement = (
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM read_csv(?, delim = ?, "
+            f"quote = ?, escape = ?, header = true, auto_detect = false, strict_mode = true, "
+            f"dateformat = ?, columns = {{{types}}})"
+        )
+        params = [str(source.path), source.delimiter, quote_char, quote_char, source.date_format]
+        size = source.path.stat().st_size
+        with _polling(self.con, lambda pct: progress(int(size * pct / 100)) if progress else None):
+            row = self.con.execute(statement, params).fetchone()
+        if progress is not None:
+            progress(size)
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         self.con.close()

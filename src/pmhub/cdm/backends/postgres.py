@@ -13,9 +13,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql as pgsql
 
-from pmhub.cdm.backends.base import Backend, ColumnInfo
+from pmhub.cdm.backends.base import Backend, ByteProgress, ColumnInfo, CsvSource
 from pmhub.cdm.ddl import POSTGRES
 from pmhub.errors import CdwError, CdwUnreachableError, InvalidCdwUrlError
+
+COPY_CHUNK = 1 << 20
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -139,6 +141,27 @@ class PostgresBackend(Backend):
                 copy.write(buffer.getvalue())
                 written += batch.num_rows
         return written
+
+    def copy_csv(self, table: str, source: CsvSource, progress: ByteProgress | None = None) -> int:
+        columns = pgsql.SQL(", ").join(pgsql.Identifier(n) for n in source.columns)
+        # Unquoted files get a quote character that cannot occur in text, so '"' stays data.
+        quote_char = '"' if source.quoted else "\x01"
+        statement = pgsql.SQL(
+            "COPY {} ({}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {}, NULL '')"
+        ).format(
+            pgsql.Identifier(table),
+            columns,
+            pgsql.Literal(source.delimiter),
+            pgsql.Literal(quote_char),
+        )
+        with source.path.open("rb") as handle, self.con.cursor() as cur:
+            handle.seek(source.header_bytes)
+            with cur.copy(statement) as copy:
+                while chunk := handle.read(COPY_CHUNK):
+                    copy.write(chunk)
+                    if progress is not None:
+                        progress(handle.tell())
+            return cur.rowcount
 
     def close(self) -> None:
         self.con.close()
