@@ -109,6 +109,7 @@ def test_bad_input_is_one_message_with_a_hint_and_an_exit_code(args, exit_code, 
 def test_adding_a_site_twice_is_refused_and_keeps_the_first():
     run("sites", "add", "wonju", "--title-en", "first")
     code, _, err = run("sites", "add", "wonju", "--title-en", "second")
+    assert "already registered" in err
     assert code == SiteExistsError.exit_code
     assert "first" in run("sites", "list")[1]
 
