@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pmhub.cdm import schema, spec
 from pmhub.cdm.backends import Backend
+from pmhub.errors import CdmVersionError, CdwNotInitialisedError
 
 
 def test_spec_has_every_table_of_cdm_54():
@@ -52,3 +55,21 @@ def test_indexes_on_person_concept_and_date(cdm_backend: Backend):
         "idx_condition_occurrence_condition_start_date",
     } <= indexes
     assert "idx_concept_ancestor_ancestor_concept_id" in cdm_backend.indexes("concept_ancestor")
+
+
+def test_a_cdm_of_another_version_is_refused(empty_backend: Backend):
+    # CDM 5.3's cdm_source has cdm_version but no cdm_version_concept_id
+    empty_backend.execute(
+        "CREATE TABLE cdm_source (cdm_source_name varchar(255), cdm_version varchar(10))"
+    )
+    empty_backend.execute("CREATE TABLE person (person_id integer)")
+    with pytest.raises(CdmVersionError, match=r"v5\.3"):
+        schema.init_cdm(empty_backend, source_name="x", abbreviation="x", holder="x")
+    with pytest.raises(CdmVersionError, match=r"v5\.3"):
+        schema.status(empty_backend)
+    assert empty_backend.tables() == {"cdm_source", "person"}  # nothing was added
+
+
+def test_status_of_an_empty_database_says_to_init(empty_backend: Backend):
+    with pytest.raises(CdwNotInitialisedError, match="no OMOP CDM schema"):
+        schema.status(empty_backend)
