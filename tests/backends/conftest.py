@@ -98,7 +98,9 @@ class SpecSite:
     vocabulary: dict[str, pa.Table] = field(default_factory=dict)
 
     def load(self, text: str) -> None:
-        tables = harness.parse(text)
+        self.load_tables(harness.parse(text))
+
+    def load_tables(self, tables: harness.Rows) -> None:
         if self.kind == "reference":
             rows = {n: t.to_pylist() for n, t in self.vocabulary.items()}
             self.engine = PythonEngine({**rows, **tables})
@@ -133,7 +135,12 @@ class SpecSite:
 
 @pytest.fixture(params=ENGINES)
 def site(request: pytest.FixtureRequest, vocabulary: dict[str, pa.Table]) -> SpecSite:
-    kind = request.param
+    return make_site(request, request.param, vocabulary)
+
+
+def make_site(
+    request: pytest.FixtureRequest, kind: str, vocabulary: dict[str, pa.Table]
+) -> SpecSite:
     if kind == "reference":
         return SpecSite(kind, PythonEngine({}), vocabulary=vocabulary)
     if kind == "spark":

@@ -13,6 +13,7 @@ that a user can find it in the file.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -264,15 +265,20 @@ class Definition(Model):
 # --- loading and error reporting -----------------------------------------------------------
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's location as the user's path: ``inclusion_rules[0].criteria[1].window``."""
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("events", "age", "sex") and out.endswith("]") and out.count("criteria"):
-            continue  # the discriminator's tag is not part of the user's path
-        else:
-            out += f".{part}" if out else str(part)
+        elif i >= 4 and loc[i - 4] == "inclusion_rules" and loc[i - 2] == "criteria":
+            continue  # the discriminator's tag (events, age, sex) is not in the file
+        elif _IDENTIFIER.fullmatch(part):
+            out += f".{part}" if out else part
+        # other parts name union members (literal['male','female'], constrained-int)
     return out or "(top level)"
 
 

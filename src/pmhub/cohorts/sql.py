@@ -157,24 +157,25 @@ class Compiler:
 
     def _body(self, node: q.Relation) -> exp.Expression:
         if isinstance(node, q.Table):
-            return exp.select(*self._cols(node.columns)).from_(exp.to_table(node.name))
+            return exp.select(*self._cols(node.columns)).from_(exp.to_table(node.name), copy=False)
         if isinstance(node, q.Select):
             return exp.select(*(exp.alias_(self.expr(e), n) for n, e in node.exprs)).from_(
-                self.relation(node.source)
+                self.relation(node.source), copy=False
             )
         if isinstance(node, q.Where):
             return (
                 exp.select(*self._cols(node.columns))
-                .from_(self.relation(node.source))
-                .where(self.expr(node.predicate))
+                .from_(self.relation(node.source), copy=False)
+                .where(self.expr(node.predicate), copy=False)
             )
         if isinstance(node, q.Join):
             return self._join(node)
         if isinstance(node, q.UnionAll):
             parts = [
-                exp.select(*self._cols(node.columns)).from_(self.relation(s)) for s in node.sources
+                exp.select(*self._cols(node.columns)).from_(self.relation(s), copy=False)
+                for s in node.sources
             ]
-            return parts[0] if len(parts) == 1 else exp.union(*parts, distinct=False)
+            return parts[0] if len(parts) == 1 else exp.union(*parts, distinct=False, copy=False)
         if isinstance(node, q.Aggregate):
             return self._aggregate(node)
         if isinstance(node, q.RowNumber):
@@ -187,10 +188,12 @@ class Compiler:
             )
             return exp.select(
                 *self._cols(node.source.columns), exp.alias_(window, node.name)
-            ).from_(self.relation(node.source))
+            ).from_(self.relation(node.source), copy=False)
         if isinstance(node, q.Distinct):
             return (
-                exp.select(*self._cols(node.columns)).from_(self.relation(node.source)).distinct()
+                exp.select(*self._cols(node.columns))
+                .from_(self.relation(node.source), copy=False)
+                .distinct(copy=False)
             )
         if isinstance(node, q.Eras):
             return self._eras(node)
@@ -205,13 +208,16 @@ class Compiler:
                 exp.to_table(right).as_("r"),
                 on=self.expr(node.on),
                 join_type="LEFT" if node.how == "left" else "INNER",
+                copy=False,
             )
         )
 
     def _aggregate(self, node: q.Aggregate) -> exp.Expression:
         aggs = [exp.alias_(_AGG[a.kind](this=self.expr(a.item)), n) for n, a in node.aggs]
-        query = exp.select(*self._cols(node.by), *aggs).from_(self.relation(node.source))
-        return query.group_by(*self._cols(node.by)) if node.by else query
+        query = exp.select(*self._cols(node.by), *aggs).from_(
+            self.relation(node.source), copy=False
+        )
+        return query.group_by(*self._cols(node.by), copy=False) if node.by else query
 
     def _eras(self, node: q.Eras) -> exp.Expression:
         """Gaps and islands: a period starts a new era when it starts more than ``gap``
@@ -234,7 +240,7 @@ class Compiler:
             ),
         )
         marked = exp.select(*self._cols(q.ERA_COLUMNS), exp.alias_(previous_end, "prev_end")).from_(
-            source
+            source, copy=False
         )
         marked_name = self._add(marked)
         reach = self.expr(q.AddDays(q.Col("prev_end"), q.Lit(node.gap, "int")))
@@ -251,7 +257,7 @@ class Compiler:
             default=exp.Literal.number(0),
         )
         flagged = exp.select(*self._cols(q.ERA_COLUMNS), exp.alias_(is_new, "is_new")).from_(
-            marked_name
+            marked_name, copy=False
         )
         flagged_name = self._add(flagged)
         era_number = exp.Window(
@@ -263,7 +269,7 @@ class Compiler:
             ),
         )
         numbered = exp.select(*self._cols(q.ERA_COLUMNS), exp.alias_(era_number, "era")).from_(
-            flagged_name
+            flagged_name, copy=False
         )
         numbered_name = self._add(numbered)
         return (
@@ -272,15 +278,15 @@ class Compiler:
                 exp.alias_(exp.Min(this=exp.column("start_date")), "start_date"),
                 exp.alias_(exp.Max(this=exp.column("end_date")), "end_date"),
             )
-            .from_(numbered_name)
-            .group_by(exp.column("person_id"), exp.column("era"))
+            .from_(numbered_name, copy=False)
+            .group_by(exp.column("person_id"), exp.column("era"), copy=False)
         )
 
     def statement(self, root: q.Relation) -> exp.Select:
         final = self.relation(root)
-        query = exp.select(*self._cols(root.columns)).from_(final)
+        query = exp.select(*self._cols(root.columns)).from_(final, copy=False)
         for name, body in self.ctes:
-            query = query.with_(name, as_=body)
+            query = query.with_(name, as_=body, copy=False)
         return query
 
 
@@ -303,7 +309,7 @@ def insert_sql(root: q.Relation, table: str, columns: tuple[str, ...], dialect: 
     if len(columns) != len(root.columns):
         raise ValueError(f"{table} takes {columns}, the query gives {root.columns}")
     select = Compiler(dialect).statement(root)
-    return render(exp.insert(select, table, columns=list(columns)), dialect)
+    return render(exp.insert(select, table, columns=list(columns), copy=False), dialect)
 
 
 def parse_check(sql: str, dialect: SqlDialect) -> None:
