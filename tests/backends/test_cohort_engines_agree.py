@@ -221,7 +221,7 @@ SQL_KINDS = ("duckdb", "postgresql") if os.environ.get(POSTGRES_ENV) else ("duck
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=cdm_data(), definition=definitions())
 def test_duckdb_and_postgresql_agree_with_the_reference(
@@ -235,7 +235,7 @@ def test_duckdb_and_postgresql_agree_with_the_reference(
 
 @pytest.mark.parametrize("kind", [SPARK])
 @settings(
-    max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=cdm_data(), definition=definitions())
 def test_spark_agrees_with_the_reference(

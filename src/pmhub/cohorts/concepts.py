@@ -75,7 +75,7 @@ def check_concepts(definition: Definition, engine: Engine) -> None:
         )
 
 
-def _descendants(ids: set[int], engine: Engine) -> set[int]:
+def descendants(ids: set[int], engine: Engine) -> set[int]:
     if not ids:
         return set()
     query = q.Where(ANCESTOR, q.InValues(q.Col("ancestor_concept_id"), tuple(sorted(ids))))
@@ -103,7 +103,7 @@ def _mapped(item: ConceptItem, engine: Engine) -> set[int]:
 
 def _item_concepts(item: ConceptItem, engine: Engine) -> set[int]:
     ids = {item.concept_id} if item.concept_id is not None else _mapped(item, engine)
-    return _descendants(ids, engine) if item.include_descendants else ids
+    return descendants(ids, engine) if item.include_descendants else ids
 
 
 def resolve_set(concept_set: ConceptSet, engine: Engine, path: str) -> tuple[int, ...]:

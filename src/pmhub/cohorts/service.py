@@ -11,8 +11,8 @@ from pathlib import Path
 from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend
 from pmhub.cdm.backends.duckdb import DuckDBBackend
+from pmhub.cohorts import characterize, incidence, outcomes, planner, survival
 from pmhub.cohorts import concepts as concept_sets
-from pmhub.cohorts import planner
 from pmhub.cohorts import query_model as q
 from pmhub.cohorts.definition import Definition
 from pmhub.cohorts.engines import CohortRow, Engine, SqlEngine
@@ -70,3 +70,47 @@ def validate(definition: Definition, backend: Backend | None = None) -> dict[str
     resolved = concept_sets.resolve(definition, SqlEngine(backend))
     planner.plan(definition, resolved)  # the plan builds: every node checked its columns
     return {name: len(ids) for name, ids in resolved.items()}
+
+
+# --- analyses the CLI and the API call ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomeAnalysis:
+    target: Definition
+    outcome: Definition
+    rates: list[incidence.Rate]
+    curve: survival.Curve | None  # None when suppressed: fewer subjects than the threshold
+    life_table: survival.LifeTable
+
+
+def characterize_at(
+    backend: Backend, definitions: list[Definition], threshold: int, window_days: int = 365
+) -> characterize.Table1:
+    """Generate each cohort at the site, then its Table 1 (small cells suppressed)."""
+    for definition in definitions:
+        generate_on(definition, backend)
+    cohorts = [(d.id, d.name) for d in definitions]
+    return characterize.characterize(SqlEngine(backend), cohorts, threshold, window_days)
+
+
+def outcome_at(
+    backend: Backend,
+    target: Definition,
+    outcome: Definition,
+    threshold: int,
+    interval_days: int = 90,
+    horizon_days: int = 3650,
+) -> OutcomeAnalysis:
+    """Generate target and outcome at the site; incidence, KM curve and life table."""
+    generate_on(target, backend)
+    generate_on(outcome, backend)
+    frame = outcomes.time_at_risk(SqlEngine(backend), target.id, outcome.id)
+    curve = survival.kaplan_meier(frame, target.name) if len(frame) >= threshold else None
+    return OutcomeAnalysis(
+        target,
+        outcome,
+        incidence.incidence(frame, threshold),
+        curve,
+        survival.life_table(frame, interval_days, horizon_days, threshold),
+    )
