@@ -27,12 +27,17 @@ class SqlDialect:
     sqlglot_name: str
     date_add_function: bool  # DATE_ADD(d, n) instead of d + n
     datediff_function: bool  # DATEDIFF(end, start) instead of end - start
+    # PostgreSQL materialises a CTE used twice and then guesses its size (often 1 row),
+    # which turns joins into nested loops; inlined, the planner sees the tables' statistics
+    inline_ctes: bool = False
     # features of the query model this backend lacks → what to tell the user
     unsupported: dict[str, str] = field(default_factory=dict)
 
 
 DUCKDB = SqlDialect("duckdb", "duckdb", date_add_function=False, datediff_function=False)
-POSTGRES = SqlDialect("postgresql", "postgres", date_add_function=False, datediff_function=False)
+POSTGRES = SqlDialect(
+    "postgresql", "postgres", date_add_function=False, datediff_function=False, inline_ctes=True
+)
 SPARK = SqlDialect("spark", "spark", date_add_function=True, datediff_function=True)
 DIALECTS = {d.name: d for d in (DUCKDB, POSTGRES, SPARK)}
 
@@ -286,7 +291,8 @@ class Compiler:
         final = self.relation(root)
         query = exp.select(*self._cols(root.columns)).from_(final, copy=False)
         for name, body in self.ctes:
-            query = query.with_(name, as_=body, copy=False)
+            materialized = False if self.dialect.inline_ctes else None
+            query = query.with_(name, as_=body, materialized=materialized, copy=False)
         return query
 
 

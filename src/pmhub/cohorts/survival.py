@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
+matplotlib.rcParams["svg.hashsalt"] = "pmhub"  # same curve, same SVG bytes (no random ids)
 
 import matplotlib.pyplot as plt
 import numpy as np
