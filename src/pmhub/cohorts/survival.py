@@ -16,11 +16,6 @@ import math
 from dataclasses import dataclass
 
 import matplotlib
-
-matplotlib.use("Agg")  # no display: files only
-matplotlib.rcParams["svg.hashsalt"] = "pmhub"  # same curve, same SVG bytes (no random ids)
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from lifelines import KaplanMeierFitter
@@ -63,6 +58,10 @@ def plot(curves: list[Curve], kind: str = "survival", fmt: str = "svg") -> bytes
     """A step plot of survival or cumulative incidence, as SVG or PNG bytes."""
     if fmt not in ("svg", "png"):
         raise ValueError(f"plot format must be svg or png, not {fmt!r}")
+    matplotlib.use("Agg")  # no display: files only
+    matplotlib.rcParams["svg.hashsalt"] = "pmhub"  # same curve, same SVG bytes (no random ids)
+    import matplotlib.pyplot as plt
+
     figure, axes = plt.subplots(figsize=(7, 4.2))
     try:
         for curve in curves:
