@@ -51,11 +51,19 @@ class SqlEngine:
 
     def rows(self, relation: q.Relation) -> list[Row]:
         text = sql.select_sql(relation, self.dialect)
-        return [dict(zip(relation.columns, r, strict=True)) for r in self.backend.fetchall(text)]
+        with self.backend.transaction():
+            self._setup()
+            rows = self.backend.fetchall(text)
+        return [dict(zip(relation.columns, r, strict=True)) for r in rows]
+
+    def _setup(self) -> None:
+        for statement in self.dialect.setup:
+            self.backend.execute(statement)
 
     def write_cohort(self, definition_id: int, relation: q.Relation) -> int:
         insert = sql.insert_sql(relation, "cohort", COHORT_COLUMNS, self.dialect)
         with self.backend.transaction():
+            self._setup()
             self.backend.execute(
                 "DELETE FROM cohort WHERE cohort_definition_id = ?", [definition_id]
             )
