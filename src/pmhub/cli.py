@@ -410,6 +410,8 @@ def cohort_survival(
     from pmhub.cohorts import survival as cohorts_survival
 
     _one_place(site, all_sites)
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
+        raise typer.BadParameter(f"--plot {plot} must end in .png or .svg")
     target_def, outcome_def = _definition(target), _definition(outcome)
     if all_sites:
         _print_network(cohorts_network.run_network(target_def, outcome_def, registry(), settings()))
