@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -55,7 +57,9 @@ def cohort_rows(definition_id: int, backend: Backend) -> list[CohortRow]:
 @functools.cache
 def _shipped_vocabulary() -> Path:
     """A throwaway DuckDB holding the shipped vocabulary, for checks without a site."""
-    path = Path(tempfile.mkdtemp(prefix="pmhub-vocab-")) / "vocabulary.duckdb"
+    folder = Path(tempfile.mkdtemp(prefix="pmhub-vocab-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "vocabulary.duckdb"
     with DuckDBBackend(path) as backend:
         schema.init_cdm(backend, source_name="vocabulary", abbreviation="vocab", holder="pmhub")
     return path
