@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import matplotlib
 import numpy as np
 import pandas as pd
-from lifelines import KaplanMeierFitter
 
 from pmhub.cohorts.errors import AggregateError
 
@@ -39,6 +38,8 @@ class Curve:
 
 def kaplan_meier(frame: pd.DataFrame, label: str) -> Curve:
     """The KM estimate of a time-at-risk frame (days from start; event 0/1)."""
+    from lifelines import KaplanMeierFitter  # heavy: imported where it is needed
+
     fitter = KaplanMeierFitter(label=label)
     durations = (frame["end"] - frame["start"]).dt.days.astype(float)
     fitter.fit(durations, event_observed=frame["event"].astype(int))
