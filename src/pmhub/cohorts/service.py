@@ -85,6 +85,7 @@ class OutcomeAnalysis:
     outcome: Definition
     rates: list[incidence.Rate]
     curve: survival.Curve | None  # None when suppressed: fewer subjects than the threshold
+    competing: survival.Curve | None  # cumulative incidence with death competing
     life_table: survival.LifeTable
 
 
@@ -110,11 +111,14 @@ def outcome_at(
     generate_on(target, backend)
     generate_on(outcome, backend)
     frame = outcomes.time_at_risk(SqlEngine(backend), target.id, outcome.id)
-    curve = survival.kaplan_meier(frame, target.name) if len(frame) >= threshold else None
+    shown = len(frame) >= threshold
+    curve = survival.kaplan_meier(frame, target.name) if shown else None
+    competing = survival.competing_cumulative_incidence(frame, target.name) if shown else None
     return OutcomeAnalysis(
         target,
         outcome,
         incidence.incidence(frame, threshold),
         curve,
+        competing,
         survival.life_table(frame, interval_days, horizon_days, threshold),
     )
