@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from pmhub.cohorts import characterize, outcomes
@@ -70,6 +71,6 @@ def test_person_features_and_time_at_risk(site: SpecSite) -> None:
     assert (features.loc[1, "chads_vasc"], features.loc[2, "chads_vasc"]) == (6, 2)
     risk = outcomes.time_at_risk(site.engine, 41, 42).set_index("person_id")
     assert risk.loc[2, "event"] == 1
-    assert risk.loc[2, "end"].date() == dt.date(2019, 3, 1)
+    assert risk.loc[2, "end"] == pd.Timestamp(dt.date(2019, 3, 1))
     assert (risk.loc[1, "event"], risk.loc[1, "competing"]) == (0, 1)
-    assert risk.loc[1, "end"].date() == dt.date(2019, 1, 1)
+    assert risk.loc[1, "end"] == pd.Timestamp(dt.date(2019, 1, 1))
