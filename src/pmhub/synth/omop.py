@@ -679,7 +679,7 @@ class OmopFormat:
         result.update(truth.render(chunk, self.config))
         return result
 
-    def finish(self, folder: Any) -> dict[str, Any]:
+    def finish(self, folder: Any, stats: dict[str, list[bytes]]) -> dict[str, Any]:
         from pmhub.synth import truth
 
         return truth.finish(folder, self.config)

@@ -50,8 +50,9 @@ class Format(Protocol):
     def render(self, chunk: int) -> dict[str, bytes]:
         """The bytes one chunk appends to each file (new files allowed: e.g. one per patient)."""
 
-    def finish(self, folder: Path) -> dict[str, Any]:
-        """Files written once at the end; returns facts for the manifest."""
+    def finish(self, folder: Path, stats: dict[str, list[bytes]]) -> dict[str, Any]:
+        """Files written once at the end, from the chunks' statistics (render's keys that
+        start with "@"); returns facts for the manifest."""
 
 
 @dataclass
@@ -93,8 +94,9 @@ def write(
             f"cannot create a folder next to {out}: {exc.strerror}"
         ) from exc
     try:
-        written = _fill(config, fmt, tmp, workers, progress)
-        facts = fmt.finish(tmp)
+        written, stats = _fill(config, fmt, tmp, workers, progress)
+        facts = fmt.finish(tmp, stats)
+        _count_final(tmp, written)
         _manifest(tmp, written, {**manifest, **facts})
         _swap(tmp, out)
     except OSError as exc:
@@ -109,8 +111,9 @@ def write(
 
 def _fill(
     config: SynthConfig, fmt: Format, folder: Path, workers: int, progress: Progress | None
-) -> Written:
+) -> tuple[Written, dict[str, list[bytes]]]:
     written = Written(folder)
+    stats: dict[str, list[bytes]] = {}
     handles: dict[str, Any] = {}
     try:
         for rel, first in fmt.headers().items():
@@ -121,6 +124,9 @@ def _fill(
                 written.rows[rel] = max(_count_rows(first) - 1, 0)  # rows after the header
         for done, parts in enumerate(_rendered(config, fmt, workers), start=1):
             for rel, data in parts.items():
+                if rel.startswith("@"):
+                    stats.setdefault(rel, []).append(data)
+                    continue
                 _open(folder, rel, handles).write(data)
                 written.files[rel] = written.files.get(rel, 0) + len(data)
                 if rel.endswith(".csv"):
@@ -130,7 +136,18 @@ def _fill(
     finally:
         for handle in handles.values():
             handle.close()
-    return written
+    return written, stats
+
+
+def _count_final(folder: Path, written: Written) -> None:
+    """Files that finish() wrote are counted as well."""
+    for path in sorted(folder.rglob("*")):
+        rel = str(path.relative_to(folder))
+        if path.is_file() and rel not in written.files:
+            data = path.read_bytes()
+            written.files[rel] = len(data)
+            if rel.endswith(".csv"):
+                written.rows[rel] = max(_count_rows(data) - 1, 0)
 
 
 def _count_rows(data: bytes) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pmhub.synth import refdata
 from pmhub.synth.config import SynthConfig, check_format, make_config
-from pmhub.synth.errors import InvalidSynthArgumentError, SynthError
+from pmhub.synth.errors import InvalidSynthArgumentError
 from pmhub.synth.output import Format, Progress, Written, write
 
 
@@ -27,7 +27,13 @@ def formatter(fmt: str, config: SynthConfig) -> Format:
         from pmhub.synth.omop import OmopFormat
 
         return OmopFormat(config)
-    raise SynthError(f"format {fmt!r} is not available yet")
+    if fmt == "synthea-csv":
+        from pmhub.synth.synthea import SyntheaFormat
+
+        return SyntheaFormat(config)
+    from pmhub.synth.fhir import FhirFormat
+
+    return FhirFormat(config)
 
 
 def default_workers() -> int:
