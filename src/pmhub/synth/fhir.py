@@ -20,7 +20,8 @@ from pmhub.synth import ids, refdata
 from pmhub.synth.chunk import ID_BLOCK, Chunk
 from pmhub.synth.config import SynthConfig
 from pmhub.synth.model import Arr
-from pmhub.synth.omop import site_values, staff
+from pmhub.synth.notes import site_notes
+from pmhub.synth.omop import note_files, note_headers, site_values, staff
 from pmhub.synth.records import COND_KEYS, DRUG_KEYS, ER, IP, MEAS_KEYS, PROC_KEYS
 
 SNOMED = "http://snomed.info/sct"
@@ -526,6 +527,7 @@ class FhirFormat:
         for s, spec in enumerate(self.sites):
             text = json.dumps(hospital_bundle(self.config, s), ensure_ascii=False, indent=1)
             result[f"{spec.name}/fhir/hospitalInformation.json"] = text.encode()
+            result.update(note_headers(spec.name))
         result.update(truth.headers())
         return result
 
@@ -535,8 +537,11 @@ class FhirFormat:
 
         chunk = simulate_chunk(self.config, index, truth.index_years(self.config))
         result: dict[str, bytes] = {}
-        for s in range(len(self.sites)):
+        for s, spec in enumerate(self.sites):
             result.update(PatientBundles(chunk, s, self.config).bundles())
+            keys = chunk.state.key * 64 + s
+            patients = ids.uuid_list(self.config.seed, ids.PATIENT, keys)
+            result.update(note_files(spec.name, site_notes(chunk, s, self.config), patients))
         result.update(truth.render(chunk, self.config))
         return result
 

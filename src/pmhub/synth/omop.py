@@ -35,6 +35,7 @@ TABLES = (
     "observation",
     "death",
     "location",
+    "note",
 )
 SITE_TABLES = ("care_site", "provider", "cdm_source")
 EHR, PRESCRIPTION, ADMINISTRATION, LAB, DEATH_CERTIFICATE = 32817, 32838, 32818, 32856, 32815
@@ -143,6 +144,7 @@ class SiteTables:
         self.spec = refdata.sites()[site]
         self.base = chunk.index * ID_BLOCK + 1
         self.person_id = chunk.site_person[:, site]
+        self._notes: Any = None
 
     def _rows(self, name: str) -> tuple[dict[str, Arr], Arr]:
         """Rows of a canonical table at this site, and their original positions."""
@@ -451,6 +453,39 @@ class SiteTables:
             n,
         )
 
+    def note(self) -> pa.Table:
+        rows = self.notes
+        n = len(rows.note_id)
+        return table(
+            "note",
+            {
+                "note_id": rows.note_id,
+                "person_id": rows.person_id,
+                "note_date": dates(np.array(rows.day, dtype=np.int64)),
+                "note_datetime": stamps(np.array(rows.day, dtype=np.int64), np.array(rows.sec)),
+                "note_type_concept_id": EHR,
+                "note_class_concept_id": 0,
+                "note_title": pa.array(rows.title, pa.string()),
+                "note_text": pa.array(rows.text, pa.string()),
+                "encoding_concept_id": 0,
+                "language_concept_id": 0,
+                "provider_id": rows.provider_id,
+                "visit_occurrence_id": rows.visit_id,
+                "note_source_value": pa.array(rows.kind, pa.string()),
+            },
+            n,
+        )
+
+    @property
+    def notes(self) -> Any:
+        """The site's notes from this chunk (written once, used by the note table and the
+        notes/spans files)."""
+        if self._notes is None:
+            from pmhub.synth import notes
+
+            self._notes = notes.site_notes(self.c, self.site, self.config)
+        return self._notes
+
     def build(self, name: str) -> pa.Table:
         result: pa.Table = getattr(self, name)()
         return result
@@ -661,6 +696,7 @@ class OmopFormat:
                     f"{name}/{t}.csv", header(tab.column_names)
                 ) + csv_bytes(tab)
             result[f"{name}/person_identifiers.csv"] = header(IDENTIFIER_COLUMNS)
+            result.update(note_headers(name))
         result.update(truth.headers())
         return result
 
@@ -676,6 +712,7 @@ class OmopFormat:
             for t in TABLES:
                 result[f"{name}/{t}.csv"] = csv_bytes(builder.build(t))
             result[f"{name}/person_identifiers.csv"] = csv_bytes(identifiers(chunk, s))
+            result.update(note_files(name, builder.notes, chunk.site_person[:, s].tolist()))
         result.update(truth.render(chunk, self.config))
         return result
 
@@ -683,3 +720,25 @@ class OmopFormat:
         from pmhub.synth import truth
 
         return truth.finish(folder, self.config)
+
+
+def note_headers(site_name: str) -> dict[str, bytes]:
+    from pmhub.synth import notes
+    from pmhub.synth.output import header
+
+    return {
+        f"{site_name}/notes.csv": header(notes.NOTE_COLUMNS),
+        f"{site_name}/note_spans.csv": header(notes.SPAN_COLUMNS),
+    }
+
+
+def note_files(site_name: str, rows: Any, person_ids: list[Any]) -> dict[str, bytes]:
+    """The notes and their gold-standard spans (the same files in every format)."""
+    from pmhub.synth import notes
+    from pmhub.synth.output import csv_bytes
+
+    note_table, span_table = notes.tables(rows, person_ids)
+    return {
+        f"{site_name}/notes.csv": csv_bytes(note_table),
+        f"{site_name}/note_spans.csv": csv_bytes(span_table),
+    }

@@ -29,7 +29,8 @@ from pmhub.synth import ids, refdata
 from pmhub.synth.chunk import ID_BLOCK, Chunk
 from pmhub.synth.config import SynthConfig
 from pmhub.synth.model import INDICATION, TREATMENTS, Arr
-from pmhub.synth.omop import lookup, site_values, staff
+from pmhub.synth.notes import site_notes
+from pmhub.synth.omop import lookup, note_files, note_headers, site_values, staff
 from pmhub.synth.records import COND_KEYS, DRUG_KEYS, ER, IP, MEAS_KEYS, OP, PROC_KEYS
 
 PROVINCE = "강원특별자치도"
@@ -502,6 +503,7 @@ class SyntheaFormat:
                 if file.removesuffix(".csv") in ("organizations", "providers", "payers"):
                     continue
                 result[f"{spec.name}/{file}"] = header(names)
+            result.update(note_headers(spec.name))
         result.update(truth.headers())
         return result
 
@@ -517,6 +519,8 @@ class SyntheaFormat:
             for name in FILES:
                 result[f"{spec.name}/{name}.csv"] = csv_bytes(getattr(export, name)(), quote=False)
             result[f"@{spec.name}"] = json.dumps(export.stats()).encode()
+            patients = [u.decode() for u in export.patient_ids.tolist()]
+            result.update(note_files(spec.name, site_notes(chunk, s, self.config), patients))
         result.update(truth.render(chunk, self.config))
         return result
 
