@@ -15,7 +15,7 @@ import numpy as np
 from pmhub.synth import identity, refdata
 from pmhub.synth import params as pm
 from pmhub.synth.config import CHUNK_SIZE, SynthConfig
-from pmhub.synth.model import NEVER, Arr, Network, State, init_population
+from pmhub.synth.model import K_EVENT, NEVER, Arr, Network, State, init_population
 from pmhub.synth.records import (
     CIDX,
     IP,
@@ -55,6 +55,7 @@ class Chunk:
     site_person: Arr  # (n, sites) person_id at each site (0 where never seen)
     norms: list[dict[str, Arr]] = field(default_factory=list)
     snapshots: dict[int, Snapshot] = field(default_factory=dict)
+    events: dict[str, Arr] = field(default_factory=dict)  # every acute event: person, what, day
 
 
 def network(config: SynthConfig) -> tuple[tuple[refdata.SiteSpec, ...], Network]:
@@ -91,6 +92,7 @@ def simulate_chunk(config: SynthConfig, chunk: int, truth_years: tuple[int, ...]
     rec = Records()
     norms: list[dict[str, Arr]] = []
     snapshots: dict[int, Snapshot] = {}
+    event_parts: list[dict[str, Arr]] = []
     for t in range(config.years):
         day0, ndays = year_days(config, t)
         if t in truth_years:
@@ -99,6 +101,8 @@ def simulate_chunk(config: SynthConfig, chunk: int, truth_years: tuple[int, ...]
         if t in snapshots:
             snapshots[t].result = result
         norms.append(result.norms)
+        acute = result.log["kind"] == K_EVENT
+        event_parts.append({k: result.log[k][acute] for k in ("person", "what", "day")})
         first = rec.visits.rows
         routine_visits(rec, state, result, day0, ndays, ctx)
         procs = event_visits(rec, state, result, ctx)
@@ -106,7 +110,8 @@ def simulate_chunk(config: SynthConfig, chunk: int, truth_years: tuple[int, ...]
     tables = finish_records(rec, state, ctx)
     people = identities(state, config, rng_id)
     mrn, site_person = site_numbers(state, tables, len(sites), chunk)
-    return Chunk(chunk, state, tables, people, mrn, site_person, norms, snapshots)
+    events = {k: np.concatenate([e[k] for e in event_parts]) for k in ("person", "what", "day")}
+    return Chunk(chunk, state, tables, people, mrn, site_person, norms, snapshots, events)
 
 
 def _arrays(cols: Any, names: tuple[str, ...]) -> dict[str, Arr]:

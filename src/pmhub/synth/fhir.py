@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pmhub.synth import ids, refdata
 from pmhub.synth.chunk import ID_BLOCK, Chunk
@@ -32,6 +34,8 @@ UCUM = "http://unitsofmeasure.org"
 KCD7 = "urn:pmhub:kcd7"
 ID_SYSTEM = "https://pmhub.example.org/fhir/identifier"
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 VITALS = {"sbp", "dbp", "hr", "weight", "height", "bmi"}
 SMOKING = (
     ("266919005", "Never smoked tobacco"),
@@ -41,8 +45,11 @@ SMOKING = (
 EPOCH = np.datetime64("1970-01-01", "s")
 
 
-def _instant(day: int, sec: int) -> str:
-    return str(EPOCH + np.timedelta64(int(day) * 86_400 + int(sec), "s")) + "Z"
+def _iso(days: Arr, seconds: Arr) -> list[str]:
+    """ISO 8601 instants in UTC for arrays of days and seconds of the day."""
+    stamps = pa.array(days.astype(np.int64) * 86_400 + seconds.astype(np.int64), pa.timestamp("s"))
+    text: list[Any] = pc.strftime(stamps, format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
+    return text
 
 
 def _date(day: int) -> str:
@@ -76,13 +83,36 @@ class PatientBundles:
         )
         self.org_ref = f"Organization?identifier={ID_SYSTEM}/organization|{self.spec.name}"
         self.conds = refdata.conditions()
-        self.next_resource = 0
+        self._prepare(chunk, config)
 
-    def _uuid(self, person: int) -> str:
-        """A resource id: unique in the network (seed, site, patient, running number)."""
-        self.next_resource += 1
-        key = (int(self.c.state.key[person]) * 64 + self.site) * 100_000 + self.next_resource
-        return ids.uuid_one(self.seed, ids.RESOURCE, key)
+    def _prepare(self, chunk: Chunk, config: SynthConfig) -> None:
+        """Per-row ids, times and values of every table, computed at once (vectorised)."""
+        t = chunk.tables
+        v = t["visits"]
+        self.uuid: dict[str, list[str]] = {}
+        for space, name in enumerate(
+            ("conditions", "drugs", "measurements", "observations", "procedures")
+        ):
+            rows = chunk.index * ID_BLOCK + np.arange(len(t[name]["visit"]))
+            self.uuid[name] = ids.uuid_list(
+                config.seed, ids.RESOURCE * 100 + space * 10 + self.site, rows
+            )
+        self.visit_start = _iso(v["start"], v["start_sec"])
+        end_sec = np.where(
+            v["end"] > v["start"], v["end_sec"], np.maximum(v["end_sec"], v["start_sec"])
+        )
+        self.visit_end = _iso(v["end"], end_sec)
+        self.drug_time = _iso(t["drugs"]["day"], v["start_sec"][t["drugs"]["visit"]])
+        m = t["measurements"]
+        self.meas_time = _iso(m["day"], m["sec"])
+        value, unit, _ = site_values(self.spec, m["measure"], m["value"])
+        self.meas_value = value.tolist()
+        self.meas_unit = unit.to_pylist()
+        o = t["observations"]
+        self.obs_time = _iso(o["day"], v["start_sec"][o["visit"]])
+        p = t["procedures"]
+        self.proc_start = _iso(p["day"], p["sec"])
+        self.proc_end = _iso(p["day"], np.minimum(p["sec"] + 1800, 86_399))
 
     def _doctor(self, provider: int) -> dict[str, str]:
         query = f"identifier={ID_SYSTEM}/practitioner|{self.spec.name}-{provider + 1}"
@@ -96,7 +126,6 @@ class PatientBundles:
             self.seed, ids.PATIENT, self.c.state.key[people] * 64 + self.site
         )
         for person, uuid in zip(people.tolist(), patient_uuids, strict=True):
-            self.next_resource = 0
             entries = self._patient_entries(person, uuid, rows)
             bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
             text = json.dumps(bundle, ensure_ascii=False, separators=(",", ":"))
@@ -133,17 +162,17 @@ class PatientBundles:
         subject = {"reference": f"urn:uuid:{uuid}"}
         for visit in rows["visits"].get(person, empty).tolist():
             entries.append(_entry(self.visit_uuid[visit], self._encounter(visit, subject)))
-        for row in rows["conditions"].get(person, empty).tolist():
-            entries.append(_entry(self._uuid(person), self._condition(row, subject)))
-        for row in rows["drugs"].get(person, empty).tolist():
-            entries.append(_entry(self._uuid(person), self._medication(row, subject)))
-        meas = rows["measurements"].get(person, empty)
-        if len(meas):
-            entries.extend(self._observations(person, meas, subject))
-        for row in rows["observations"].get(person, empty).tolist():
-            entries.append(_entry(self._uuid(person), self._smoking(row, subject)))
-        for row in rows["procedures"].get(person, empty).tolist():
-            entries.append(_entry(self._uuid(person), self._procedure(row, subject)))
+        builders = (
+            ("conditions", self._condition),
+            ("drugs", self._medication),
+            ("measurements", self._observation),
+            ("observations", self._smoking),
+            ("procedures", self._procedure),
+        )
+        for table, build in builders:
+            ids_ = self.uuid[table]
+            for row in rows[table].get(person, empty).tolist():
+                entries.append(_entry(ids_[row], build(row, subject)))
         return entries
 
     def _patient(self, person: int) -> dict[str, Any]:
@@ -231,11 +260,6 @@ class PatientBundles:
             ER: ("50849002", "Emergency room admission"),
             IP: ("32485007", "Hospital admission"),
         }.get(kind, ("185347001", "Encounter for problem"))
-        end_sec = (
-            int(v["end_sec"][visit])
-            if v["end"][visit] > v["start"][visit]
-            else max(int(v["end_sec"][visit]), int(v["start_sec"][visit]))
-        )
         resource: dict[str, Any] = {
             "resourceType": "Encounter",
             "status": "finished",
@@ -243,10 +267,7 @@ class PatientBundles:
             "type": [{"coding": [_coding(SNOMED, *code)], "text": code[1]}],
             "subject": subject,
             "participant": [{"individual": self._doctor(int(v["provider"][visit]))}],
-            "period": {
-                "start": _instant(v["start"][visit], v["start_sec"][visit]),
-                "end": _instant(v["end"][visit], end_sec),
-            },
+            "period": {"start": self.visit_start[visit], "end": self.visit_end[visit]},
             "serviceProvider": {"reference": self.org_ref},
         }
         if v["died"][visit]:
@@ -330,7 +351,7 @@ class PatientBundles:
             "medicationCodeableConcept": {"coding": coding, "text": drug.name_ko},
             "subject": subject,
             "encounter": {"reference": f"urn:uuid:{self.visit_uuid[visit]}"},
-            "authoredOn": _instant(d["day"][row], v["start_sec"][visit]),
+            "authoredOn": self.drug_time[row],
             "requester": self._doctor(int(v["provider"][visit])),
             "dosageInstruction": [{"text": f"1일 {drug.daily_units}회"}],
             "dispenseRequest": {
@@ -344,64 +365,34 @@ class PatientBundles:
             },
         }
 
-    def _observations(
-        self, person: int, rows: Arr, subject: dict[str, str]
-    ) -> list[dict[str, Any]]:
+    def _observation(self, row: int, subject: dict[str, str]) -> dict[str, Any]:
         m = self.c.tables["measurements"]
-        value, unit, _ = site_values(self.spec, m["measure"][rows], m["value"][rows])
-        units = unit.to_pylist()
-        measures = refdata.measures()
-        result = []
-        for i, row in enumerate(rows.tolist()):
-            key = MEAS_KEYS[int(m["measure"][row])]
-            info = measures[key]
-            visit = int(m["visit"][row])
-            category = "vital-signs" if key in VITALS else "laboratory"
-            resource: dict[str, Any] = {
-                "resourceType": "Observation",
-                "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            _coding(
-                                "http://terminology.hl7.org/CodeSystem/observation-category",
-                                category,
-                                category,
-                            )
-                        ]
-                    }
-                ],
-                "code": {
-                    "coding": [_coding(LOINC, info.loinc, info.description)],
-                    "text": info.name_ko,
-                },
-                "subject": subject,
-                "encounter": {"reference": f"urn:uuid:{self.visit_uuid[visit]}"},
-                "effectiveDateTime": _instant(m["day"][row], m["sec"][row]),
-            }
-            if np.isnan(value[i]):
-                resource["dataAbsentReason"] = {
-                    "coding": [
-                        _coding(
-                            "http://terminology.hl7.org/CodeSystem/data-absent-reason",
-                            "error",
-                            "Error",
-                        )
-                    ]
-                }
-            else:
-                resource["valueQuantity"] = {
-                    "value": float(value[i]),
-                    "unit": units[i],
-                    "system": UCUM,
-                    "code": units[i],
-                }
-            result.append(_entry(self._uuid(person), resource))
-        return result
+        key = MEAS_KEYS[int(m["measure"][row])]
+        info = refdata.measures()[key]
+        visit = int(m["visit"][row])
+        category = "vital-signs" if key in VITALS else "laboratory"
+        resource: dict[str, Any] = {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [{"coding": [_coding(OBSERVATION_CATEGORY, category, category)]}],
+            "code": {
+                "coding": [_coding(LOINC, info.loinc, info.description)],
+                "text": info.name_ko,
+            },
+            "subject": subject,
+            "encounter": {"reference": f"urn:uuid:{self.visit_uuid[visit]}"},
+            "effectiveDateTime": self.meas_time[row],
+        }
+        value = self.meas_value[row]
+        if value != value:  # NaN: the specimen was unusable
+            resource["dataAbsentReason"] = {"coding": [_coding(DATA_ABSENT, "error", "Error")]}
+        else:
+            unit = self.meas_unit[row]
+            resource["valueQuantity"] = {"value": value, "unit": unit, "system": UCUM, "code": unit}
+        return resource
 
     def _smoking(self, row: int, subject: dict[str, str]) -> dict[str, Any]:
         o = self.c.tables["observations"]
-        v = self.c.tables["visits"]
         visit = int(o["visit"][row])
         code, display = SMOKING[int(o["status"][row])]
         return {
@@ -421,7 +412,7 @@ class PatientBundles:
             "code": {"coding": [_coding(LOINC, "72166-2", "Tobacco smoking status")]},
             "subject": subject,
             "encounter": {"reference": f"urn:uuid:{self.visit_uuid[visit]}"},
-            "effectiveDateTime": _instant(o["day"][row], v["start_sec"][visit]),
+            "effectiveDateTime": self.obs_time[row],
             "valueCodeableConcept": {"coding": [_coding(SNOMED, code, display)]},
         }
 
@@ -438,17 +429,13 @@ class PatientBundles:
                 info.description,
             )
         )
-        start = int(p["sec"][row])
         return {
             "resourceType": "Procedure",
             "status": "completed",
             "code": {"coding": [code], "text": info.name_ko},
             "subject": subject,
             "encounter": {"reference": f"urn:uuid:{self.visit_uuid[visit]}"},
-            "performedPeriod": {
-                "start": _instant(p["day"][row], start),
-                "end": _instant(p["day"][row], min(start + 1800, 86_399)),
-            },
+            "performedPeriod": {"start": self.proc_start[row], "end": self.proc_end[row]},
         }
 
 

@@ -10,12 +10,14 @@ relatives and staff), DATE.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
 
-from pmhub.synth import identity, refdata
+from pmhub.synth import refdata
 from pmhub.synth.chunk import ID_BLOCK, Chunk
 from pmhub.synth.config import SynthConfig
 from pmhub.synth.model import DAYS_PER_YEAR, Arr
@@ -25,7 +27,8 @@ from pmhub.synth.records import COND_KEYS, DRUG_KEYS, ER, IP, MEAS_KEYS, OP, PRO
 SPAN_TYPES = ("RRN", "FRN", "PHONE", "EMAIL", "ADDRESS", "MRN", "NAME", "DATE")
 NOTE_COLUMNS = ("note_id", "person_id", "note_date", "note_title", "note_text")
 SPAN_COLUMNS = ("note_id", "start", "end", "type", "text")
-OUTPATIENT_SAMPLE = 0.03
+OUTPATIENT_SAMPLE = 0.02  # share of follow-up visits with a written progress note
+EMERGENCY_SAMPLE = 0.6  # share of emergency visits with a note in the extract
 COMPLAINT = {
     "mi": "흉통",
     "isch_stroke": "우측 편마비와 구음장애",
@@ -90,15 +93,18 @@ class NoteRows:
     spans: list[tuple[int, int, int, str, str]] = field(default_factory=list)
 
 
+EPOCH = dt.date(1970, 1, 1)
+
+
 def date_text(day: int, style: int) -> str:
-    d = np.datetime64("1970-01-01", "D") + np.timedelta64(int(day), "D")
-    y, m, dd = str(d).split("-")
+    d = EPOCH + dt.timedelta(days=int(day))
+    y, m, dd = d.year, d.month, d.day
     return (
-        f"{y}-{m}-{dd}",
-        f"{y}.{m}.{dd}",
-        f"{y}년 {int(m)}월 {int(dd)}일",
-        f"{y[2:]}/{m}/{dd}",
-        f"{y}/{int(m)}/{int(dd)}",
+        f"{y}-{m:02d}-{dd:02d}",
+        f"{y}.{m:02d}.{dd:02d}",
+        f"{y}년 {m}월 {dd}일",
+        f"{y % 100:02d}/{m:02d}/{dd:02d}",
+        f"{y}/{m}/{dd}",
     )[style % 5]
 
 
@@ -161,6 +167,13 @@ class Facts:
         ]
 
 
+@cache
+def _cumulative() -> Arr:
+    result: Arr = np.cumsum(refdata.names().surname_p)
+    result[-1] = 1.0
+    return result
+
+
 def _groups(visit: Arr) -> tuple[Arr, Arr, Arr]:
     order = np.argsort(visit, kind="stable")
     keys, starts = np.unique(visit[order], return_index=True)
@@ -173,14 +186,16 @@ def select_visits(chunk: Chunk, site: int, rng: np.random.Generator) -> list[tup
     here = v["site"] == site
     chosen: list[tuple[int, str]] = []
     u = rng.random(len(here))
+    # diagnosis visits (not the routine prenatal ones) always get a note
+    diagnosis = (v["event"] >= 0) & (v["event"] != COND_KEYS.index("pregnancy"))
     for visit in np.flatnonzero(here).tolist():
         kind = int(v["kind"][visit])
         if kind == IP:
             chosen.append((visit, "admission"))
             chosen.append((visit, "discharge"))
-        elif kind == ER:
+        elif kind == ER and u[visit] < EMERGENCY_SAMPLE:
             chosen.append((visit, "emergency"))
-        elif kind == OP and (v["event"][visit] >= 0 or u[visit] < OUTPATIENT_SAMPLE):
+        elif kind == OP and (diagnosis[visit] or u[visit] < OUTPATIENT_SAMPLE):
             chosen.append((visit, "outpatient"))
     return chosen
 
@@ -271,15 +286,21 @@ class _Writer:
         family = str(self.c.people["family"][self.p])
         relative = RELATIVES[int(self.rng.integers(0, len(RELATIVES)))]
         male = relative in ("아들", "사위") or (relative == "배우자" and not self.male)
-        born = np.array([1960 + int(self.rng.integers(0, 40))])
-        surname, given = identity.korean_names(
-            np.array([male]), born, np.zeros(1, dtype=bool), self.rng
-        )
-        name = (family if relative in ("아들", "딸") else str(surname[0])) + str(given[0])
-        phone = identity.mobile_phones(1, self.rng)[0]
+        surname, given = self.someone(male, 1960 + int(self.rng.integers(0, 40)))
+        name = (family if relative in ("아들", "딸") else surname) + given
+        middle, last = int(self.rng.integers(2000, 10_000)), int(self.rng.integers(0, 10_000))
+        phone = f"010-{middle:04d}-{last:04d}"
         note.say(f"보호자: {relative} ").mark(name, "NAME").say(" (").mark(str(phone), "PHONE").say(
             ")\n"
         )
+
+    def someone(self, male: bool, born: int) -> tuple[str, str]:
+        """A random relative's or colleague's name (surnames by their frequency)."""
+        ref = refdata.names()
+        surname = ref.surnames[int(np.searchsorted(_cumulative(), self.rng.random()))]
+        era = max(e for e in ref.eras if e <= born) if born >= ref.eras[0] else ref.eras[0]
+        pool = ref.given[("M" if male else "F", era)]
+        return surname, pool[int(self.rng.integers(0, len(pool)))]
 
     def history(self, note: Note) -> None:
         dx = self.f.diagnoses(self.visit)
@@ -387,12 +408,8 @@ class _Writer:
             note.say("외래 예약: ")
             self.date(note, end + 14 + int(self.rng.integers(0, 14))).say(f" {self.specialty}\n")
         if self.rng.random() < 0.3:
-            nurse_family, nurse_given = identity.korean_names(
-                np.array([False]), np.array([1990]), np.zeros(1, dtype=bool), self.rng
-            )
-            note.say("담당간호사: ").mark(str(nurse_family[0]) + str(nurse_given[0]), "NAME").say(
-                "\n"
-            )
+            nurse = "".join(self.someone(False, 1990))
+            note.say("담당간호사: ").mark(nurse, "NAME").say("\n")
         self.signature(note, end)
         return note
 
