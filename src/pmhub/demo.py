@@ -53,6 +53,32 @@ def build_network(registry: SiteRegistry) -> list[Site]:
     return sites
 
 
+# Demo size: small enough that `make demo` stays quick, large enough for cohorts and models.
+DEMO_PATIENTS = 2_000
+DEMO_YEARS = 10
+
+
+def load_synthetic_data(sites: list[Site], seed: int, console: Console) -> None:
+    """Fill the sites' CDWs with the synthetic network (skipped when already loaded)."""
+    from pmhub.synth.load import load_sites
+
+    backends = {site.name: site.connect() for site in sites}
+    try:
+        result = load_sites(backends, patients=DEMO_PATIENTS, years=DEMO_YEARS, seed=seed)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    for name in result.skipped:
+        console.print(f"  {name}: synthetic data (seed {seed}) already loaded")
+    for name, tables in result.loaded.items():
+        verb = "replaced with" if name in result.replaced else "loaded"
+        console.print(
+            f"  {name}: {verb} {tables.get('person', 0):,} persons, "
+            f"{tables.get('visit_occurrence', 0):,} visits, "
+            f"{tables.get('measurement', 0):,} measurements"
+        )
+
+
 def summary(sites: list[Site]) -> Table:
     table = Table("site", "title", "CDW", "CDM", "concepts", "persons", title="pmhub demo network")
     for site in sites:
@@ -81,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         registry = SiteRegistry(load_settings())
         console.print(f"building the demo network in {registry.settings.home_dir().resolve()}")
         sites = build_network(registry)
+        console.print(
+            f"synthetic network: {DEMO_PATIENTS:,} people, {DEMO_YEARS} years, "
+            f"seed {registry.settings.seed}"
+        )
+        load_synthetic_data(sites, registry.settings.seed, console)
         console.print(summary(sites))
     except PmhubError as exc:
         console.print(f"[bold red]error:[/] {exc.message}\n[yellow]hint:[/] {exc.hint}")
