@@ -67,7 +67,7 @@ def stage_csv(engine: Engine, source: SourceFile, header: Header, name: str) -> 
         f"SELECT *, row_number() OVER () + 1 AS _line FROM {reader}",
         [str(path)],
     )
-    rejected = int(engine.scalar("SELECT count(*) FROM temp.main.pmhub_rej"))
+    rejected = int(engine.scalar("SELECT count(DISTINCT line) FROM temp.main.pmhub_rej"))
     if rejected:
         _shift_lines(engine, target)
         _quarantine_rejects(engine, source.name)
@@ -94,12 +94,13 @@ def _quarantine_rejects(engine: Engine, file: str) -> None:
     cases = " ".join(
         f"WHEN error_type = '{kind}' THEN '{text}'" for kind, text in _REJECT_REASONS.items()
     )
+    first = "coalesce(column_idx, 0)"  # a line-level error names no column
     # One quarantine row per rejected line, even when the reader reports several errors.
     engine.run(
         f"INSERT INTO {STAGE}.quarantine "
-        "SELECT ?, line, arg_min(column_name, column_idx), "
-        f"arg_min(CASE {cases} ELSE lower(error_type) END || ': ' || error_message, column_idx), "
-        f"left(arg_min(csv_line, column_idx), {RAW_LIMIT}) "
+        f"SELECT ?, line, arg_min(column_name, {first}), "
+        f"arg_min(CASE {cases} ELSE lower(error_type) END || ': ' || error_message, {first}), "
+        f"left(arg_min(csv_line, {first}), {RAW_LIMIT}) "
         "FROM temp.main.pmhub_rej GROUP BY line",
         [file],
     )
