@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 
 from pmhub.ingest.engine import STAGE, Engine
 from pmhub.ingest.mapping import known_persons, map_codes
-from pmhub.ingest.sqlgen import Rule, cdm_select, literal, quarantine_invalid, quote_value
+from pmhub.ingest.sqlgen import (
+    Rule,
+    cdm_select,
+    literal,
+    quarantine_invalid,
+    quote_value,
+    rules_columns,
+)
 from pmhub.ingest.stage import add_missing_columns, empty_stage
 
 S = STAGE
@@ -161,8 +168,6 @@ class Transform:
 
     def _validate(self, name: str, rules: list[Rule], extra: str = "") -> None:
         """``v_<name>``: the stage rows with ``_field``/``_reason`` (NULL when valid)."""
-        from pmhub.ingest.sqlgen import rules_columns
-
         self.engine.run(
             f"CREATE OR REPLACE TABLE {S}.v_{name} AS SELECT t.*, {rules_columns(rules)} "
             f"FROM {S}.{name} t {extra}"

@@ -104,7 +104,11 @@ def begin(backend: Backend, key: str, fmt: str, source: str) -> Load:
         existing = find(backend, key)
         if existing is not None and existing.status in ("running", "done"):
             return existing
-        rows = backend.fetchall("SELECT coalesce(max(load_id), 0) + 1 FROM pmhub_load_log")
+        # steps outlive a log row someone deleted: never reuse their load id
+        rows = backend.fetchall(
+            "SELECT coalesce(max(load_id), 0) + 1 FROM (SELECT load_id FROM pmhub_load_log "
+            "UNION ALL SELECT load_id FROM pmhub_load_step) ids"
+        )
         load_id = int(rows[0][0])
         bases = id_bases(backend)
         backend.execute(

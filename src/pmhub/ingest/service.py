@@ -135,7 +135,7 @@ def ingest(
         say("mapping to OMOP")
         importer.transform(engine, plan, load.bases, _load_time(backend, load.load_id))
         tables = _publish(engine, load.load_id, importer.publish_order(engine), say)
-        tables.update(_derive(backend, load.load_id, importer.derived(), say))
+        tables.update(_derive(backend, load.load_id, importer.derived(plan), say))
         files = _accounting(engine, plan)
     finally:
         engine.close()

@@ -62,7 +62,7 @@ def publish_order(engine: Engine) -> list[str]:
     return list(clinical.PUBLISH_ORDER)
 
 
-def derived() -> list[str]:
+def derived(plan: Plan) -> list[str]:
     return ["observation_period", "condition_era", "drug_era"]
 
 
