@@ -18,6 +18,7 @@ class Plan:
     ignored: dict[str, str] = field(default_factory=dict)  # file name → why
     staged: dict[str, Staged] = field(default_factory=dict)
     delimiters: dict[str, str] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)  # stage tables the input filled
 
     def key(self) -> str:
         """The load's identity: the format and every input file's name and checksum."""

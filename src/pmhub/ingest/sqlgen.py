@@ -44,13 +44,19 @@ def quote_value(column: str, limit: int = 40) -> str:
 def quarantine_invalid(
     engine: Engine, validated: str, file: str, raw_columns: Sequence[str], delimiter: str = ","
 ) -> int:
-    """Copy a validated stage table's failing rows into the stage quarantine."""
-    raw = ", ".join(f"coalesce(CAST({quote(c)} AS VARCHAR), '')" for c in raw_columns)
+    """Copy a validated stage table's failing rows into the stage quarantine.
+
+    The raw row is the source's fields joined again; stage tables that carry their own
+    ``_file`` and ``_raw`` (one per row, as FHIR's do) give those instead.
+    """
+    if "_raw" in raw_columns:
+        file_sql, raw = "_file", "_raw"
+    else:
+        fields = ", ".join(f"coalesce(CAST({quote(c)} AS VARCHAR), '')" for c in raw_columns)
+        file_sql, raw = literal(file), f"concat_ws({literal(delimiter)}, {fields})"
     engine.run(
-        f"INSERT INTO {STAGE}.quarantine SELECT ?, _line, _field, _reason, "
-        f"left(concat_ws(?, {raw}), {RAW_LIMIT}) FROM {STAGE}.{validated} "
-        "WHERE _reason IS NOT NULL",
-        [file, delimiter],
+        f"INSERT INTO {STAGE}.quarantine SELECT {file_sql}, _line, _field, _reason, "
+        f"left({raw}, {RAW_LIMIT}) FROM {STAGE}.{validated} WHERE _reason IS NOT NULL"
     )
     return int(engine.scalar(f"SELECT count(*) FROM {STAGE}.{validated} WHERE _reason IS NOT NULL"))
 
