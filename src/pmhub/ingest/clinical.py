@@ -31,7 +31,7 @@ from pmhub.ingest.sqlgen import (
     Rule,
     cdm_select,
     literal,
-    quarantine_invalid,
+    quarantine_rows,
     quote_value,
     rules_columns,
 )
@@ -100,6 +100,29 @@ EHR = 32817  # Type Concept 'EHR'
 EHR_ENCOUNTER = 32827  # 'EHR encounter record': visits, immunizations
 EHR_PRESCRIPTION = 32838
 
+_BY_SYSTEM = (
+    "CASE WHEN lower(t.system) LIKE '%rxnorm%' THEN 'RxNorm' "
+    "WHEN lower(t.system) LIKE '%loinc%' THEN 'LOINC' "
+    "WHEN lower(t.system) LIKE '%kcd%' THEN 'KCD7' "
+    "WHEN lower(t.system) LIKE '%icd%10%' THEN 'ICD10' ELSE 'SNOMED' END"
+)
+# Synthea 3.0 conditions carry no SYSTEM column; Korean exports write KCD-7 codes (a letter
+# and two digits: E11.9, E119) where Synthea writes SNOMED (digits only).
+_DIAGNOSIS = (
+    "CASE WHEN t.system IS NULL AND regexp_matches(t.code, '^[A-Za-z][0-9][0-9]') "
+    f"THEN 'KCD7' ELSE {_BY_SYSTEM} END"
+)
+# Per event file: vocabulary, value, units, extra (quantity / UDI / type), category.
+_EVENT_COLUMNS = {
+    "conditions": (_DIAGNOSIS, "NULL", "NULL", "NULL", "NULL"),
+    "medications": ("'RxNorm'", "NULL", "NULL", "t.dispenses", "NULL"),
+    "immunizations": ("'CVX'", "NULL", "NULL", "NULL", "NULL"),
+    "procedures": (_BY_SYSTEM, "NULL", "NULL", "NULL", "NULL"),
+    "observations": ("'LOINC'", "t.value", "t.units", "t.type", "t.category"),
+    "allergies": (_BY_SYSTEM, "NULL", "NULL", "NULL", "t.category"),
+    "devices": ("'SNOMED'", "NULL", "NULL", "t.udi", "NULL"),
+}
+
 # The order in which tables are published (foreign keys point backwards).
 PUBLISH_ORDER = (
     "location", "care_site", "provider", "person", "visit_occurrence", "visit_detail",
@@ -131,53 +154,75 @@ class Transform:
 
     # --- helpers --------------------------------------------------------------------
 
-    def _ts(self, column: str) -> str:
-        return f"pmhub_ts({column})"
-
-    def _date_rules(self, label: str, column: str, *, required: bool) -> list[Rule]:
+    def _date_rules(self, label: str, raw: str, typed: str, *, required: bool) -> list[Rule]:
+        """Rules on a date column, checked on its parsed value (parsed once)."""
         rules = []
         if required:
-            rules.append(Rule(label, f"{column} IS NULL", "'missing'"))
+            rules.append(Rule(label, f"{raw} IS NULL", "'missing'"))
         rules.append(
             Rule(
                 label,
-                f"{column} IS NOT NULL AND pmhub_ts({column}) IS NULL",
-                f"'not a valid date: ' || {quote_value(column)}",
+                f"{raw} IS NOT NULL AND {typed} IS NULL",
+                f"'not a valid date: ' || {quote_value(raw)}",
             )
         )
         rules.append(
             Rule(
                 label,
-                f"pmhub_ts({column}) > TIMESTAMP {literal(self.now)}",
-                f"'date in the future: ' || {quote_value(column)}",
+                f"{typed} > TIMESTAMP {literal(self.now)}",
+                f"'date in the future: ' || {quote_value(raw)}",
             )
         )
         return rules
 
     def _id_rules(self, label: str, column: str = "id") -> list[Rule]:
+        """Missing, overlong and repeated ids; a repeat keeps its first row (``_first``
+        comes from the duplicate join that :meth:`_validate` adds for ``dup_key``)."""
         return [
             Rule(label, f"{column} IS NULL OR trim({column}) = ''", "'missing id'"),
             Rule(label, f"length({column}) > 50", "'id longer than 50 characters'"),
             Rule(
                 label,
-                f"_line <> min(_line) OVER (PARTITION BY {column})",
-                f"'duplicate id ' || {quote_value(column)} || ' (first on line ' || "
-                f"min(_line) OVER (PARTITION BY {column}) || ')'",
+                "_first IS NOT NULL AND _line <> _first",
+                f"'duplicate id ' || {quote_value(column)} || ' (first on line ' || _first || ')'",
             ),
         ]
 
-    def _validate(self, name: str, rules: list[Rule], extra: str = "") -> None:
-        """``v_<name>``: the stage rows with ``_field``/``_reason`` (NULL when valid)."""
+    def _validate(
+        self,
+        name: str,
+        rules: list[Rule],
+        *,
+        typed: dict[str, str] | None = None,
+        joins: str = "",
+        dup_key: str | None = None,
+        narrow: bool = False,
+    ) -> None:
+        """``v_<name>``: each stage row's typed values with ``_field``/``_reason`` (NULL
+        when it passes). Values are parsed and joined once, here; the rules read them.
+        A ``narrow`` table keeps only ``_line`` and the typed columns (large files)."""
+        typed = typed or {}
+        extra = "".join(f", {expr} AS {col}" for col, expr in typed.items())
+        if dup_key:
+            extra += ", _d._first"
+            joins += (
+                f" LEFT JOIN (SELECT {dup_key} AS _dup_key, min(_line) AS _first "
+                f"FROM {S}.{name} GROUP BY {dup_key} HAVING count(*) > 1) _d "
+                f"ON _d._dup_key = t.{dup_key}"
+            )
+        else:
+            extra += ", CAST(NULL AS BIGINT) AS _first"
+        kept = ", ".join(["_line", *typed]) if narrow else "* EXCLUDE (_first)"
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.v_{name} AS SELECT t.*, {rules_columns(rules)} "
-            f"FROM {S}.{name} t {extra}"
+            f"CREATE OR REPLACE TABLE {S}.v_{name} AS SELECT {kept}, {rules_columns(rules)} "
+            f"FROM (SELECT t.*{extra} FROM {S}.{name} t {joins}) t"
         )
-        columns = [c for c in self._stage_columns(name) if c != "_line"]
-        quarantine_invalid(
+        quarantine_rows(
             self.engine,
             f"v_{name}",
+            name,
             self.files.get(name, f"{name}.csv"),
-            columns,
+            [c for c in self._stage_columns(name) if not c.startswith("_")],
             self.delimiters.get(name, ","),
         )
 
@@ -198,28 +243,28 @@ class Transform:
     def _patients(self) -> None:
         rules = [
             *self._id_rules("Id"),
-            *self._date_rules("BIRTHDATE", "birthdate", required=True),
-            *self._date_rules("DEATHDATE", "deathdate", required=False),
+            *self._date_rules("BIRTHDATE", "birthdate", "birth_ts", required=True),
+            *self._date_rules("DEATHDATE", "deathdate", "death_ts", required=False),
             Rule(
                 "DEATHDATE",
-                "pmhub_ts(deathdate) < pmhub_ts(birthdate)",
+                "death_ts < birth_ts",
                 "'death (' || deathdate || ') before birth (' || birthdate || ')'",
             ),
         ]
-        self._validate("patients", rules)
+        typed = {"birth_ts": "pmhub_ts(t.birthdate)", "death_ts": "pmhub_ts(t.deathdate)"}
+        self._validate("patients", rules, typed=typed, dup_key="id")
         known_persons(
             self.engine,
             " UNION ".join(
-                f"SELECT patient AS source_id FROM {S}.{n}" for n in ("encounters", *EVENT_FILES)
+                f"SELECT DISTINCT patient AS source_id FROM {S}.{n}"
+                for n in ("encounters", *EVENT_FILES)
             )
             + f" UNION SELECT id FROM {S}.patients",
         )
         base = self.bases["person"]
         self.engine.run(
             f"CREATE OR REPLACE TABLE {S}.new_person AS SELECT p.*, "
-            f"{base} + row_number() OVER (ORDER BY p._line) AS person_id, "
-            "CAST(pmhub_ts(birthdate) AS TIMESTAMP) AS birth_ts, "
-            "CAST(pmhub_ts(deathdate) AS TIMESTAMP) AS death_ts "
+            f"{base} + row_number() OVER (ORDER BY p._line) AS person_id "
             f"FROM {self._valid('patients')} p "
             f"WHERE p.id NOT IN (SELECT source_id FROM {S}.known_person)"
         )
@@ -319,7 +364,7 @@ class Transform:
         )
 
     def _organizations(self) -> None:
-        self._validate("organizations", self._id_rules("Id"))
+        self._validate("organizations", self._id_rules("Id"), dup_key="id")
         base = self.bases["care_site"]
         self.engine.run(
             f"CREATE OR REPLACE TABLE {S}.org AS SELECT id, name, "
@@ -339,24 +384,31 @@ class Transform:
             f"CREATE OR REPLACE TABLE {S}.out_care_site AS SELECT {select} FROM {S}.org"
         )
 
-    def _orphan(self, label: str, column: str, ref: str, ref_file: str) -> Rule:
+    def _orphan(self, label: str, column: str, found: str) -> Rule:
+        """A reference that the joined table (``found`` from it) does not resolve."""
         return Rule(
             label,
-            f"{column} IS NOT NULL AND {column} NOT IN (SELECT id FROM {ref})",
-            f"'{label} ' || {quote_value(column)} || ' not found in {ref_file} "
-            "(or set aside there)'",
+            f"{column} IS NOT NULL AND {found} IS NULL",
+            f"'{label} ' || {quote_value(column)} || ' not found in the "
+            f"{label.lower()} file (or set aside there)'",
         )
 
     def _providers(self) -> None:
         rules = self._id_rules("Id")
         if "organizations" in self.present:
-            rules.append(self._orphan("ORGANIZATION", "organization", f"{S}.org", "organizations"))
-        self._validate("providers", rules)
+            rules.append(self._orphan("ORGANIZATION", "organization", "care_site_id"))
+        self._validate(
+            "providers",
+            rules,
+            typed={"care_site_id": "o.care_site_id"},
+            joins=f"LEFT JOIN {S}.org o ON o.id = t.organization",
+            dup_key="id",
+        )
         base = self.bases["provider"]
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.prov AS SELECT p.*, o.care_site_id, "
+            f"CREATE OR REPLACE TABLE {S}.prov AS SELECT p.*, "
             f"{base} + row_number() OVER (ORDER BY p._line) AS provider_id "
-            f"FROM {self._valid('providers')} p LEFT JOIN {S}.org o ON o.id = p.organization"
+            f"FROM {self._valid('providers')} p"
         )
         select = cdm_select(
             "provider",
@@ -385,7 +437,7 @@ class Transform:
             Rule("PATIENT", "patient IS NULL", "'missing patient'"),
             Rule(
                 "PATIENT",
-                f"patient NOT IN (SELECT source_id FROM {S}.person_ids)",
+                "person_id IS NULL",
                 f"'PATIENT ' || {quote_value('patient')} || ' not found in patients "
                 "nor in earlier loads (or set aside there)'",
             ),
@@ -395,25 +447,33 @@ class Transform:
         rules = [
             *self._id_rules("Id"),
             *self._person_rules(),
-            *self._date_rules("START", "start", required=True),
-            *self._date_rules("STOP", "stop", required=False),
-            Rule("STOP", "pmhub_ts(stop) < pmhub_ts(start)", "'STOP before START'"),
+            *self._date_rules("START", "start", "start_ts", required=True),
+            *self._date_rules("STOP", "stop", "stop_raw_ts", required=False),
+            Rule("STOP", "stop_raw_ts < start_ts", "'STOP before START'"),
         ]
         if "organizations" in self.present:
-            rules.append(self._orphan("ORGANIZATION", "organization", f"{S}.org", "organizations"))
+            rules.append(self._orphan("ORGANIZATION", "organization", "care_site_id"))
         if "providers" in self.present:
-            rules.append(self._orphan("PROVIDER", "provider", f"{S}.prov", "providers"))
-        self._validate("encounters", rules)
+            rules.append(self._orphan("PROVIDER", "provider", "provider_id"))
+        typed = {
+            "id": "t.id",
+            "person_id": "pi.person_id",
+            "class": "lower(trim(t.encounterclass))",
+            "start_ts": "pmhub_ts(t.start)",
+            "stop_raw_ts": "pmhub_ts(t.stop)",
+            "provider_id": "pr.provider_id",
+            "care_site_id": "o.care_site_id",
+        }
+        joins = (
+            f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
+            f"LEFT JOIN {S}.prov pr ON pr.id = t.provider "
+            f"LEFT JOIN {S}.org o ON o.id = t.organization"
+        )
+        self._validate("encounters", rules, typed=typed, joins=joins, dup_key="id", narrow=True)
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.enc AS SELECT e.id, e._line, pi.person_id, "
-            "lower(trim(e.encounterclass)) AS class, e.encounterclass, "
-            "CAST(pmhub_ts(e.start) AS TIMESTAMP) AS start_ts, "
-            "CAST(coalesce(pmhub_ts(e.stop), pmhub_ts(e.start)) AS TIMESTAMP) AS stop_ts, "
-            "pr.provider_id, o.care_site_id "
-            f"FROM {self._valid('encounters')} e "
-            f"JOIN {S}.person_ids pi ON pi.source_id = e.patient "
-            f"LEFT JOIN {S}.prov pr ON pr.id = e.provider "
-            f"LEFT JOIN {S}.org o ON o.id = e.organization"
+            f"CREATE OR REPLACE TABLE {S}.enc AS SELECT id, _line, person_id, class, start_ts, "
+            "coalesce(stop_raw_ts, start_ts) AS stop_ts, provider_id, care_site_id "
+            f"FROM {self._valid('encounters')}"
         )
 
     def _visits(self) -> None:
@@ -513,85 +573,84 @@ class Transform:
 
     # --- clinical events ---------------------------------------------------------------
 
-    def _event_rules(self, start: str, required_start: bool = True) -> list[Rule]:
-        return [
+    def _event_rules(self, start: str, *, has_stop: bool) -> list[Rule]:
+        rules = [
             *self._person_rules(),
             Rule(
                 "ENCOUNTER",
-                f"encounter IS NOT NULL AND encounter NOT IN (SELECT id FROM {S}.enc)",
+                "encounter IS NOT NULL AND visit_occurrence_id IS NULL",
                 f"'ENCOUNTER ' || {quote_value('encounter')} || ' not found in encounters "
                 "(or set aside there)'",
             ),
             Rule("CODE", "code IS NULL OR trim(code) = ''", "'missing code'"),
             Rule("CODE", "length(code) > 50", "'code longer than 50 characters'"),
-            *self._date_rules(start.upper(), start, required=required_start),
+            *self._date_rules(start.upper(), start, "start_ts", required=True),
         ]
-
-    def _stop_rules(self, start: str) -> list[Rule]:
-        return [
-            *self._date_rules("STOP", "stop", required=False),
-            Rule("STOP", f"pmhub_ts(stop) < pmhub_ts({start})", f"'STOP before {start.upper()}'"),
-        ]
+        if has_stop:
+            rules += [
+                *self._date_rules("STOP", "stop", "stop_ts", required=False),
+                Rule("STOP", "stop_ts < start_ts", f"'STOP before {start.upper()}'"),
+            ]
+        return rules
 
     def _events(self) -> None:
-        for name in EVENT_FILES:
-            start = {"immunizations": "date", "observations": "date"}.get(name, "start")
-            if name == "procedures":
-                # Synthea 2.x wrote DATE where 3.x writes START
-                self.engine.run(f"UPDATE {S}.procedures SET start = coalesce(start, date)")
-            rules = self._event_rules(start)
-            if name not in ("immunizations", "observations"):
-                rules += self._stop_rules(start)
-            self._validate(name, rules)
-        self.engine.run(f"CREATE OR REPLACE TABLE {S}.events AS {self._events_union()}")
+        for order, name in enumerate(EVENT_FILES):
+            self._validate_events(order, name)
+        renamed = (
+            "* EXCLUDE (_field, _reason) RENAME (ev_code AS code, ev_value AS value, "
+            "ev_units AS units, ev_category AS category)"
+        )
+        valid = [f"SELECT {renamed} FROM {S}.v_{n} WHERE _reason IS NULL" for n in EVENT_FILES]
         map_codes(
             self.engine,
-            f"SELECT vocabulary_id, code FROM {S}.events UNION ALL "
-            f"SELECT 'UCUM', units FROM {S}.events WHERE units IS NOT NULL",
+            " UNION ".join(
+                f"SELECT DISTINCT vocabulary_id, ev_code AS code FROM {S}.v_{n} "
+                "WHERE _reason IS NULL"
+                for n in EVENT_FILES
+            )
+            + " UNION "
+            + " UNION ".join(
+                f"SELECT DISTINCT 'UCUM', ev_units FROM {S}.v_{n} WHERE _reason IS NULL "
+                "AND ev_units IS NOT NULL"
+                for n in EVENT_FILES
+            ),
         )
-        self._route()
+        self._route(" UNION ALL ".join(valid))
         for target in EVENT_TABLES:
             self._event_table(target)
 
-    def _events_union(self) -> str:
-        by_system = (
-            "CASE WHEN lower(system) LIKE '%rxnorm%' THEN 'RxNorm' "
-            "WHEN lower(system) LIKE '%loinc%' THEN 'LOINC' "
-            "WHEN lower(system) LIKE '%kcd%' THEN 'KCD7' "
-            "WHEN lower(system) LIKE '%icd%10%' THEN 'ICD10' ELSE 'SNOMED' END"
-        )
-        # Synthea 3.0 conditions carry no SYSTEM column; Korean exports write KCD-7 codes
-        # (a letter and two digits: E11.9, E119) where Synthea writes SNOMED (digits only).
-        diagnosis = (
-            f"CASE WHEN system IS NULL AND regexp_matches(code, '^[A-Za-z][0-9][0-9]') "
-            f"THEN 'KCD7' ELSE {by_system} END"
-        )
-        specs = {
-            "conditions": ("start", "stop", diagnosis, "NULL", "NULL", "NULL", "NULL"),
-            "medications": ("start", "stop", "'RxNorm'", "NULL", "NULL", "dispenses", "NULL"),
-            "immunizations": ("date", "NULL", "'CVX'", "NULL", "NULL", "NULL", "NULL"),
-            "procedures": ("start", "stop", by_system, "NULL", "NULL", "NULL", "NULL"),
-            "observations": ("date", "NULL", "'LOINC'", "value", "units", "type", "category"),
-            "allergies": ("start", "stop", by_system, "NULL", "NULL", "NULL", "category"),
-            "devices": ("start", "stop", "'SNOMED'", "NULL", "NULL", "udi", "NULL"),
+    def _validate_events(self, order: int, name: str) -> None:
+        """``v_<name>``: one narrow, typed row per event, its person and visit joined."""
+        start = {"immunizations": "date", "observations": "date"}.get(name, "start")
+        if name == "procedures":
+            # Synthea 2.x wrote DATE where 3.x writes START
+            self.engine.run(f"UPDATE {S}.procedures SET start = coalesce(start, date)")
+        has_stop = name not in ("immunizations", "observations")
+        vocabulary, value, units, extra, category = _EVENT_COLUMNS[name]
+        typed = {
+            "file_order": str(order),
+            "file": literal(name),
+            "person_id": "pi.person_id",
+            "visit_occurrence_id": "ev.visit_occurrence_id",
+            "visit_detail_id": "ev.visit_detail_id",
+            "provider_id": "ev.provider_id",
+            "start_ts": f"pmhub_ts(t.{start})",
+            "stop_ts": "pmhub_ts(t.stop)" if has_stop else "CAST(NULL AS TIMESTAMP)",
+            "vocabulary_id": vocabulary,
+            "ev_code": "trim(t.code)",
+            "ev_value": f"CAST({value} AS VARCHAR)",
+            "ev_units": f"CAST({units} AS VARCHAR)",
+            "extra": f"CAST({extra} AS VARCHAR)",
+            "ev_category": f"CAST({category} AS VARCHAR)",
         }
-        parts = []
-        for order, name in enumerate(EVENT_FILES):
-            start, stop, vocab, value, units, extra, category = specs[name]
-            parts.append(
-                f"SELECT {order} AS file_order, {literal(name)} AS file, t._line, "
-                "pi.person_id, ev.visit_occurrence_id, ev.visit_detail_id, ev.provider_id, "
-                f"CAST(pmhub_ts(t.{start}) AS TIMESTAMP) AS start_ts, "
-                f"CAST(pmhub_ts({stop}) AS TIMESTAMP) AS stop_ts, "
-                f"{vocab} AS vocabulary_id, trim(t.code) AS code, "
-                f"CAST({value} AS VARCHAR) AS value, CAST({units} AS VARCHAR) AS units, "
-                f"CAST({extra} AS VARCHAR) AS extra, CAST({category} AS VARCHAR) AS category "
-                f"FROM {self._valid(name)} t JOIN {S}.person_ids pi ON pi.source_id = t.patient "
-                f"LEFT JOIN {S}.enc_visit ev ON ev.id = t.encounter"
-            )
-        return " UNION ALL ".join(parts)
+        joins = (
+            f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
+            f"LEFT JOIN {S}.enc_visit ev ON ev.id = t.encounter"
+        )
+        rules = self._event_rules(start, has_stop=has_stop)
+        self._validate(name, rules, typed=typed, joins=joins, narrow=True)
 
-    def _route(self) -> None:
+    def _route(self, events: str) -> None:
         default = (
             "CASE e.file WHEN 'conditions' THEN 'condition_occurrence' "
             "WHEN 'medications' THEN 'drug_exposure' WHEN 'immunizations' THEN 'drug_exposure' "
@@ -610,7 +669,7 @@ class Transform:
             "coalesce(m.concept_id, 0) AS concept_id, "
             f"coalesce(CASE m.domain_id {by_domain} END, {default}) AS target, "
             "coalesce(u.concept_id, 0) AS unit_concept_id "
-            f"FROM {S}.events e LEFT JOIN {S}.code_map m ON m.vocabulary_id = e.vocabulary_id "
+            f"FROM ({events}) e LEFT JOIN {S}.code_map m ON m.vocabulary_id = e.vocabulary_id "
             f"AND m.code = e.code LEFT JOIN {S}.code_map u ON u.vocabulary_id = 'UCUM' "
             "AND u.code = e.units AND u.concept_id <> 0"
         )

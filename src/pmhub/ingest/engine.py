@@ -11,7 +11,9 @@ travels one at a time.
 
 from __future__ import annotations
 
+import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from pmhub.cdm.spec import arrow_schema, table
 STAGE = "pmhub_stage"
 MEMORY_LIMIT = "3GB"
 BATCH_ROWS = 200_000
+PROFILE = os.environ.get("PMHUB_INGEST_PROFILE") == "1"
 
 
 class Engine:
@@ -56,7 +59,10 @@ class Engine:
     # --- work engine ----------------------------------------------------------------
 
     def run(self, sql: str, params: list[Any] | None = None) -> None:
+        started = time.perf_counter()
         self.work.execute(sql, params or [])
+        if PROFILE:
+            print(f"{time.perf_counter() - started:7.2f}s {' '.join(sql.split())[:110]}")
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.work.execute(sql, params or []).fetchall()

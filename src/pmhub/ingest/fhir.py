@@ -111,12 +111,13 @@ def stage(engine: Engine, plan: Plan) -> None:
         plan.ignored[f"{type_name} resources"] = f"{count:,} not mapped to clinical tables"
     tables = _rows(parsed)
     for name, rows in tables.items():
-        columns = [*clinical.COLUMNS[name], "_file", "_line", "_raw"]
+        columns = [*clinical.COLUMNS[name], "_file", "_line", "_pos", "_raw"]
         data = pa.table({c: pa.array([r.get(c) for r in rows], pa.string()) for c in columns})
         engine.put(f"{name}_raw", data)
         engine.run(
             f"CREATE OR REPLACE TABLE {STAGE}.{name} AS SELECT * REPLACE "
-            f"(CAST(_line AS BIGINT) AS _line) FROM {STAGE}.{name}_raw"
+            f"(CAST(_line AS BIGINT) AS _line, CAST(_pos AS BIGINT) AS _pos) "
+            f"FROM {STAGE}.{name}_raw"
         )
     if parsed.rejected:
         engine.put("fhir_rejected", _rejected_table(parsed.rejected))
@@ -140,8 +141,11 @@ def _rows(parsed: Parsed) -> dict[str, list[Row]]:
             parsed.rejected.append((entry.file, entry.line, type_name, reason, raw))
             continue
         for name, row in flat:
-            row["_file"], row["_line"], row["_raw"] = entry.file, str(entry.line), raw
-            tables.setdefault(name, []).append(row)
+            rows = tables.setdefault(name, [])
+            # _line orders and joins rows (unique); _pos is where the resource was
+            row["_line"], row["_pos"] = str(len(rows) + 1), str(entry.line)
+            row["_file"], row["_raw"] = entry.file, raw
+            rows.append(row)
     return tables
 
 

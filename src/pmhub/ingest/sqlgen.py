@@ -78,3 +78,31 @@ def cdm_select(cdm_table: str, exprs: dict[str, str]) -> str:
             expr = f"left(CAST({expr} AS VARCHAR), {f.length})"
         parts.append(f"CAST({expr} AS {DUCKDB.column_type(f)}) AS {quote(f.name)}")
     return ",\n  ".join(parts)
+
+
+def quarantine_rows(
+    engine: Engine,
+    validated: str,
+    stage: str,
+    file: str,
+    raw_columns: Sequence[str],
+    delimiter: str = ",",
+) -> None:
+    """Quarantine a narrow validated table's failing rows, with the raw row taken from
+    the stage table (joined on ``_line``, only for the failing rows).
+
+    Stage tables that carry ``_file``, ``_pos`` and ``_raw`` (FHIR's: many files, one
+    position per resource) give those instead of the file name and the joined fields.
+    """
+    columns = {r[0] for r in engine.rows(f"DESCRIBE {STAGE}.{stage}")}
+    if "_raw" in columns:
+        file_sql, line_sql, raw = "t._file", "t._pos", "t._raw"
+    else:
+        fields = ", ".join(f"coalesce(CAST(t.{quote(c)} AS VARCHAR), '')" for c in raw_columns)
+        file_sql, line_sql = literal(file), "v._line"
+        raw = f"concat_ws({literal(delimiter)}, {fields})"
+    engine.run(
+        f"INSERT INTO {STAGE}.quarantine SELECT {file_sql}, {line_sql}, v._field, v._reason, "
+        f"left({raw}, {RAW_LIMIT}) FROM (SELECT * FROM {STAGE}.{validated} "
+        f"WHERE _reason IS NOT NULL) v JOIN {STAGE}.{stage} t ON t._line = v._line"
+    )
