@@ -246,7 +246,7 @@ def generate(
         n_enc,
     )
 
-    def events(mean: float) -> tuple[int, np.ndarray, pa.Array, pa.Array, np.ndarray]:
+    def events(mean: float) -> tuple[int, pa.Array, pa.Array, np.ndarray]:
         n = int(rng.poisson(mean * patients))
         enc = rng.integers(0, n_enc, n)
         return (
@@ -257,7 +257,7 @@ def generate(
             enc_start[enc],
         )
 
-    n, enc, pat, encs, start = events(sizes.conditions)
+    n, pat, encs, start = events(sizes.conditions)
     code, name = _pick(rng, _codes("Condition", "SNOMED"), n)
     ends = rng.random(n) < 0.5
     stop = start + rng.integers(5, 60, n) * DAY
@@ -274,7 +274,7 @@ def generate(
         },
         n,
     )
-    n, enc, pat, encs, start = events(sizes.medications)
+    n, pat, encs, start = events(sizes.medications)
     code, name = _pick(rng, _codes("Drug", "RxNorm"), n)
     counts["medications"] = _write(
         folder,
@@ -293,7 +293,7 @@ def generate(
         },
         n,
     )
-    n, enc, pat, encs, start = events(sizes.immunizations)
+    n, pat, encs, start = events(sizes.immunizations)
     counts["immunizations"] = _write(
         folder,
         "immunizations",
@@ -307,7 +307,7 @@ def generate(
         },
         n,
     )
-    n, enc, pat, encs, start = events(sizes.procedures)
+    n, pat, encs, start = events(sizes.procedures)
     code, name = _pick(rng, _codes("Procedure", "SNOMED"), n)
     counts["procedures"] = _write(
         folder,
@@ -323,7 +323,7 @@ def generate(
         },
         n,
     )
-    n, enc, pat, encs, start = events(sizes.observations)
+    n, pat, encs, start = events(sizes.observations)
     kind = rng.integers(0, len(OBSERVATIONS), n)
     spec = OBSERVATIONS
     value = (
@@ -346,7 +346,7 @@ def generate(
         },
         n,
     )
-    n, enc, pat, encs, start = events(sizes.allergies)
+    n, pat, encs, start = events(sizes.allergies)
     counts["allergies"] = _write(
         folder,
         "allergies",
@@ -362,7 +362,7 @@ def generate(
         },
         n,
     )
-    n, _enc, pat, encs, start = events(sizes.devices)
+    n, pat, encs, start = events(sizes.devices)
     counts["devices"] = _write(
         folder,
         "devices",

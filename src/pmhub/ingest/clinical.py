@@ -227,13 +227,7 @@ class Transform:
         )
 
     def _stage_columns(self, name: str) -> list[str]:
-        rows = self.engine.rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
-            "AND table_name = ? AND table_catalog = current_database() "
-            "ORDER BY ordinal_position",
-            [S, name],
-        )
-        return [r[0] for r in rows]
+        return self.engine.columns(name)
 
     def _valid(self, name: str) -> str:
         return f"(SELECT * FROM {S}.v_{name} WHERE _reason IS NULL)"

@@ -43,14 +43,18 @@ class Engine:
             self.work = target.con
         else:
             self.work = duckdb.connect(":memory:")
-            self.work.execute(f"SET temp_directory = '{self.workdir / 'spill'}'")
+        self.work.execute(f"SET temp_directory = '{self.workdir / 'spill'}'")
         self.work.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        self.work.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGE}")
+        # Stage tables live in an attached in-memory database: no WAL writes for scratch
+        # data, nothing left in the CDW file if the process dies, spilling to
+        # temp_directory when large.
+        self.work.execute(f"DETACH DATABASE IF EXISTS {STAGE}")
+        self.work.execute(f"ATTACH ':memory:' AS {STAGE}")
         _macros(self.work)
 
     def close(self) -> None:
         try:
-            self.work.execute(f"DROP SCHEMA IF EXISTS {STAGE} CASCADE")
+            self.work.execute(f"DETACH DATABASE IF EXISTS {STAGE}")
         finally:
             if not self.same:
                 self.work.close()
@@ -72,11 +76,20 @@ class Engine:
 
     def has(self, name: str) -> bool:
         found = self.rows(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-            "AND table_name = ? AND table_catalog = current_database()",
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? "
+            "AND table_name = ?",
             [STAGE, name],
         )
         return bool(found[0][0])
+
+    def columns(self, name: str) -> list[str]:
+        """A stage table's columns, in order."""
+        rows = self.rows(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? "
+            "AND table_name = ? ORDER BY ordinal_position",
+            [STAGE, name],
+        )
+        return [str(r[0]) for r in rows]
 
     def put(self, name: str, data: pa.Table) -> None:
         """A small Arrow table as a stage table."""

@@ -175,12 +175,12 @@ def _publish(engine: Engine, load_id: int, order: list[str], say: Progress) -> d
     done = ledger.done_steps(backend, load_id)
     written: dict[str, int] = {}
     if "quarantine" not in done:
+        engine.run(
+            f"CREATE OR REPLACE TABLE {STAGE}.out_quarantine AS SELECT "
+            f"CAST({load_id} AS BIGINT) AS load_id, file, CAST(line AS BIGINT) AS line, "
+            f"field, reason, raw FROM {STAGE}.quarantine ORDER BY file, line"
+        )
         with ledger.step(backend, load_id, "quarantine") as rows:
-            engine.run(
-                f"CREATE OR REPLACE TABLE {STAGE}.out_quarantine AS SELECT "
-                f"CAST({load_id} AS BIGINT) AS load_id, file, CAST(line AS BIGINT) AS line, "
-                f"field, reason, raw FROM {STAGE}.quarantine ORDER BY file, line"
-            )
             backend.execute("DELETE FROM pmhub_quarantine WHERE load_id = ?", [load_id])
             rows.append(
                 engine.copy_to_target("out_quarantine", "pmhub_quarantine", QUARANTINE_SCHEMA)

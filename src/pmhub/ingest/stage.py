@@ -114,14 +114,7 @@ def empty_stage(engine: Engine, name: str, columns: tuple[str, ...]) -> None:
 
 def add_missing_columns(engine: Engine, name: str, wanted: tuple[str, ...]) -> None:
     """Older or newer exporters omit columns we read: add them as NULL."""
-    present = {
-        r[0].lower()
-        for r in engine.rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
-            "AND table_name = ? AND table_catalog = current_database()",
-            [STAGE, name],
-        )
-    }
+    present = {c.lower() for c in engine.columns(name)}
     for column in wanted:
         if column not in present:
             engine.run(f'ALTER TABLE {STAGE}.{name} ADD COLUMN "{column}" VARCHAR')
