@@ -250,15 +250,16 @@ def plan_table(
     for q in qis:
         spec = rules.columns[q].hierarchy
         assert spec is not None
-        hierarchies[q] = build_hierarchy(spec, q, distinct_text(con, source, q), base)
-    sensitive = [s for s in rules.sensitive if s not in qis]
-    counts = qi_counts(con, source, qis + sensitive)
-    table = from_frame(counts, qis, [hierarchies[q] for q in qis], sensitive, COUNT)
+        values = [] if spec.file else distinct_text(con, source, q)
+        hierarchies[q] = build_hierarchy(spec, q, values, base)
     models = build_models(con, rules, hierarchies, qis, base)
-    plan = TablePlan(source.name, source, rules, hierarchies, table, models, None)
+    plan = TablePlan(source.name, source, rules, hierarchies, None, models, None)
     plan.output_columns = output_columns
     if qis:
-        plan.recoding = recode(table, rules, models)
+        sensitive = [s for s in rules.sensitive if s not in qis]
+        counts = qi_counts(con, source, qis + sensitive)
+        plan.qi_table = from_frame(counts, qis, [hierarchies[q] for q in qis], sensitive, COUNT)
+        plan.recoding = recode(plan.qi_table, rules, models)
     elif models:
         raise PolicyError(
             f"table {source.name!r} has privacy models but no quasi-identifier to generalize",
@@ -368,7 +369,16 @@ def select_sql(source: Source, rules: TablePolicy) -> str:
 def batches(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[pd.DataFrame]:
     reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
     for batch in reader:
-        yield batch.to_pandas()
+        yield pd.DataFrame(
+            {name: _column(batch.column(i)) for i, name in enumerate(batch.schema.names)}
+        )
+
+
+def _column(array: pa.Array[Any]) -> pd.Series:
+    """Text as plain object arrays (fast to map and hash), other types as pandas makes them."""
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return pd.Series(array.to_numpy(zero_copy_only=False), dtype=object)
+    return array.to_pandas()
 
 
 def transform_batch(

@@ -33,7 +33,7 @@ class Hierarchy:
     rows: tuple[tuple[str, ...], ...]  # one row per leaf: leaf, level 1 label, ...
     _codes: list[np.ndarray] = field(init=False, repr=False, compare=False)
     _labels: list[np.ndarray] = field(init=False, repr=False, compare=False)
-    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _leaf_lookup: pd.Index = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         validate_rows(self.name, self.rows)
@@ -44,7 +44,7 @@ class Hierarchy:
             labels.append(np.asarray(uniques, dtype=object))
         object.__setattr__(self, "_codes", codes)
         object.__setattr__(self, "_labels", labels)
-        object.__setattr__(self, "_index", {r[0]: i for i, r in enumerate(self.rows)})
+        object.__setattr__(self, "_leaf_lookup", pd.Index([r[0] for r in self.rows], dtype=object))
 
     @property
     def height(self) -> int:
@@ -77,17 +77,16 @@ class Hierarchy:
 
     def leaf_index(self, values: Iterable[str], column: str) -> np.ndarray:
         """The leaf index of every value; a value the hierarchy lacks is an error."""
-        index = self._index
-        series = pd.Series(list(values), dtype=object)
-        mapped = series.map(index)
-        missing = series[mapped.isna()]
-        if len(missing):
-            sample = ", ".join(repr(v) for v in missing.drop_duplicates().head(5))
+        array = values if isinstance(values, np.ndarray) else np.asarray(list(values), dtype=object)
+        found = self._leaf_lookup.get_indexer(pd.Index(array, dtype=object))
+        if np.any(found < 0):
+            missing = pd.unique(array[found < 0])
+            sample = ", ".join(repr(v) for v in missing[:5])
             raise HierarchyError(
                 f"hierarchy {self.name!r} of column {column!r} does not cover"
-                f" {missing.nunique()} value(s), e.g. {sample}"
+                f" {len(missing)} value(s), e.g. {sample}"
             )
-        return mapped.to_numpy(dtype=np.int64)
+        return np.asarray(found, dtype=np.int64)
 
     def generalize(self, values: Iterable[str], level: int, column: str) -> np.ndarray:
         leaves = self.leaf_index(values, column)

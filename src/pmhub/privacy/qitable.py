@@ -100,7 +100,10 @@ def from_frame(
     counted = _count(frame, columns, count_column)
     leaves = (
         np.column_stack(
-            [h.leaf_index(as_text(counted[q]), q) for q, h in zip(qis, hierarchies, strict=True)]
+            [
+                h.leaf_index(as_text(counted[q]).to_numpy(dtype=object), q)
+                for q, h in zip(qis, hierarchies, strict=True)
+            ]
         )
         if qis
         else np.zeros((len(counted), 0), dtype=np.int64)
@@ -128,7 +131,15 @@ def as_text(values: pd.Series) -> pd.Series:
     """Values as the strings hierarchies list: integers without '.0', missing as ''."""
     if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
         values = values.astype("Int64")
-    return values.astype(object).where(values.notna(), "").astype(str)
+    missing = values.isna().to_numpy()
+    array = values.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(array, skipna=True) not in ("string", "empty"):
+        array = np.array([str(v) for v in array], dtype=object)
+    else:
+        array = array.copy()
+    array[missing] = ""
+    # Plain object arrays: pandas' Arrow-backed strings are slow to iterate and map.
+    return pd.Series(array, index=values.index, dtype=object)
 
 
 def capped_product(sizes: Sequence[int], cap: int = MAX_KEY) -> int:

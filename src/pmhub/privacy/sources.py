@@ -64,8 +64,16 @@ def file_source(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> Source
     if suffix == ".parquet":
         return describe(con, name, f"read_parquet({literal(str(path))})", "parquet")
     if suffix in (".csv", ".tsv", ".txt"):
-        sql = f"read_csv({literal(str(path))}, header = true, all_varchar = true)"
-        return describe(con, name, sql, "csv")
+        # Scanned several times (hierarchies, counts, batches): parse the text once.
+        # DuckDB spills a temporary table larger than memory to disk.
+        table = f"csv_{len(con.execute('SHOW TABLES').fetchall())}"
+        reader = f"read_csv({literal(str(path))}, header = true, all_varchar = true)"
+        try:
+            con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {reader}")
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0]
+            raise PrivacyInputError(f"cannot read {path} as CSV: {message}") from exc
+        return describe(con, name, table, "csv")
     raise PrivacyInputError(f"input {path} is neither CSV nor Parquet nor DuckDB")
 
 

@@ -24,10 +24,13 @@ DATE_SHIFT = "date-shift"
 
 def pseudonymize(values: pd.Series, key: ProjectKey, namespace: str, length: int) -> pd.Series:
     """HMAC-SHA-256 of each value under the project key; missing stays missing."""
-    text = as_text(values)
-    uniques = pd.unique(text[values.notna()])
-    table = {v: key.pseudonym(namespace, v, length) for v in uniques}
-    return text.map(table).where(values.notna(), None)
+    text = as_text(values).to_numpy(dtype=object)
+    present = values.notna().to_numpy()
+    codes, uniques = pd.factorize(text)
+    hashed = np.array([key.pseudonym(namespace, v, length) for v in uniques], dtype=object)
+    out = hashed[codes] if len(uniques) else np.full(len(text), None, dtype=object)
+    out[~present] = None
+    return pd.Series(out, index=values.index, dtype=object)
 
 
 @dataclass
@@ -39,11 +42,13 @@ class Offsets:
     cache: dict[str, int] = field(default_factory=dict)
 
     def days(self, persons: pd.Series) -> np.ndarray:
-        text = as_text(persons)
-        for person in pd.unique(text):
-            if person not in self.cache:
-                self.cache[person] = self.key.offset(DATE_SHIFT, person, self.max_days)
-        return text.map(self.cache).to_numpy(dtype=np.int64)
+        codes, uniques = pd.factorize(as_text(persons).to_numpy(dtype=object))
+        cache = self.cache
+        for person in uniques:
+            if person not in cache:
+                cache[person] = self.key.offset(DATE_SHIFT, person, self.max_days)
+        days = np.array([cache[p] for p in uniques], dtype=np.int64)
+        return days[codes] if len(uniques) else np.zeros(0, dtype=np.int64)
 
 
 def parse_dates(values: pd.Series, column: str) -> pd.Series:
