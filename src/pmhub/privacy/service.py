@@ -19,12 +19,14 @@ import pandas as pd
 import yaml
 
 from pmhub.privacy import engine, report
-from pmhub.privacy.errors import PrivacyError, PrivacyInputError
-from pmhub.privacy.keys import ProjectKey
+from pmhub.privacy.errors import PolicyError, PrivacyError, PrivacyInputError
+from pmhub.privacy.keys import KeyStore, ProjectKey
 from pmhub.privacy.policy import Policy
+from pmhub.privacy.policy import load as load_policy
 from pmhub.privacy.qitable import COUNT, capped_product
 from pmhub.privacy.risk import Risk, assess
 from pmhub.privacy.sources import Source, connect, file_source, open_sources, staging
+from pmhub.settings import Settings
 
 SAMPLE_ROWS = 10
 
@@ -197,3 +199,36 @@ def anonymize_frame(
     finally:
         source_file.unlink(missing_ok=True)
     return pd.read_parquet(release.files[name]), release.report
+
+
+def key_for(policy: Policy, settings: Settings) -> ProjectKey | None:
+    """The project key from the key store, when the policy pseudonymizes or shifts dates."""
+    if not policy.needs_key:
+        return None
+    if not policy.project:
+        raise PolicyError(
+            f"policy {policy.name!r} pseudonymizes or shifts dates but names no project",
+            hint="Add `project: NAME` to the policy; its key makes the pseudonyms.",
+        )
+    return KeyStore(settings).get(policy.project)
+
+
+def anonymize_files(
+    input_path: Path,
+    policy_path: Path,
+    out: Path,
+    settings: Settings,
+    *,
+    output_format: str = "same",
+    progress: engine.Progress = engine._nothing,
+) -> Release:
+    """What `pmhub privacy anonymize` does: load the policy, fetch its key, release."""
+    loaded = load_policy(policy_path)
+    return anonymize(
+        input_path,
+        loaded,
+        out,
+        key_for(loaded, settings),
+        output_format=output_format,
+        progress=progress,
+    )

@@ -49,7 +49,7 @@ def connect() -> duckdb.DuckDBPyConnection:
 def describe(con: duckdb.DuckDBPyConnection, name: str, sql: str, kind: str) -> Source:
     try:
         columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()]
-        rows = con.execute(f"SELECT count(*) FROM {sql}").fetchone()
+        rows = con.execute(f"SELECT count(*) FROM {sql}").fetchall()[0]
     except duckdb.Error as exc:
         raise PrivacyInputError(f"cannot read table {name!r}: {str(exc).splitlines()[0]}") from exc
     if len(set(columns)) != len(columns):
