@@ -217,6 +217,17 @@ def build_models(
     return models
 
 
+def population_source(
+    con: duckdb.DuckDBPyConnection, path_text: str, qis: list[str], base: Path
+) -> Source:
+    path = Path(path_text)
+    source = file_source(con, "population", path if path.is_absolute() else base / path)
+    missing = [q for q in qis if q not in source.columns]
+    if missing:
+        raise PolicyError(f"the k-map population table lacks the quasi-identifier(s) {missing}")
+    return source
+
+
 def population_table(
     con: duckdb.DuckDBPyConnection,
     path_text: str,
@@ -224,11 +235,7 @@ def population_table(
     hierarchies: dict[str, hier.Hierarchy],
     base: Path,
 ) -> QiTable:
-    path = Path(path_text)
-    source = file_source(con, "population", path if path.is_absolute() else base / path)
-    missing = [q for q in qis if q not in source.columns]
-    if missing:
-        raise PolicyError(f"the k-map population table lacks the quasi-identifier(s) {missing}")
+    source = population_source(con, path_text, qis, base)
     counts = qi_counts(con, source, qis)
     return from_frame(counts, qis, [hierarchies[q] for q in qis], count_column=COUNT)
 
@@ -246,11 +253,15 @@ def plan_table(
     check_types(con, source, rules)
     base = policy.base_dir()
     qis = rules.quasi_identifiers
+    # A generated hierarchy must also cover the k-map population's values.
+    sources = [source]
+    if rules.models.k_map is not None:
+        sources.append(population_source(con, rules.models.k_map.population, qis, base))
     hierarchies: dict[str, hier.Hierarchy] = {}
     for q in qis:
         spec = rules.columns[q].hierarchy
         assert spec is not None
-        values = [] if spec.file else distinct_text(con, source, q)
+        values = [] if spec.file else sorted({v for s in sources for v in distinct_text(con, s, q)})
         hierarchies[q] = build_hierarchy(spec, q, values, base)
     models = build_models(con, rules, hierarchies, qis, base)
     plan = TablePlan(source.name, source, rules, hierarchies, None, models, None)

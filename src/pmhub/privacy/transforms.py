@@ -55,6 +55,9 @@ def parse_dates(values: pd.Series, column: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
     text = values.astype(object).where(values.notna(), None)
+    kind = pd.api.types.infer_dtype(text, skipna=True)
+    if kind in ("date", "datetime", "datetime64"):  # DATE/TIMESTAMP columns of DuckDB, Parquet
+        return pd.to_datetime(text, errors="coerce")
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
     bad = text.notna() & parsed.isna()
     if bad.any():
