@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -82,7 +82,8 @@ def optimal(
     best: tuple[float, Check] | None = None
     failed = np.zeros((0, nodes.shape[1]), dtype=np.int64)
     ceiling = nodes.max(axis=0)
-    checked = tagged = 0
+    checker = Checker(table, models, budget)
+    tagged = 0
     for index in order:
         if best is not None and bound[index] >= best[0] - TIE:
             break
@@ -90,12 +91,13 @@ def optimal(
         if _dominated(node, failed):
             tagged += 1
             continue
-        checked += 1
-        result = check(table, tuple(int(v) for v in node), models, budget)
+        key = tuple(int(v) for v in node)
+        if checker.known.get(key) is False:
+            failed = _keep_maximal(failed, _climb(checker, node, ceiling, failed))
+            continue
+        result = checker.check(key)
         if not result.ok:
-            climbed, steps = _climb(table, node, models, budget, ceiling, failed)
-            checked += steps
-            failed = _keep_maximal(failed, climbed)
+            failed = _keep_maximal(failed, _climb(checker, node, ceiling, failed))
             continue
         value = measure(table, result).value(metric)
         if best is None or value < best[0] - TIE:
@@ -111,43 +113,54 @@ def optimal(
         check=result,
         utility=measure(table, result),
         lattice_size=len(nodes),
-        checked=checked,
+        checked=checker.checks,
         tagged=tagged,
         seconds=time.perf_counter() - started,
     )
 
 
+@dataclass
+class Checker:
+    """Checks nodes, remembering each outcome: climbs revisit nodes the main loop will see."""
+
+    table: QiTable
+    models: list[Model]
+    budget: int
+    known: dict[tuple[int, ...], bool] = field(default_factory=dict)
+    checks: int = 0
+
+    def check(self, node: tuple[int, ...]) -> Check:
+        self.checks += 1
+        result = check(self.table, node, self.models, self.budget)
+        self.known[node] = result.ok
+        return result
+
+    def ok(self, node: tuple[int, ...]) -> bool:
+        found = self.known.get(node)
+        return self.check(node).ok if found is None else found
+
+
 def _climb(
-    table: QiTable,
-    node: np.ndarray,
-    models: list[Model],
-    budget: int,
-    ceiling: np.ndarray,
-    failed: np.ndarray,
-) -> tuple[np.ndarray, int]:
+    checker: Checker, node: np.ndarray, ceiling: np.ndarray, failed: np.ndarray
+) -> np.ndarray:
     """Raise a failing node's levels, one QI at a time by bisection, while it still fails.
 
     The failing node found this way dominates many more nodes, so one climb of a few
     checks tags a large part of the lattice as failing without visiting it.
     """
     top = node.copy()
-    steps = 0
-    for q in range(len(top)):
+    for q in np.argsort(-(ceiling - node), kind="stable"):  # most headroom first
         low, high = int(top[q]), int(ceiling[q])
         while low < high:
             mid = (low + high + 1) // 2
             trial = top.copy()
             trial[q] = mid
-            if _dominated(trial, failed):
+            if _dominated(trial, failed) or not checker.ok(tuple(int(v) for v in trial)):
                 low = mid
-                continue
-            steps += 1
-            if check(table, tuple(int(v) for v in trial), models, budget).ok:
-                high = mid - 1
             else:
-                low = mid
+                high = mid - 1
         top[q] = low
-    return top, steps
+    return top
 
 
 def _dominated(node: np.ndarray, failed: np.ndarray) -> bool:

@@ -46,10 +46,11 @@ def anonymize(
     *,
     output_format: str = "same",
     progress: engine.Progress = engine._nothing,
+    memory_limit: str | None = None,
 ) -> Release:
     engine.require_key(policy, key)
     started = time.perf_counter()
-    con = connect()
+    con = connect(memory_limit)
     sources = open_sources(con, input_path, list(policy.tables))
     plans = {
         name: engine.plan_table(con, src, policy.tables[name], policy)

@@ -40,10 +40,22 @@ class Source:
     kind: str  # csv, parquet, duckdb, frame
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = true")
-    return con
+def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to a private temporary folder beyond ``memory_limit``."""
+    spill = Path(tempfile.gettempdir()) / f"pmhub-privacy-{os.getpid()}"
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "temp_directory": str(spill),
+        "preserve_insertion_order": "true",
+    }
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    try:
+        return duckdb.connect(config=config)
+    except duckdb.Error as exc:
+        raise PrivacyInputError(
+            f"cannot start the query engine: {exc}",
+            hint="Give --memory-limit as a size such as 2GB.",
+        ) from exc
 
 
 def describe(con: duckdb.DuckDBPyConnection, name: str, sql: str, kind: str) -> Source:
