@@ -23,11 +23,15 @@ def run(*argv: str) -> int:
 
 def test_anonymize_verb_writes_release_and_report(tmp_path, capsys):
     policy = write_policy(tmp_path, adult_policy())
+    sample = tmp_path / "adult.csv"
+    pd.read_csv(adult_dir() / "adult.csv", sep=";", dtype=str).head(3000).to_csv(
+        sample, sep=";", index=False
+    )
     code = run(
         "privacy",
         "anonymize",
         "--input",
-        str(adult_dir() / "adult.csv"),
+        str(sample),
         "--policy",
         str(policy),
         "--out",
@@ -37,9 +41,9 @@ def test_anonymize_verb_writes_release_and_report(tmp_path, capsys):
     )
     assert code == 0
     assert "models hold: True" in capsys.readouterr().out
-    assert len(pd.read_parquet(tmp_path / "out" / "adult.parquet")) == 30162
+    assert len(pd.read_parquet(tmp_path / "out" / "adult.parquet")) == 3000
     report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
-    assert report["tables"]["adult"]["achieved"]["suppressed"] == 273
+    assert report["tables"]["adult"]["achieved"]["suppressed"] <= 30
 
 
 def test_anonymize_verb_missing_key_exits_74_and_writes_nothing(tmp_path, capsys):

@@ -279,3 +279,30 @@ def test_policy_file_hierarchies_resolve_beside_the_policy(tmp_path, key):
     small_frame().to_csv(source, index=False)
     release = service.anonymize(source, loaded, tmp_path / "out", key)
     assert release.report["tables"]["data"]["achieved"]["models_hold"]
+
+
+def test_report_escapes_data_and_no_output_holds_the_key(tmp_path, key):
+    frame = small_frame()
+    frame.loc[0, "dx"] = "<script>alert('x')</script>"
+    release = run(tmp_path, frame, small_policy(), key)
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;" in html
+    secret = (KeyStore(load_settings()).path("p1")).read_text().strip()
+    for path in (tmp_path / "out").iterdir():
+        data = path.read_bytes()
+        assert secret.encode() not in data
+        assert bytes.fromhex(secret) not in data
+    assert "p1" in repr(key)
+    assert secret not in repr(key)
+    assert release.report["policy"]["project"] == "p1"
+
+
+def test_key_file_readable_by_others_is_refused(key):
+    store = KeyStore(load_settings())
+    path = store.path("p1")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    path.chmod(0o644)
+    with pytest.raises(KeyStoreError, match="readable by others"):
+        store.get("p1")

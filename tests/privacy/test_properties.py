@@ -104,7 +104,7 @@ def holds(group: pd.DataFrame, choice: tuple[Any, ...], overall: pd.Series) -> b
     return True
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(records, model_choices)
 def test_optimal_release_satisfies_its_models_or_raises(rows, choice):
     frame = frame_of(rows)
@@ -213,7 +213,7 @@ EXTRACT_POLICY = {
 }
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(people)
 def test_extract_keeps_no_identifier_and_shifts_dates_per_person(rows):
     person, visits = extract(rows)
