@@ -316,3 +316,28 @@ def test_omop_extract_from_a_cdm_keeps_people_linked(tmp_path, key):
         assert row["when"].date() == day + pd.Timedelta(days=offset)
         assert row["person_id"] == key.pseudonym("person_id", str(pid))
     assert math.isfinite(release.report["tables"]["person"]["utility"]["loss"])
+
+
+def test_report_states_the_achieved_figures(tmp_path):
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(
+        {"age": rng.integers(20, 80, 400).astype(str), "dx": rng.choice(["a", "b", "c", "d"], 400)}
+    )
+    columns = {
+        "age": {"action": "generalize", "hierarchy": {"type": "interval", "widths": [5, 10, 20]}},
+        "dx": {"action": "keep"},
+    }
+    models_spec = {
+        "k": 8,
+        "l_diversity": [
+            {"column": "dx", "l": 2, "variant": "entropy"},
+            {"column": "dx", "l": 3, "variant": "recursive", "c": 3},
+        ],
+        "t_closeness": [{"column": "dx", "t": 0.3}],
+    }
+    _, report = run_policy(tmp_path, frame, columns, models=models_spec)
+    figures = report["tables"]["in"]["achieved"]["figures"]
+    assert figures["8-anonymity"] >= 8
+    assert figures["entropy 2-diversity of dx"] >= 2
+    assert figures["recursive (3,3)-diversity of dx"] < 3
+    assert figures["0.3-closeness of dx (equal distance)"] <= 0.3

@@ -539,7 +539,8 @@ class Achieved:
     min_class: int | None
     classes: int
     models_hold: bool
-    details: dict[str, float] = field(default_factory=dict)
+    details: dict[str, float] = field(default_factory=dict)  # violating classes per model
+    figures: dict[str, float | None] = field(default_factory=dict)  # achieved k, l, t per model
 
 
 def verify(
@@ -563,10 +564,13 @@ def verify(
     part = partition(table, tuple(0 for _ in qis))
     bad = np.zeros(part.classes, dtype=bool)
     details: dict[str, float] = {}
+    figures: dict[str, float | None] = {}
     for model in models:
         flags = model.violations(table, part)
         bad |= flags
         details[model.describe()] = float(flags.sum())
+        figure = model.achieved(table, part)
+        figures[model.describe()] = figure if np.isfinite(figure) else None
     suppressed_rows = plan.source.rows - table.n
     budget = search.suppression_budget(plan.qi_table, plan.rules.models.max_suppression)
     achieved = Achieved(
@@ -576,6 +580,7 @@ def verify(
         classes=part.classes,
         models_hold=not bad.any() and suppressed_rows <= budget,
         details=details,
+        figures=figures,
     )
     risk = assess(
         np.append(part.sizes, masked_rows(counts, masked)),

@@ -50,6 +50,10 @@ class Model(Protocol):
 
     def describe(self) -> str: ...
 
+    def achieved(self, table: QiTable, part: Partition) -> float:
+        """The model's figure over all classes (smallest k, l; largest t), for the report."""
+        ...
+
     def check_input(self, table: QiTable) -> None:
         """Raise when no release of this table can satisfy the model."""
         ...
@@ -61,6 +65,9 @@ class KAnonymity:
 
     def violations(self, table: QiTable, part: Partition) -> np.ndarray:
         return part.sizes < self.k
+
+    def achieved(self, table: QiTable, part: Partition) -> float:
+        return float(part.sizes.min())
 
     def describe(self) -> str:
         return f"{self.k}-anonymity"
@@ -104,10 +111,15 @@ class DistinctLDiversity:
     column: str
     l: int  # noqa: E741  # the model's own name for it
 
+    def values(self, table: QiTable, part: Partition) -> np.ndarray:
+        """Distinct sensitive values per class."""
+        return np.bincount(histogram(table, part, self.column).cls, minlength=part.classes)
+
     def violations(self, table: QiTable, part: Partition) -> np.ndarray:
-        hist = histogram(table, part, self.column)
-        distinct = np.bincount(hist.cls, minlength=part.classes)
-        return distinct < self.l
+        return np.asarray(self.values(table, part) < self.l - EPS)
+
+    def achieved(self, table: QiTable, part: Partition) -> float:
+        return float(self.values(table, part).min())
 
     def describe(self) -> str:
         return f"distinct {self.l}-diversity of {self.column}"
@@ -125,11 +137,15 @@ class DistinctLDiversity:
 
 @dataclass(frozen=True)
 class EntropyLDiversity(DistinctLDiversity):
-    def violations(self, table: QiTable, part: Partition) -> np.ndarray:
+    def values(self, table: QiTable, part: Partition) -> np.ndarray:
+        """The effective l of each class: exp of its sensitive-value entropy."""
         hist = histogram(table, part, self.column)
         share = hist.count / part.sizes[hist.cls]
         entropy = np.bincount(hist.cls, weights=-share * np.log(share), minlength=part.classes)
-        return entropy < math.log(self.l) - EPS
+        return np.asarray(np.exp(entropy))
+
+    def violations(self, table: QiTable, part: Partition) -> np.ndarray:
+        return np.asarray(np.log(self.values(table, part)) < math.log(self.l) - EPS)
 
     def describe(self) -> str:
         return f"entropy {self.l}-diversity of {self.column}"
@@ -139,7 +155,8 @@ class EntropyLDiversity(DistinctLDiversity):
 class RecursiveCLDiversity(DistinctLDiversity):
     c: float = 3.0
 
-    def violations(self, table: QiTable, part: Partition) -> np.ndarray:
+    def ratios(self, table: QiTable, part: Partition) -> np.ndarray:
+        """r1 / (r_l + ... + r_m) per class; the model holds when it is below c."""
         hist = histogram(table, part, self.column)
         order = np.lexsort((-hist.count, hist.cls))
         cls, count = hist.cls[order], hist.count[order]
@@ -148,7 +165,14 @@ class RecursiveCLDiversity(DistinctLDiversity):
         top = np.bincount(cls[rank == 0], weights=count[rank == 0], minlength=part.classes)
         tail_mask = rank >= self.l - 1
         tail = np.bincount(cls[tail_mask], weights=count[tail_mask], minlength=part.classes)
-        return ~(top < self.c * tail)
+        with np.errstate(divide="ignore"):
+            return np.where(tail > 0, top / np.maximum(tail, 1e-300), np.inf)
+
+    def violations(self, table: QiTable, part: Partition) -> np.ndarray:
+        return np.asarray(~(self.ratios(table, part) < self.c))
+
+    def achieved(self, table: QiTable, part: Partition) -> float:
+        return float(self.ratios(table, part).max())
 
     def describe(self) -> str:
         return f"recursive ({self.c:g},{self.l})-diversity of {self.column}"
@@ -206,6 +230,9 @@ class TCloseness:
     def violations(self, table: QiTable, part: Partition) -> np.ndarray:
         return self.distances(table, part) > self.t + EPS
 
+    def achieved(self, table: QiTable, part: Partition) -> float:
+        return float(self.distances(table, part).max())
+
     def describe(self) -> str:
         return f"{self.t:g}-closeness of {self.column} ({self.distance} distance)"
 
@@ -248,6 +275,9 @@ class KMap:
 
     def violations(self, table: QiTable, part: Partition) -> np.ndarray:
         return self.population_counts(table, part) < self.k
+
+    def achieved(self, table: QiTable, part: Partition) -> float:
+        return float(self.population_counts(table, part).min())
 
     def describe(self) -> str:
         return f"{self.k}-map against a population of {self.population.n:,}"

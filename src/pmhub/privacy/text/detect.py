@@ -130,6 +130,10 @@ def addresses(text: str) -> list[Span]:
         if match["sido2"]:
             out.append(span(match, "ADDRESS"))
             continue
+        if match["sgg3"]:
+            if match["sgg3"] in units:
+                out.append(span(match, "ADDRESS"))
+            continue
         sgg = match["sgg"].split()
         lows = match["low"].split()
         road = (match["road"] or "").strip()

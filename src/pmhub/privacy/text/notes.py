@@ -119,6 +119,9 @@ def _render(index: int, m: re.Match[str], days: int, note_date: dt.date | None) 
     if index == 2:
         day = dt.date(2000 + int(m["yy"]), int(m["m"]), int(m["d"])) + dt.timedelta(days=days)
         return f"{day:%y.%m.%d}"
+    if index == 4:
+        day = dt.date(int(m["y"]), int(m["m"]), int(m["d"])) + dt.timedelta(days=days)
+        return f"{day:%Y%m%d}"
     year = note_date.year if note_date else 2000
     day = dt.date(year, int(m["m"]), int(m["d"])) + dt.timedelta(days=days)
     spaced = " " if re.search(r"월\s", m.group(0)) else ""

@@ -74,6 +74,11 @@ DATE_PATTERNS = (
     ),
     # 5월 4일 (year from the note's date)
     re.compile(r"(?<![\d년])(?P<m>0?[1-9]|1[0-2])월\s?(?P<d>0?[1-9]|[12]\d|3[01])일"),
+    # 20230504 (eight digits that make a date; a record number after its label wins)
+    re.compile(
+        r"(?<![\d-])(?P<y>(?:19|20)\d{2})(?P<m>0[1-9]|1[0-2])(?P<d>0[1-9]|[12]\d|3[01])"
+        r"(?![\d-])"
+    ),
 )
 
 SURNAMES_TWO = ("남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방", "망절")
@@ -163,8 +168,9 @@ def address_pattern() -> re.Pattern[str]:
         rf"(?P<road>{road}\s?)?(?P<num>{number}){detail}"
     )
     bare = rf"(?P<sido2>{sido_re})\s(?P<sgg2>{sgg})(?:\s(?P<low2>{low}))?"
+    town = rf"(?P<sgg3>{sgg})\s(?P<low3>{low})"  # '춘천시 효자동': the city must be known
     # A particle may follow ('...156에 거주'); a digit may not.
-    return re.compile(rf"(?<![가-힣\d])(?:{body}|{bare})(?!\d)")
+    return re.compile(rf"(?<![가-힣\d])(?:{body}|{bare}|{town})(?!\d)")
 
 
 @cache
