@@ -1,0 +1,192 @@
+"""Find identifiers in a Korean clinical note: a list of typed, non-overlapping spans.
+
+Rules, not a model: each type has a pattern and a validator (a registration number's birth
+date and check digit, a phone's area code, an address's administrative units from the
+shipped gazetteer, a name's surname and given-name syllables or its cue: a label such as
+'환자명:' before it or a title such as '씨', '교수' after it). A name found once is then found
+everywhere in the same note, as are names the caller knows from the record (the patient's,
+the staff's). When spans overlap, the more specific type wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pmhub.privacy.text import patterns as p
+
+TYPES = ("RRN", "FRN", "PHONE", "EMAIL", "ADDRESS", "MRN", "NAME", "DATE")
+PRIORITY = {
+    "RRN": 0,
+    "FRN": 0,
+    "EMAIL": 1,
+    "PHONE": 2,
+    "MRN": 3,
+    "DATE": 4,
+    "ADDRESS": 5,
+    "NAME": 6,
+}
+
+# Syllables common in Korean given names; a surname followed by two of them is a name
+# candidate (cues and record names are still needed to accept it, see below).
+GIVEN = frozenset(
+    "민서지현수영준우진호연은재성경미정훈희태혜윤아주하예유원승동상철석길순자숙옥남선화란명기용"
+    "광한종혁규범환빈채나다린율도건찬결솔별슬람온인일국덕필만복분애임춘례녀금봉병학식택열근홍섭효"
+    "신세형창욱웅완익중표휘소의래보숙설혁진강산영재윤하서시두리갑말판끝삼칠돌점"
+)
+VERB_FINAL = frozenset("함음됨임봄줌옴씀짐킴침중후전등및적의를을는에로와과며게")
+ROAD_STOP = frozenset(
+    [
+        "이유로",
+        "경로",
+        "진로",
+        "바로",
+        "주로",
+        "새로",
+        "서로",
+        "실제로",
+        "별도로",
+        "추가로",
+        "정도로",
+        "그대로",
+        "스스로",
+        "앞으로",
+        "뒤로",
+        "위로",
+        "아래로",
+        "처음으로",
+        "최대로",
+        "최소로",
+        "임의로",
+        "순서로",
+        "대로",
+        "절대로",
+        "대체로",
+        "새로이",
+        "동시로",
+        "외래로",
+        "구두로",
+    ]
+)
+UNIT_AFTER = re.compile(
+    r"\s?(?:mg|mL|ml|kg|g\b|cm|mm|%|회|일|개|시간|분|초|정|알|세|살|주|달|년|cc|IU|단위|병|팩)"
+)
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    start: int
+    end: int
+    type: str
+    text: str
+
+
+def detect(text: str, known_names: Iterable[str] = ()) -> list[Span]:
+    found: list[Span] = []
+    found += registration_numbers(text)
+    found += [span(m, "PHONE") for m in p.PHONE.finditer(text)]
+    found += [span(m, "EMAIL") for m in p.EMAIL.finditer(text)]
+    found += [span(m, "MRN", "mrn") for m in p.MRN.finditer(text)]
+    found += dates(text)
+    found += addresses(text)
+    found += names(text, known_names)
+    return resolve(found)
+
+
+def span(match: re.Match[str], kind: str, group: str | int = 0) -> Span:
+    start, end = match.span(group)
+    return Span(start, end, kind, match.string[start:end])
+
+
+def registration_numbers(text: str) -> list[Span]:
+    out = []
+    for match in p.RRN.finditer(text):
+        birth, sex, rest = match["birth"], match["sex"], match["rest"]
+        born = p.birth_date(birth, sex)
+        if born is None:
+            continue
+        digits = birth + sex + rest
+        separator = match["sep"] or ""
+        separated = "-" in separator or "–" in separator
+        context = p.RRN_CONTEXT.search(text[max(0, match.start() - 20) : match.start()])
+        new_format = born >= p.NEW_FORMAT_SINCE
+        # Without a hyphen a 13-digit run must also pass the check digit, sit after a cue
+        # word, or be recent enough for the random (post-2020) format.
+        if not (separated or context or p.check_digit_ok(digits) or new_format):
+            continue
+        out.append(span(match, "FRN" if sex in "5678" else "RRN"))
+    return out
+
+
+def dates(text: str) -> list[Span]:
+    return [span(m, "DATE") for pattern in p.DATE_PATTERNS for m in pattern.finditer(text)]
+
+
+def addresses(text: str) -> list[Span]:
+    out = []
+    units = p.known_units()
+    for match in p.address_pattern().finditer(text):
+        if match["sido2"]:
+            out.append(span(match, "ADDRESS"))
+            continue
+        if match["sgg3"]:
+            if match["sgg3"] in units:
+                out.append(span(match, "ADDRESS"))
+            continue
+        sgg = match["sgg"].split()
+        lows = match["low"].split()
+        road = (match["road"] or "").strip()
+        anchored = bool(match["sido"]) or any(s in units for s in sgg)
+        if road and not anchored and (road in ROAD_STOP or road.endswith("으로") or len(road) < 3):
+            continue
+        if not (anchored or road or lows):
+            continue
+        if not anchored and not road and UNIT_AFTER.match(text, match.end()):
+            continue
+        if road and not anchored and not lows and UNIT_AFTER.match(text, match.end()):
+            continue
+        out.append(span(match, "ADDRESS"))
+    return out
+
+
+def names(text: str, known: Iterable[str]) -> list[Span]:
+    found: set[str] = {n for n in known if len(n) >= 2}
+    found.update(m["name"] for m in p.NAME_AFTER_STRONG.finditer(text) if final_ok(m["name"]))
+    for match in p.NAME_AFTER_WEAK.finditer(text):
+        after = text[match.end("name") : match.end("name") + 1]
+        if plausible_name(match["name"], strong=after in ("(", ",") or after == ""):
+            found.add(match["name"])
+    for match in p.NAME_BEFORE_ROLE.finditer(text):
+        if plausible_name(match["name"], strong=match["role"] in p.HONORIFIC):
+            found.add(match["name"])
+    out = []
+    for name in sorted(found, key=len, reverse=True):
+        for match in re.finditer(rf"(?<![가-힣]){re.escape(name)}", text):
+            out.append(Span(match.start(), match.end(), "NAME", name))
+    return out
+
+
+def final_ok(name: str) -> bool:
+    """Note-style verb endings ('설명함', '시행됨') are not names."""
+    return name[-1] not in VERB_FINAL
+
+
+def plausible_name(name: str, strong: bool) -> bool:
+    """A strong cue needs only a name-like ending; a weak one common given-name syllables."""
+    if not final_ok(name):
+        return False
+    given = name[2:] if name[:2] in p.SURNAMES_TWO else name[1:]
+    return strong or all(syllable in GIVEN for syllable in given)
+
+
+def resolve(spans: list[Span]) -> list[Span]:
+    """Keep non-overlapping spans: the more specific type first, then the longer."""
+    chosen: list[Span] = []
+    taken: list[tuple[int, int]] = []
+    for s in sorted(spans, key=lambda s: (PRIORITY[s.type], -(s.end - s.start), s.start)):
+        if s.end <= s.start or any(s.start < e and b < s.end for b, e in taken):
+            continue
+        chosen.append(s)
+        taken.append((s.start, s.end))
+    return sorted(chosen)
