@@ -109,3 +109,21 @@ def test_sites_must_follow_the_catalogue(tmp_path: Path, names: list[str]) -> No
         load.load_sites(backends, **ARGS)
     for backend in backends.values():
         backend.close()
+
+
+def test_ground_truth_and_gold_spans_go_next_to_the_cdws(tmp_path: Path) -> None:
+    backend = DuckDBBackend(tmp_path / "univ.duckdb")
+    schema.init_cdm(backend, source_name="u", abbreviation="u", holder="u")
+    truth_dir = tmp_path / "truth"
+    load.load_sites({"chuncheon_univ": backend}, truth_dir=truth_dir, **ARGS)
+    linkage = read_csv(truth_dir / "ground_truth" / "linkage.csv")
+    loaded = {str(r[0]) for r in backend.fetchall("SELECT person_id FROM person")}
+    assert {r["person_id"] for r in linkage} == loaded
+    notes = {
+        r["note_id"]: r["note_text"] for r in read_csv(truth_dir / "chuncheon_univ" / "notes.csv")
+    }
+    assert len(notes) == backend.count("note") > 0
+    for span in read_csv(truth_dir / "chuncheon_univ" / "note_spans.csv"):
+        assert notes[span["note_id"]][int(span["start"]) : int(span["end"])] == span["text"]
+    assert (truth_dir / "ground_truth" / "summary.json").is_file()
+    backend.close()
