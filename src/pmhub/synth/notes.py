@@ -46,6 +46,9 @@ COMPLAINT = {
     "uti": "배뇨통",
     "headache": "두통",
     "anaemia": "어지러움",
+    "pneumonia": "발열과 기침",
+    "hip_fracture": "낙상 후 고관절 통증",
+    "cholecystitis": "우상복부 통증",
 }
 RELATIVES = ("아들", "딸", "배우자", "며느리", "사위")
 TITLES = {
