@@ -111,6 +111,8 @@ def load_sites(
         max_sites=len(catalogue),
     )
     wanted = marker_value(config)
+    if truth_dir is not None:
+        _check_truth_dir(truth_dir)
     plan = {name: _decide(backends[name], name, wanted) for name in names}
     result = LoadResult(skipped=[n for n, p in plan.items() if p == "skip"])
     todo = [n for n in names if plan[n] != "skip"]
@@ -186,6 +188,24 @@ def _mark(backend: Backend, value: str) -> None:
         "name, value_as_string, metadata_date) VALUES (?, 0, 0, ?, ?, ?)",
         [int(rows[0][0]) + 1, MARKER, value, dt.date.today()],
     )
+
+
+def _check_truth_dir(folder: Path) -> None:
+    """The folder is replaced: refuse one that holds anything but an earlier ground truth."""
+    resolved = folder.resolve()
+    if resolved in (Path(resolved.anchor), Path.home().resolve()):
+        raise InvalidSynthArgumentError(f"refusing to use {resolved} for the ground truth")
+    if folder.exists() and not folder.is_dir():
+        raise InvalidSynthArgumentError(f"{folder} exists and is not a folder")
+    if (
+        folder.is_dir()
+        and any(folder.iterdir())
+        and not (folder / truth.FOLDER / "summary.json").is_file()
+    ):
+        raise InvalidSynthArgumentError(
+            f"{folder} is not empty and holds no earlier pmhub ground truth",
+            hint="Give an empty or new folder for the ground truth; nothing was written.",
+        )
 
 
 class _Sidecar:
