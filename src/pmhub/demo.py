@@ -58,13 +58,17 @@ DEMO_PATIENTS = 2_000
 DEMO_YEARS = 10
 
 
-def load_synthetic_data(sites: list[Site], seed: int, console: Console) -> None:
-    """Fill the sites' CDWs with the synthetic network (skipped when already loaded)."""
+def load_synthetic_data(sites: list[Site], seed: int, home: Path, console: Console) -> None:
+    """Fill the sites' CDWs with the synthetic network (skipped when already loaded); its
+    ground truth, notes' gold spans and identifiers go to PMHUB_HOME/synth/."""
     from pmhub.synth.load import load_sites
 
     backends = {site.name: site.connect() for site in sites}
+    truth_dir = home / "synth" / f"seed-{seed}"
     try:
-        result = load_sites(backends, patients=DEMO_PATIENTS, years=DEMO_YEARS, seed=seed)
+        result = load_sites(
+            backends, patients=DEMO_PATIENTS, years=DEMO_YEARS, seed=seed, truth_dir=truth_dir
+        )
     finally:
         for backend in backends.values():
             backend.close()
@@ -77,6 +81,8 @@ def load_synthetic_data(sites: list[Site], seed: int, console: Console) -> None:
             f"{tables.get('visit_occurrence', 0):,} visits, "
             f"{tables.get('measurement', 0):,} measurements"
         )
+    if result.loaded:
+        console.print(f"  ground truth, notes' gold spans and identifiers: {truth_dir}")
 
 
 def summary(sites: list[Site]) -> Table:
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             f"synthetic network: {DEMO_PATIENTS:,} people, {DEMO_YEARS} years, "
             f"seed {registry.settings.seed}"
         )
-        load_synthetic_data(sites, registry.settings.seed, console)
+        load_synthetic_data(sites, registry.settings.seed, registry.settings.home_dir(), console)
         console.print(summary(sites))
     except PmhubError as exc:
         console.print(f"[bold red]error:[/] {exc.message}\n[yellow]hint:[/] {exc.hint}")

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pmhub.synth import config
 from pmhub.synth.errors import (
@@ -118,3 +120,20 @@ def test_every_error_has_a_unique_exit_code_in_the_synth_range() -> None:
     assert len(codes) == len(set(codes))
     assert all(90 <= c <= 99 for c in codes)
     assert all(c.hint for c in classes)
+
+
+def test_the_filesystem_root_is_never_overwritten() -> None:
+    with pytest.raises(OutputNotWritableError):
+        generate(Path("/"), patients=5, years=1, overwrite=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    field=st.sampled_from(["sites", "patients", "years"]),
+    value=st.one_of(
+        st.integers(max_value=0), st.floats(allow_nan=True), st.text(max_size=5), st.none()
+    ),
+)
+def test_any_non_positive_or_non_integer_count_is_refused(field: str, value: Any) -> None:
+    with pytest.raises(InvalidSynthArgumentError):
+        config.make_config(**{field: value}, max_sites=12)

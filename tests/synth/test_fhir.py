@@ -83,3 +83,21 @@ def test_patients_carry_identifiers(net: SynthResult) -> None:
     types = {i["type"]["coding"][0]["code"] for i in patient["identifier"]}
     assert types == {"MR", "NI"}
     assert patient["telecom"][0]["value"].startswith("010-")
+
+
+def test_notes_travel_as_document_references(net: SynthResult) -> None:
+    import base64
+
+    from .conftest import read_csv
+
+    for site in ("chuncheon_univ", "gangneung_general"):
+        texts = []
+        for path in (net.folder / site / "fhir").glob("*.json"):
+            for entry in json.loads(path.read_text(encoding="utf-8"))["entry"]:
+                resource = entry["resource"]
+                if resource["resourceType"] == "DocumentReference":
+                    data = resource["content"][0]["attachment"]["data"]
+                    texts.append(base64.b64decode(data).decode("utf-8"))
+        notes = [r["note_text"] for r in read_csv(net.folder / site / "notes.csv")]
+        assert sorted(texts) == sorted(notes)
+        assert texts

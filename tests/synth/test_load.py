@@ -109,3 +109,39 @@ def test_sites_must_follow_the_catalogue(tmp_path: Path, names: list[str]) -> No
         load.load_sites(backends, **ARGS)
     for backend in backends.values():
         backend.close()
+
+
+def test_ground_truth_and_gold_spans_go_next_to_the_cdws(tmp_path: Path) -> None:
+    backend = DuckDBBackend(tmp_path / "univ.duckdb")
+    schema.init_cdm(backend, source_name="u", abbreviation="u", holder="u")
+    truth_dir = tmp_path / "truth"
+    load.load_sites({"chuncheon_univ": backend}, truth_dir=truth_dir, **ARGS)
+    linkage = read_csv(truth_dir / "ground_truth" / "linkage.csv")
+    loaded = {str(r[0]) for r in backend.fetchall("SELECT person_id FROM person")}
+    assert {r["person_id"] for r in linkage} == loaded
+    notes = {
+        r["note_id"]: r["note_text"] for r in read_csv(truth_dir / "chuncheon_univ" / "notes.csv")
+    }
+    assert len(notes) == backend.count("note") > 0
+    for span in read_csv(truth_dir / "chuncheon_univ" / "note_spans.csv"):
+        assert notes[span["note_id"]][int(span["start"]) : int(span["end"])] == span["text"]
+    assert (truth_dir / "ground_truth" / "summary.json").is_file()
+    backend.close()
+
+
+@pytest.mark.parametrize("where", ["foreign", "file", "root"])
+def test_the_ground_truth_folder_never_replaces_other_data(tmp_path: Path, where: str) -> None:
+    backend = DuckDBBackend(tmp_path / "univ.duckdb")
+    schema.init_cdm(backend, source_name="u", abbreviation="u", holder="u")
+    folder = {"foreign": tmp_path / "mine", "file": tmp_path / "file", "root": Path("/")}[where]
+    if where == "foreign":
+        folder.mkdir()
+        (folder / "thesis.txt").write_text("keep")
+    if where == "file":
+        folder.write_text("keep")
+    with pytest.raises(InvalidSynthArgumentError):
+        load.load_sites({"chuncheon_univ": backend}, truth_dir=folder, **ARGS)
+    assert backend.count("person") == 0
+    if where == "foreign":
+        assert (folder / "thesis.txt").read_text() == "keep"
+    backend.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 import uuid
 from importlib import resources
@@ -15,7 +16,13 @@ from pmhub.synth.service import SynthResult, generate
 
 from .conftest import read_csv
 
-REFERENCE = Path("/work/shared/reference/synthea/synthea_csv_columns.csv")
+# the shared reference folder sits next to the repository (../shared/reference), if at all
+REFERENCE_DIR = Path(
+    os.environ.get(
+        "PMHUB_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared" / "reference"
+    )
+)
+REFERENCE = REFERENCE_DIR / "synthea" / "synthea_csv_columns.csv"
 INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -10,6 +10,7 @@ and SNOMED CT side by side. KCD-7 has no FHIR system URI of its own in this netw
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from pmhub.synth import ids, refdata
 from pmhub.synth.chunk import ID_BLOCK, Chunk
 from pmhub.synth.config import SynthConfig
 from pmhub.synth.model import Arr
-from pmhub.synth.notes import site_notes
+from pmhub.synth.notes import NoteRows, site_notes
 from pmhub.synth.omop import note_files, note_headers, site_values, staff
 from pmhub.synth.records import COND_KEYS, DRUG_KEYS, ER, IP, MEAS_KEYS, PROC_KEYS
 
@@ -34,6 +35,12 @@ UCUM = "http://unitsofmeasure.org"
 KCD7 = "urn:pmhub:kcd7"
 ID_SYSTEM = "https://pmhub.example.org/fhir/identifier"
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+NOTE_TYPES = {
+    "admission": ("34117-2", "History and physical note"),
+    "discharge": ("18842-5", "Discharge summary"),
+    "emergency": ("34111-5", "Emergency department note"),
+    "outpatient": ("11506-3", "Progress note"),
+}
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 VITALS = {"sbp", "dbp", "hr", "weight", "height", "bmi"}
@@ -72,7 +79,10 @@ def _entry(uuid: str, resource: dict[str, Any]) -> dict[str, Any]:
 class PatientBundles:
     """The bundles of one site's patients in one chunk."""
 
-    def __init__(self, chunk: Chunk, site: int, config: SynthConfig) -> None:
+    def __init__(
+        self, chunk: Chunk, site: int, config: SynthConfig, notes: NoteRows | None = None
+    ) -> None:
+        self.notes = notes
         self.c = chunk
         self.site = site
         self.spec = refdata.sites()[site]
@@ -132,6 +142,44 @@ class PatientBundles:
             result[f"{self.spec.name}/fhir/{uuid}.json"] = text.encode()
         return result
 
+    @property
+    def notes_by_person(self) -> dict[int, list[int]]:
+        if not hasattr(self, "_notes_by_person"):
+            grouped: dict[int, list[int]] = {}
+            for i, person in enumerate(self.notes.person if self.notes else []):
+                grouped.setdefault(person, []).append(i)
+            self._notes_by_person = grouped
+        return self._notes_by_person
+
+    def _document(self, index: int, subject: dict[str, str]) -> dict[str, Any]:
+        """A note as a DocumentReference with its text inline (UTF-8, base64)."""
+        assert self.notes is not None
+        n = self.notes
+        code, display = NOTE_TYPES[n.kind[index]]
+        visit = n.visit_id[index] - self.c.index * ID_BLOCK - 1
+        data = base64.b64encode(n.text[index].encode("utf-8")).decode("ascii")
+        uuid = ids.uuid_one(self.seed, ids.RESOURCE * 100 + 90 + self.site, n.note_id[index])
+        resource = {
+            "resourceType": "DocumentReference",
+            "status": "current",
+            "type": {"coding": [_coding(LOINC, code, display)], "text": n.title[index]},
+            "subject": subject,
+            "date": _iso(np.array([n.day[index]]), np.array([n.sec[index]]))[0],
+            "author": [self._doctor(int(self.c.tables["visits"]["provider"][visit]))],
+            "content": [
+                {
+                    "attachment": {
+                        "contentType": "text/plain; charset=utf-8",
+                        "language": "ko",
+                        "data": data,
+                        "title": n.title[index],
+                    }
+                }
+            ],
+            "context": {"encounter": [{"reference": f"urn:uuid:{self.visit_uuid[visit]}"}]},
+        }
+        return _entry(uuid, resource)
+
     def _rows_by_person(self) -> dict[str, dict[int, Arr]]:
         """For each table, the row indices of this site's rows per person."""
         v = self.c.tables["visits"]
@@ -173,6 +221,8 @@ class PatientBundles:
             ids_ = self.uuid[table]
             for row in rows[table].get(person, empty).tolist():
                 entries.append(_entry(ids_[row], build(row, subject)))
+        for index in self.notes_by_person.get(person, []):
+            entries.append(self._document(index, subject))
         return entries
 
     def _patient(self, person: int) -> dict[str, Any]:
@@ -525,10 +575,11 @@ class FhirFormat:
         chunk = simulate_chunk(self.config, index, truth.index_years(self.config))
         result: dict[str, bytes] = {}
         for s, spec in enumerate(self.sites):
-            result.update(PatientBundles(chunk, s, self.config).bundles())
+            notes = site_notes(chunk, s, self.config)
+            result.update(PatientBundles(chunk, s, self.config, notes).bundles())
             keys = chunk.state.key * 64 + s
             patients = ids.uuid_list(self.config.seed, ids.PATIENT, keys)
-            result.update(note_files(spec.name, site_notes(chunk, s, self.config), patients))
+            result.update(note_files(spec.name, notes, patients))
         result.update(truth.render(chunk, self.config))
         return result
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,10 +23,11 @@ from pmhub.cdm import schema as cdm_schema
 from pmhub.cdm import spec
 from pmhub.cdm.backends import Backend
 from pmhub.errors import PmhubError
-from pmhub.synth import omop, refdata
+from pmhub.synth import omop, refdata, truth
 from pmhub.synth.chunk import simulate_chunk
 from pmhub.synth.config import SynthConfig, make_config
 from pmhub.synth.errors import InvalidSynthArgumentError, SynthLoadError
+from pmhub.synth.output import csv_bytes, header
 
 MARKER = "pmhub.synth"
 CLINICAL = (*omop.TABLES, "care_site", "provider")
@@ -86,9 +89,12 @@ def load_sites(
     seed: Any = 20261122,
     end_year: Any = 2025,
     progress: Progress | None = None,
+    truth_dir: Path | None = None,
 ) -> LoadResult:
     """Generate the network whose sites are ``backends`` (named as in the site catalogue,
-    in catalogue order) and write each site's tables into its CDW."""
+    in catalogue order) and write each site's tables into its CDW. With ``truth_dir``, the
+    files that do not belong in a CDW go there: the ground truth, and per site the notes'
+    gold-standard spans and the identifiers (replacing what the folder held)."""
     names = list(backends)
     catalogue = [s.name for s in refdata.sites()]
     if not names or names != catalogue[: len(names)]:
@@ -105,6 +111,8 @@ def load_sites(
         max_sites=len(catalogue),
     )
     wanted = marker_value(config)
+    if truth_dir is not None:
+        _check_truth_dir(truth_dir)
     plan = {name: _decide(backends[name], name, wanted) for name in names}
     result = LoadResult(skipped=[n for n, p in plan.items() if p == "skip"])
     todo = [n for n in names if plan[n] != "skip"]
@@ -116,7 +124,10 @@ def load_sites(
             if plan[name] == "replace":
                 _clear(backends[name])
                 result.replaced.append(name)
-        counts = _insert_all(config, backends, todo, names, progress)
+        sidecar = _Sidecar(truth_dir, config, names) if truth_dir is not None else None
+        counts = _insert_all(config, backends, todo, names, progress, sidecar)
+        if sidecar is not None:
+            sidecar.finish()
         for name in todo:
             _mark(backends[name], wanted)
     result.loaded = counts
@@ -144,6 +155,7 @@ def _insert_all(
     todo: list[str],
     names: list[str],
     progress: Progress | None,
+    sidecar: _Sidecar | None,
 ) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {name: {} for name in todo}
 
@@ -155,12 +167,15 @@ def _insert_all(
         for table, data in omop.site_level(config, site).items():
             if table != "cdm_source":
                 add(name, table, _insert(backends[name], table, data))
+    truth_years = truth.index_years(config) if sidecar is not None else ()
     for index in range(config.chunks):
-        chunk = simulate_chunk(config, index)
+        chunk = simulate_chunk(config, index, truth_years)
         for name in todo:
             builder = omop.SiteTables(chunk, names.index(name), config)
             for table in omop.TABLES:
                 add(name, table, _insert(backends[name], table, builder.build(table)))
+        if sidecar is not None:
+            sidecar.add(chunk)
         if progress is not None:
             progress(index + 1, config.chunks)
     return counts
@@ -173,3 +188,57 @@ def _mark(backend: Backend, value: str) -> None:
         "name, value_as_string, metadata_date) VALUES (?, 0, 0, ?, ?, ?)",
         [int(rows[0][0]) + 1, MARKER, value, dt.date.today()],
     )
+
+
+def _check_truth_dir(folder: Path) -> None:
+    """The folder is replaced: refuse one that holds anything but an earlier ground truth."""
+    resolved = folder.resolve()
+    if resolved in (Path(resolved.anchor), Path.home().resolve()):
+        raise InvalidSynthArgumentError(f"refusing to use {resolved} for the ground truth")
+    if folder.exists() and not folder.is_dir():
+        raise InvalidSynthArgumentError(f"{folder} exists and is not a folder")
+    if (
+        folder.is_dir()
+        and any(folder.iterdir())
+        and not (folder / truth.FOLDER / "summary.json").is_file()
+    ):
+        raise InvalidSynthArgumentError(
+            f"{folder} is not empty and holds no earlier pmhub ground truth",
+            hint="Give an empty or new folder for the ground truth; nothing was written.",
+        )
+
+
+class _Sidecar:
+    """Ground truth, notes with their spans, and identifiers, next to the loaded CDWs."""
+
+    def __init__(self, folder: Path, config: SynthConfig, names: list[str]) -> None:
+        self.folder = folder
+        self.config = config
+        self.names = names
+        if folder.exists():
+            shutil.rmtree(folder)
+        starts = dict(truth.headers())
+        for name in names:
+            starts.update(omop.note_headers(name))
+            starts[f"{name}/person_identifiers.csv"] = header(omop.IDENTIFIER_COLUMNS)
+        for rel, data in starts.items():
+            path = folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+    def _append(self, parts: dict[str, bytes]) -> None:
+        for rel, data in parts.items():
+            with (self.folder / rel).open("ab") as handle:
+                handle.write(data)
+
+    def add(self, chunk: Any) -> None:
+        self._append(truth.render(chunk, self.config))
+        for site, name in enumerate(self.names):
+            builder = omop.SiteTables(chunk, site, self.config)
+            self._append(omop.note_files(name, builder.notes, chunk.site_person[:, site].tolist()))
+            self._append(
+                {f"{name}/person_identifiers.csv": csv_bytes(omop.identifiers(chunk, site))}
+            )
+
+    def finish(self) -> None:
+        truth.finish(self.folder, self.config)

@@ -21,7 +21,7 @@ from pmhub.synth import refdata
 from pmhub.synth.chunk import ID_BLOCK, Chunk
 from pmhub.synth.config import SynthConfig
 from pmhub.synth.model import DAYS_PER_YEAR, Arr
-from pmhub.synth.omop import provider_id, staff
+from pmhub.synth.omop import staff
 from pmhub.synth.records import COND_KEYS, DRUG_KEYS, ER, IP, MEAS_KEYS, OP, PROC_KEYS
 
 SPAN_TYPES = ("RRN", "FRN", "PHONE", "EMAIL", "ADDRESS", "MRN", "NAME", "DATE")
@@ -46,6 +46,9 @@ COMPLAINT = {
     "uti": "배뇨통",
     "headache": "두통",
     "anaemia": "어지러움",
+    "pneumonia": "발열과 기침",
+    "hip_fracture": "낙상 후 고관절 통증",
+    "cholecystitis": "우상복부 통증",
 }
 RELATIVES = ("아들", "딸", "배우자", "며느리", "사위")
 TITLES = {
@@ -184,19 +187,21 @@ def select_visits(chunk: Chunk, site: int, rng: np.random.Generator) -> list[tup
     """(visit, kind of note) for the notes of a site, in visit order."""
     v = chunk.tables["visits"]
     here = v["site"] == site
-    chosen: list[tuple[int, str]] = []
     u = rng.random(len(here))
     # diagnosis visits (not the routine prenatal ones) always get a note
     diagnosis = (v["event"] >= 0) & (v["event"] != COND_KEYS.index("pregnancy"))
-    for visit in np.flatnonzero(here).tolist():
-        kind = int(v["kind"][visit])
-        if kind == IP:
+    inpatient = here & (v["kind"] == IP)
+    emergency = here & (v["kind"] == ER) & (u < EMERGENCY_SAMPLE)
+    outpatient = here & (v["kind"] == OP) & (diagnosis | (u < OUTPATIENT_SAMPLE))
+    chosen: list[tuple[int, str]] = []
+    kinds = np.select([inpatient, emergency, outpatient], [1, 2, 3], 0)
+    for visit in np.flatnonzero(kinds).tolist():
+        kind = int(kinds[visit])
+        if kind == 1:
             chosen.append((visit, "admission"))
             chosen.append((visit, "discharge"))
-        elif kind == ER and u[visit] < EMERGENCY_SAMPLE:
-            chosen.append((visit, "emergency"))
-        elif kind == OP and (diagnosis[visit] or u[visit] < OUTPATIENT_SAMPLE):
-            chosen.append((visit, "outpatient"))
+        else:
+            chosen.append((visit, "emergency" if kind == 2 else "outpatient"))
     return chosen
 
 
@@ -221,7 +226,7 @@ def site_notes(chunk: Chunk, site: int, config: SynthConfig) -> NoteRows:
         rows.title.append(TITLES[kind])
         rows.text.append(note.text())
         rows.kind.append(kind)
-        rows.provider_id.append(int(provider_id(site, np.array([v["provider"][visit]]))[0]))
+        rows.provider_id.append((site + 1) * 100_000 + int(v["provider"][visit]) + 1)
         rows.visit_id.append(chunk.index * ID_BLOCK + visit + 1)
         rows.spans.extend((note_id, s, e, t, x) for s, e, t, x in note.spans)
     return rows

@@ -36,6 +36,7 @@ TABLES = (
     "death",
     "location",
     "note",
+    "payer_plan_period",
 )
 SITE_TABLES = ("care_site", "provider", "cdm_source")
 EHR, PRESCRIPTION, ADMINISTRATION, LAB, DEATH_CERTIFICATE = 32817, 32838, 32818, 32856, 32815
@@ -230,6 +231,29 @@ class SiteTables:
                 "observation_period_start_date": dates(p["start"]),
                 "observation_period_end_date": dates(p["end"]),
                 "period_type_concept_id": EHR,
+            },
+            n,
+        )
+
+    def payer_plan_period(self) -> pa.Table:
+        """Health insurance over each observation period: National Health Insurance
+        (employee or self-employed) or Medical Aid; no concepts shipped, so 0 + source."""
+        p, _ = self._rows("periods")
+        n = len(p["person"])
+        insurance = self.c.state.insurance[p["person"]].astype(np.int64)
+        return table(
+            "payer_plan_period",
+            {
+                "payer_plan_period_id": self.person_id[p["person"]],
+                "person_id": self.person_id[p["person"]],
+                "payer_plan_period_start_date": dates(p["start"]),
+                "payer_plan_period_end_date": dates(p["end"]),
+                "payer_concept_id": 0,
+                "payer_source_value": lookup(
+                    ["국민건강보험", "국민건강보험", "의료급여"], insurance
+                ),
+                "plan_concept_id": 0,
+                "plan_source_value": lookup(["직장가입자", "지역가입자", "의료급여"], insurance),
             },
             n,
         )

@@ -224,6 +224,7 @@ def routine_visits(
     site[move] = second[move]
     kind = np.full(len(person), OP)
     _add_visits(rec, person, site, kind, day, day, reason, state, ctx)
+    _general_admissions(rec, state, day0, ndays, span, alive, ctx)
     # unscheduled emergency visits
     er_rate = pm.interp_table(util["emergency_per_year"], "rate", age_years(state, day0))
     er_count = rng.poisson(er_rate * span / ndays) * alive
@@ -241,6 +242,65 @@ def routine_visits(
             state,
             ctx,
         )
+
+
+ADMISSIONS = ("pneumonia", "uti", "hip_fracture", "cholecystitis")
+ADMISSION_P = np.array([0.5, 0.2, 0.18, 0.12])
+
+
+def _general_admissions(
+    rec: Records, state: State, day0: int, ndays: int, span: Arr, alive: Arr, ctx: Context
+) -> None:
+    """Admissions for common acute illness of the old (pneumonia, falls, ...). They fill
+    wards as in real hospitals; the risk models do not use them (no effect on survival)."""
+    rng = ctx.rng
+    age = age_years(state, day0)
+    rate = np.select([age >= 85, age >= 75, age >= 65], [0.10, 0.06, 0.03], 0.008)
+    frail = (state.onset[:, [pm.COLUMN[c] for c in ("copd", "hf", "dementia")]] < day0).any(axis=1)
+    rate = rate * np.where(frail, 1.5, 1.0)
+    person = np.flatnonzero(alive & (rng.random(state.n) < 1 - np.exp(-rate * span / ndays)))
+    if len(person) == 0:
+        return
+    n = len(person)
+    day = day0 + np.floor(rng.random(n) * span[person]).astype(np.int64)
+    reason = np.array([CIDX[k] for k in ADMISSIONS])[
+        rng.choice(len(ADMISSIONS), size=n, p=ADMISSION_P)
+    ]
+    site = state.primary_site[person]
+    via_er = rng.random(n) < 0.6
+    er = np.full(n, -1, dtype=np.int64)
+    if via_er.any():
+        k = int(via_er.sum())
+        er[via_er] = _add_visits(
+            rec,
+            person[via_er],
+            site[via_er],
+            np.full(k, ER),
+            day[via_er],
+            day[via_er],
+            np.full(k, -1),
+            state,
+            ctx,
+            event=reason[via_er],
+        )
+    length = rng.integers(4, 15, size=n)
+    stays = _add_visits(
+        rec,
+        person,
+        site,
+        np.full(n, IP),
+        day,
+        day + length,
+        np.full(n, -1),
+        state,
+        ctx,
+        event=reason,
+        preceding=er,
+    )
+    pneumonia = reason == CIDX["pneumonia"]
+    rec.procedures.add(
+        visit=stays[pneumonia], proc=PIDX["chest_xray"], day=day[pneumonia], sec=10 * 3600
+    )
 
 
 def _care_state(reason: str) -> str:

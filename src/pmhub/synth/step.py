@@ -69,8 +69,9 @@ class _Year:
         self.x = covariates(state, day0, self.lat)
         self.log = YearLog()
         self.new: dict[str, Arr] = {}  # STATES name -> day of a new onset/event (NEVER if none)
-        self.death_day = np.full(self.n, NEVER, dtype=np.int64)
-        self.cause = np.full(self.n, -1, dtype=np.int64)
+        # a death already due (a fatal event late last year) stands unless one comes earlier
+        self.death_day = np.where(self.alive, state.death, NEVER).astype(np.int64)
+        self.cause = np.where(self.alive, state.death_cause, -1).astype(np.int64)
         self.hazards: dict[str, Arr] = {}
 
     def days(self) -> Arr:
@@ -404,8 +405,9 @@ def _treatments(y: _Year) -> TreatmentChanges:
 def _finish(y: _Year, before_onset: Arr, before_last: Arr, changes: TreatmentChanges) -> None:
     """Apply deaths: nothing happens to anybody after their death."""
     s = y.s
-    end_of_year = y.day0 + y.ndays
-    dead = (y.death_day < end_of_year) & y.alive
+    # deaths due after the year's end (case fatality within 30 days of a December event)
+    # are kept, so that next year honours them
+    dead = (y.death_day != NEVER) & y.alive
     s.death[dead] = y.death_day[dead]
     s.death_cause[dead] = y.cause[dead]
     after = s.onset > s.death[:, None]
@@ -418,9 +420,8 @@ def _finish(y: _Year, before_onset: Arr, before_last: Arr, changes: TreatmentCha
     stopped = changes.stop < NEVER
     cols = np.nonzero(stopped)
     s.treat_since[cols] = NEVER
-    y.log.add(
-        np.flatnonzero(dead), K_DEATH, s.death_cause[dead], s.death[dead], s.primary_site[dead]
-    )
+    new = dead & (s.death < y.day0 + y.ndays)
+    y.log.add(np.flatnonzero(new), K_DEATH, s.death_cause[new], s.death[new], s.primary_site[new])
     arrays = y.log.arrays()
     keep = arrays["day"] <= s.death[arrays["person"]]
     y.log = _filtered(arrays, keep)
