@@ -541,7 +541,7 @@ class Transform:
             },
         )
         e.run(
-            f"CREATE OR REPLACE TABLE {S}.out_visit_occurrence AS SELECT {vo} "
+            f"CREATE OR REPLACE VIEW {S}.out_visit_occurrence AS SELECT {vo} "
             f"FROM {S}.visit v JOIN {first}"
         )
         vd = cdm_select(
@@ -566,7 +566,7 @@ class Transform:
                 "visit_occurrence_id": "visit_occurrence_id",
             },
         )
-        e.run(f"CREATE OR REPLACE TABLE {S}.out_visit_detail AS SELECT {vd} FROM {S}.enc_visit")
+        e.run(f"CREATE OR REPLACE VIEW {S}.out_visit_detail AS SELECT {vd} FROM {S}.enc_visit")
 
     # --- clinical events ---------------------------------------------------------------
 
@@ -701,7 +701,7 @@ class Transform:
         exprs.update(_values(target))
         select = cdm_select(target, exprs)
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_{target} AS SELECT {select} FROM {S}.routed "
+            f"CREATE OR REPLACE VIEW {S}.out_{target} AS SELECT {select} FROM {S}.routed "
             f"WHERE target = {literal(target)}"
         )
 

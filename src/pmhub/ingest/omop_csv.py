@@ -131,7 +131,7 @@ def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> No
         quarantine_invalid(engine, f"v_{name}", source.name, raw, plan.delimiters[name])
         select = cdm_select(name, {f.name: _typed(f) for f in spec.fields})
         engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_{name} AS SELECT {select} "
+            f"CREATE OR REPLACE VIEW {S}.out_{name} AS SELECT {select} "
             f"FROM {S}.v_{name} WHERE _reason IS NULL"
         )
         if name == "person":
