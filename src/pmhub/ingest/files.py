@@ -21,6 +21,7 @@ from pmhub.ingest.errors import EncodingError, InputFormatError
 CHUNK = 8 * 1024 * 1024
 DELIMITERS = (",", "\t", ";", "|")
 ENCODINGS = ("auto", "utf-8", "cp949")
+ALIASES = {"utf8": "utf-8", "euc-kr": "cp949", "euckr": "cp949", "ms949": "cp949", "uhc": "cp949"}
 BOM = codecs.BOM_UTF8
 
 
@@ -35,6 +36,7 @@ class SourceFile:
 
 def fingerprint(path: Path, name: str, declared: str = "auto") -> SourceFile:
     """Checksum and encoding of one file in one pass."""
+    declared = ALIASES.get(declared.lower(), declared.lower())
     if declared not in ENCODINGS:
         raise EncodingError(f"unknown encoding {declared!r}; use one of {', '.join(ENCODINGS)}")
     digest = hashlib.sha256()

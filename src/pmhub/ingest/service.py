@@ -68,6 +68,7 @@ class IngestReport:
     files: list[FileAccount]
     tables: dict[str, int]  # CDM table → rows written by this load
     ignored: dict[str, str] = field(default_factory=dict)
+    unmapped: dict[str, int] = field(default_factory=dict)  # CDM table → rows with concept 0
     seconds: float = 0.0
     already_loaded: bool = False
     resumed: bool = False
@@ -99,6 +100,7 @@ class IngestReport:
             files=files,
             tables=dict(data["tables"]),
             ignored=dict(data.get("ignored", {})),
+            unmapped=dict(data.get("unmapped", {})),
             seconds=float(data.get("seconds", 0.0)),
         )
 
@@ -141,6 +143,7 @@ def ingest(
         tables = _publish(engine, load.load_id, order, say, one_step=one_step)
         tables.update(_derive(backend, load.load_id, importer.derived(plan), say))
         files = _accounting(engine, plan)
+        unmapped = _unmapped(engine)
     finally:
         engine.close()
     report = IngestReport(
@@ -150,6 +153,7 @@ def ingest(
         files=files,
         tables=tables,
         ignored=plan.ignored,
+        unmapped=unmapped,
         seconds=round(time.perf_counter() - started, 3),
         resumed=resumed,
     )
@@ -226,6 +230,17 @@ def _derive(backend: Backend, load_id: int, wanted: list[str], say: Progress) ->
             rows.append(functions[name](backend))
         counts[name] = rows[0]
     return counts
+
+
+def _unmapped(engine: Engine) -> dict[str, int]:
+    """Rows loaded with concept 0 (a code no vocabulary maps), per CDM table."""
+    if not engine.has("routed"):
+        return {}
+    rows = engine.rows(
+        f"SELECT target, count(*) FROM {STAGE}.routed WHERE concept_id = 0 GROUP BY target "
+        "ORDER BY target"
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:
