@@ -251,7 +251,6 @@ def generate(
         enc = rng.integers(0, n_enc, n)
         return (
             n,
-            enc,
             pat_ids.take(pa.array(enc_patient[enc])),
             enc_ids.take(pa.array(enc)),
             enc_start[enc],

@@ -278,6 +278,8 @@ def _print_ingest(site: str, report: IngestReport) -> None:
     for name, rows in report.tables.items():
         tables.add_row(name, f"{rows:,}")
     console.print(tables)
+    for name, rows in report.unmapped.items():
+        console.print(f"  {name}: {rows:,} rows with codes no vocabulary maps (concept 0)")
     for name, why in report.ignored.items():
         console.print(f"  ignored {name}: {why}")
     state = "already loaded; nothing changed" if report.already_loaded else "loaded"

@@ -85,6 +85,8 @@ def test_cp949_file_is_detected_and_transcoded(cdm_backend: Backend, synthea_dir
     report = ingest(cdm_backend, "synthea-csv", synthea_dir)
     assert account(report, "patients.csv") == (4, 4, 0)
     assert next(f for f in report.files if f.file == "patients.csv").encoding == "cp949"
+    # declared EUC-KR (CP949's subset) reads the same bytes the same way
+    assert ingest(cdm_backend, "synthea-csv", synthea_dir, encoding="EUC-KR").read == 37
     cities = {r[0] for r in cdm_backend.fetchall("SELECT city FROM location")}
     assert "춘천시" in cities
 

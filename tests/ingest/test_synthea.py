@@ -59,6 +59,11 @@ def test_every_row_is_accounted_for(cdm_backend: Backend, synthea_dir: Path) -> 
     )
     assert stored[0][1:4] == (3, 3, 0)
     assert len(stored[0][4]) == 64
+    # an unknown code, a retired one, CVX and an allergen (not in the shipped subset)
+    assert report.unmapped == {"condition_occurrence": 2, "drug_exposure": 1, "observation": 1}
+    etl = cdm_backend.fetchall("SELECT cdm_etl_reference, source_release_date FROM cdm_source")
+    assert etl[0][0] == "pmhub ingest synthea-csv"
+    assert etl[0][1] is not None
 
 
 def test_person_follows_etl_synthea(cdm_backend: Backend, synthea_dir: Path) -> None:

@@ -138,6 +138,7 @@ class Transform:
     present: set[str]  # stage tables that came from a source file
     delimiters: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # stage table → file name shown
+    load_id: int = 0
 
     def run(self) -> None:
         for name, columns in COLUMNS.items():
@@ -254,6 +255,7 @@ class Transform:
                 for n in ("encounters", *EVENT_FILES)
             )
             + f" UNION SELECT id FROM {S}.patients",
+            self.load_id,
         )
         base = self.bases["person"]
         self.engine.run(
@@ -268,8 +270,9 @@ class Transform:
             f"UNION ALL SELECT id, person_id FROM {S}.new_person"
         )
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_person_map AS "
-            f"SELECT id AS source_id, CAST(person_id AS BIGINT) AS person_id FROM {S}.new_person"
+            f"CREATE OR REPLACE TABLE {S}.out_person_map AS SELECT id AS source_id, "
+            f"CAST(person_id AS BIGINT) AS person_id, CAST({self.load_id} AS BIGINT) AS load_id "
+            f"FROM {S}.new_person"
         )
         self._locations()
         self._person()
@@ -538,7 +541,7 @@ class Transform:
             },
         )
         e.run(
-            f"CREATE OR REPLACE TABLE {S}.out_visit_occurrence AS SELECT {vo} "
+            f"CREATE OR REPLACE VIEW {S}.out_visit_occurrence AS SELECT {vo} "
             f"FROM {S}.visit v JOIN {first}"
         )
         vd = cdm_select(
@@ -563,7 +566,7 @@ class Transform:
                 "visit_occurrence_id": "visit_occurrence_id",
             },
         )
-        e.run(f"CREATE OR REPLACE TABLE {S}.out_visit_detail AS SELECT {vd} FROM {S}.enc_visit")
+        e.run(f"CREATE OR REPLACE VIEW {S}.out_visit_detail AS SELECT {vd} FROM {S}.enc_visit")
 
     # --- clinical events ---------------------------------------------------------------
 
@@ -698,7 +701,7 @@ class Transform:
         exprs.update(_values(target))
         select = cdm_select(target, exprs)
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_{target} AS SELECT {select} FROM {S}.routed "
+            f"CREATE OR REPLACE VIEW {S}.out_{target} AS SELECT {select} FROM {S}.routed "
             f"WHERE target = {literal(target)}"
         )
 

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pmhub.cdm import ddl
 from pmhub.cdm.backends import Backend
 from pmhub.cdm.backends.duckdb import DuckDBBackend
 from pmhub.cdm.ddl import quote
@@ -30,6 +31,7 @@ from pmhub.cdm.spec import arrow_schema, table
 STAGE = "pmhub_stage"
 MEMORY_LIMIT = "3GB"
 BATCH_ROWS = 200_000
+REBUILD_BELOW = 5_000_000  # rows in a CDM table under which PostgreSQL rebuilds indexes
 PROFILE = os.environ.get("PMHUB_INGEST_PROFILE") == "1"
 
 
@@ -124,16 +126,32 @@ class Engine:
         finally:
             self.target.execute(f"DROP TABLE IF EXISTS {name}")
 
-    def publish(self, stage_table: str, cdm_table: str, where: str = "") -> int:
-        """Append a stage table (spec columns) to a CDM table; return the rows written."""
-        schema = arrow_schema(table(cdm_table))
+    def publish(self, stage_table: str, cdm_table: str) -> int:
+        """Append a stage table (spec columns) to a CDM table; return the rows written.
+
+        Call inside a transaction. On PostgreSQL, while the table is small its secondary
+        indexes are dropped and rebuilt around the insert (a B-tree build from a bulk
+        load is far faster than row-by-row maintenance); DuckDB's ART indexes cost more
+        to rebuild than to maintain (measured), so DuckDB keeps them.
+        """
+        spec = table(cdm_table)
+        schema = arrow_schema(spec)
         names = ", ".join(quote(n) for n in schema.names)
-        select = f"SELECT {names} FROM {STAGE}.{stage_table} {where}"
+        select = f"SELECT {names} FROM {STAGE}.{stage_table}"
+        before = self.target.count(cdm_table)
+        rebuild = not self.same and before < REBUILD_BELOW
+        if rebuild:
+            for statement in ddl.drop_indexes(spec):
+                self.target.execute(statement)
         if self.same:
-            before = self.target.count(cdm_table)
             self.run(f"INSERT INTO main.{cdm_table} ({names}) {select}")
-            return self.target.count(cdm_table) - before
-        return self.target.insert_batches(cdm_table, schema, self._batches(select, schema))
+            written = self.target.count(cdm_table) - before
+        else:
+            written = self.target.insert_batches(cdm_table, schema, self._batches(select, schema))
+        if rebuild:
+            for statement in ddl.create_indexes(spec):
+                self.target.execute(statement)
+        return written
 
     def copy_to_target(self, stage_table: str, target_table: str, schema: pa.Schema) -> int:
         names = ", ".join(quote(n) for n in schema.names)

@@ -176,7 +176,7 @@ def _account(plan: Plan, tables: dict[str, list[Row]], parsed: Parsed) -> None:
 
 
 def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> None:
-    clinical.Transform(engine, bases, now, present=plan.present).run()
+    clinical.Transform(engine, bases, now, present=plan.present, load_id=plan.load_id).run()
 
 
 def publish_order(engine: Engine) -> list[str]:

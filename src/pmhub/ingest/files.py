@@ -19,8 +19,10 @@ from pathlib import Path
 from pmhub.ingest.errors import EncodingError, InputFormatError
 
 CHUNK = 8 * 1024 * 1024
+SAMPLE = 16 * 1024 * 1024
 DELIMITERS = (",", "\t", ";", "|")
 ENCODINGS = ("auto", "utf-8", "cp949")
+ALIASES = {"utf8": "utf-8", "euc-kr": "cp949", "euckr": "cp949", "ms949": "cp949", "uhc": "cp949"}
 BOM = codecs.BOM_UTF8
 
 
@@ -34,24 +36,25 @@ class SourceFile:
 
 
 def fingerprint(path: Path, name: str, declared: str = "auto") -> SourceFile:
-    """Checksum and encoding of one file in one pass."""
+    """Checksum and encoding of one file in one pass.
+
+    The encoding is judged on the first SAMPLE bytes: a file whose CP949 text starts later
+    still loses nothing, since the CSV reader quarantines each line that is not UTF-8 (and
+    the reason suggests --encoding cp949).
+    """
+    declared = ALIASES.get(declared.lower(), declared.lower())
     if declared not in ENCODINGS:
         raise EncodingError(f"unknown encoding {declared!r}; use one of {', '.join(ENCODINGS)}")
     digest = hashlib.sha256()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    cp949 = codecs.getincrementaldecoder("cp949")()
-    utf8_ok, cp949_ok, first = True, declared != "utf-8", b""
+    sample = b""
     size = 0
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
-            if not first:
-                first = chunk[:3]
+            if len(sample) < SAMPLE:
+                sample += chunk[: SAMPLE - len(sample)]
             size += len(chunk)
             digest.update(chunk)
-            utf8_ok = utf8_ok and _decodes(utf8, chunk)
-            cp949_ok = cp949_ok and not utf8_ok and _decodes(cp949, chunk)
-    utf8_ok = utf8_ok and _decodes(utf8, b"", final=True)
-    encoding = _choose(declared, utf8_ok, cp949_ok, first.startswith(BOM))
+    encoding = _choose(declared, sample, complete=size <= SAMPLE)
     return SourceFile(path, name, digest.hexdigest(), size, encoding)
 
 
@@ -63,12 +66,14 @@ def _decodes(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool = 
     return True
 
 
-def _choose(declared: str, utf8_ok: bool, cp949_ok: bool, bom: bool) -> str:
+def _choose(declared: str, sample: bytes, *, complete: bool) -> str:
     if declared == "cp949":
         return "cp949"
-    if utf8_ok:
-        return "utf-8-sig" if bom else "utf-8"
-    if declared == "auto" and cp949_ok:
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    if _decodes(utf8, sample, final=complete):
+        return "utf-8-sig" if sample.startswith(BOM) else "utf-8"
+    cp949 = codecs.getincrementaldecoder("cp949")()
+    if declared == "auto" and _decodes(cp949, sample, final=complete):
         return "cp949"
     return "utf-8-invalid"
 

@@ -48,7 +48,7 @@ def ddl(backend: Backend) -> list[str]:
         "CREATE TABLE IF NOT EXISTS pmhub_quarantine (load_id BIGINT NOT NULL, file TEXT, "
         "line BIGINT, field TEXT, reason TEXT, raw TEXT)",
         "CREATE TABLE IF NOT EXISTS pmhub_person_map (source_id TEXT PRIMARY KEY, "
-        "person_id BIGINT NOT NULL)",
+        "person_id BIGINT NOT NULL, load_id BIGINT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS pmhub_derived_period (person_id BIGINT PRIMARY KEY)",
     ]
 

@@ -43,9 +43,12 @@ LEFT JOIN source_to_concept_map stcm
 LEFT JOIN concept st ON st.concept_id = stcm.target_concept_id
 """
 
+# Persons that this very load mapped (before it was killed) are not "known": a resumed
+# load must see the CDW as the load first saw it, and make the same persons again.
 PERSON_MAP_SQL = """
 SELECT m.source_id, m.person_id FROM pmhub_person_map m
 JOIN pmhub_patient_keys k ON k.source_id = m.source_id
+WHERE m.load_id <> {load_id}
 """
 
 
@@ -73,13 +76,15 @@ def map_codes(engine: Engine, codes_sql: str) -> None:
     )
 
 
-def known_persons(engine: Engine, keys_sql: str) -> None:
+def known_persons(engine: Engine, keys_sql: str, load_id: int) -> None:
     """``pmhub_stage.known_person`` (source_id, person_id) for the source patients in
     ``keys_sql`` that earlier loads already gave a person_id."""
     keys = engine.work.sql(
         f"SELECT DISTINCT source_id FROM ({keys_sql}) WHERE source_id IS NOT NULL"
     ).to_arrow_table()
-    found = engine.target_lookup("pmhub_patient_keys", keys, PERSON_MAP_SQL)
+    found = engine.target_lookup(
+        "pmhub_patient_keys", keys, PERSON_MAP_SQL.format(load_id=int(load_id))
+    )
     if found.num_rows == 0:
         found = pa.table(
             {"source_id": pa.array([], pa.string()), "person_id": pa.array([], pa.int64())}

@@ -131,17 +131,23 @@ def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> No
         quarantine_invalid(engine, f"v_{name}", source.name, raw, plan.delimiters[name])
         select = cdm_select(name, {f.name: _typed(f) for f in spec.fields})
         engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_{name} AS SELECT {select} "
+            f"CREATE OR REPLACE VIEW {S}.out_{name} AS SELECT {select} "
             f"FROM {S}.v_{name} WHERE _reason IS NULL"
         )
         if name == "person":
             engine.run(
                 f"CREATE OR REPLACE TABLE {S}.out_person_map AS SELECT DISTINCT ON "
-                "(person_source_value) person_source_value AS source_id, person_id "
+                "(person_source_value) person_source_value AS source_id, person_id, "
+                f"CAST({plan.load_id} AS BIGINT) AS load_id "
                 f"FROM {S}.out_person WHERE person_source_value IS NOT NULL "
                 f"AND person_source_value NOT IN (SELECT source_id FROM {S}.known_source) "
                 "ORDER BY person_source_value, person_id"
             )
+
+
+# The checks read the CDW (ids it holds): a load resumed after some tables committed
+# would see its own rows as "already there". So all tables commit in one step.
+ONE_STEP = True
 
 
 def publish_order(engine: Engine) -> list[str]:

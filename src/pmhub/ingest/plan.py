@@ -19,6 +19,7 @@ class Plan:
     staged: dict[str, Staged] = field(default_factory=dict)
     delimiters: dict[str, str] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)  # stage tables the input filled
+    load_id: int = 0  # set when the load begins
 
     def key(self) -> str:
         """The load's identity: the format and every input file's name and checksum."""

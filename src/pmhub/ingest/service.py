@@ -15,6 +15,7 @@ import datetime as dt
 import importlib
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ QUARANTINE_SCHEMA = pa.schema(
         ("raw", _TEXT),
     ]
 )
-PERSON_MAP_SCHEMA = pa.schema([("source_id", _TEXT), ("person_id", _INT)])
+PERSON_MAP_SCHEMA = pa.schema([("source_id", _TEXT), ("person_id", _INT), ("load_id", _INT)])
 
 
 @dataclass
@@ -67,6 +68,7 @@ class IngestReport:
     files: list[FileAccount]
     tables: dict[str, int]  # CDM table → rows written by this load
     ignored: dict[str, str] = field(default_factory=dict)
+    unmapped: dict[str, int] = field(default_factory=dict)  # CDM table → rows with concept 0
     seconds: float = 0.0
     already_loaded: bool = False
     resumed: bool = False
@@ -98,6 +100,7 @@ class IngestReport:
             files=files,
             tables=dict(data["tables"]),
             ignored=dict(data.get("ignored", {})),
+            unmapped=dict(data.get("unmapped", {})),
             seconds=float(data.get("seconds", 0.0)),
         )
 
@@ -128,15 +131,19 @@ def ingest(
         return report
     load = ledger.begin(backend, key, fmt, str(path))
     resumed = load.status == "running" and bool(ledger.done_steps(backend, load.load_id))
+    plan.load_id = load.load_id
     engine = Engine(backend)
     try:
         say("staging source files")
         importer.stage(engine, plan)
         say("mapping to OMOP")
         importer.transform(engine, plan, load.bases, _load_time(backend, load.load_id))
-        tables = _publish(engine, load.load_id, importer.publish_order(engine), say)
+        order = importer.publish_order(engine)
+        one_step = bool(getattr(importer, "ONE_STEP", False))
+        tables = _publish(engine, load.load_id, order, say, one_step=one_step)
         tables.update(_derive(backend, load.load_id, importer.derived(plan), say))
         files = _accounting(engine, plan)
+        unmapped = _unmapped(engine)
     finally:
         engine.close()
     report = IngestReport(
@@ -146,6 +153,7 @@ def ingest(
         files=files,
         tables=tables,
         ignored=plan.ignored,
+        unmapped=unmapped,
         seconds=round(time.perf_counter() - started, 3),
         resumed=resumed,
     )
@@ -170,10 +178,12 @@ def _load_time(backend: Backend, load_id: int) -> str:
     return str((started + dt.timedelta(days=1)).isoformat(sep=" "))
 
 
-def _publish(engine: Engine, load_id: int, order: list[str], say: Progress) -> dict[str, int]:
+def _publish(
+    engine: Engine, load_id: int, order: list[str], say: Progress, *, one_step: bool
+) -> dict[str, int]:
+    """Quarantine, then the CDM tables: one committed step per table (or one for all)."""
     backend = engine.target
     done = ledger.done_steps(backend, load_id)
-    written: dict[str, int] = {}
     if "quarantine" not in done:
         engine.run(
             f"CREATE OR REPLACE TABLE {STAGE}.out_quarantine AS SELECT "
@@ -185,17 +195,20 @@ def _publish(engine: Engine, load_id: int, order: list[str], say: Progress) -> d
             rows.append(
                 engine.copy_to_target("out_quarantine", "pmhub_quarantine", QUARANTINE_SCHEMA)
             )
-    for name in order:
-        step = f"table:{name}"
-        if step in done:
-            written[name] = done[step]
-            continue
-        say(f"writing {name}")
-        with ledger.step(backend, load_id, step) as rows:
-            rows.append(engine.publish(f"out_{name}", name))
-            if name == "person" and engine.has("out_person_map"):
-                engine.copy_to_target("out_person_map", "pmhub_person_map", PERSON_MAP_SCHEMA)
-        written[name] = rows[0]
+    written: dict[str, int] = {}
+    # one_step: every table's step inside one outer transaction (the inner ones join it)
+    with backend.transaction() if one_step else nullcontext():
+        for name in order:
+            step = f"table:{name}"
+            if step in done:
+                written[name] = done[step]
+                continue
+            say(f"writing {name}")
+            with ledger.step(backend, load_id, step) as rows:
+                rows.append(engine.publish(f"out_{name}", name))
+                if name == "person" and engine.has("out_person_map"):
+                    engine.copy_to_target("out_person_map", "pmhub_person_map", PERSON_MAP_SCHEMA)
+            written[name] = rows[0]
     return written
 
 
@@ -217,6 +230,17 @@ def _derive(backend: Backend, load_id: int, wanted: list[str], say: Progress) ->
             rows.append(functions[name](backend))
         counts[name] = rows[0]
     return counts
+
+
+def _unmapped(engine: Engine) -> dict[str, int]:
+    """Rows loaded with concept 0 (a code no vocabulary maps), per CDM table."""
+    if not engine.has("routed"):
+        return {}
+    rows = engine.rows(
+        f"SELECT target, count(*) FROM {STAGE}.routed WHERE concept_id = 0 GROUP BY target "
+        "ORDER BY target"
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:

@@ -55,6 +55,7 @@ def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> No
         present=set(plan.sources),
         delimiters=plan.delimiters,
         files=plan.file_names(),
+        load_id=plan.load_id,
     ).run()
 
 
