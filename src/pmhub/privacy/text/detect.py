@@ -35,6 +35,64 @@ GIVEN = frozenset(
     "광한종혁규범환빈채나다린율도건찬결솔별슬람온인일국덕필만복분애임춘례녀금봉병학식택열근홍섭효"
     "신세형창욱웅완익중표휘소의래보숙설혁진강산영재윤하서시두리갑말판끝삼칠돌점"
 )
+# Surnames common enough that a bare surname + given-name shape is worth taking.
+COMMON_SURNAMES = frozenset(
+    "김이박최정강조윤장임한오서신권황안송류유홍전고문양손배백허남심노하곽성차주우구"
+)
+# Words that look like a surname + two given-name syllables (found by scanning notes).
+NOT_NAMES = frozenset(
+    [
+        "한의원",
+        "방사선",
+        "정상인",
+        "정상적",
+        "전신부",
+        "이상한",
+        "이상은",
+        "이번주",
+        "고혈당",
+        "유방선",
+        "하지정",
+        "장기적",
+        "안정된",
+        "주사제",
+        "고지혈",
+        "조영술",
+        "신장기",
+        "심전도",
+        "구강내",
+        "이명이",
+        "하루종",
+        "오전중",
+        "오후중",
+        "전주에",
+        "한동안",
+        "이전의",
+        "이후의",
+        "이전과",
+        "이후로",
+        "이전에",
+        "이후에",
+        "정도의",
+        "조기에",
+        "주기적",
+        "차후에",
+        "추후에",
+        "우선은",
+        "우측은",
+        "좌측은",
+        "우측의",
+        "좌측의",
+        "우측에",
+        "좌측에",
+        "하지의",
+        "상지의",
+        "안정이",
+        "안정을",
+        "주의를",
+        "주의가",
+    ]
+)
 VERB_FINAL = frozenset("함음됨임봄줌옴씀짐킴침중후전등및적의를을는에로와과며게")
 ROAD_STOP = frozenset(
     [
@@ -85,6 +143,7 @@ class Span:
 def detect(text: str, known_names: Iterable[str] = ()) -> list[Span]:
     found: list[Span] = []
     found += registration_numbers(text)
+    found += [span(m, "RRN") for m in p.RRN_MASKED.finditer(text)]
     found += [span(m, "PHONE") for m in p.PHONE.finditer(text)]
     found += [span(m, "EMAIL") for m in p.EMAIL.finditer(text)]
     found += [span(m, "MRN", "mrn") for m in p.MRN.finditer(text)]
@@ -160,6 +219,12 @@ def names(text: str, known: Iterable[str]) -> list[Span]:
     for match in p.NAME_BEFORE_ROLE.finditer(text):
         if plausible_name(match["name"], strong=match["role"] in p.HONORIFIC):
             found.add(match["name"])
+    found.update(m["name"] for m in p.NAME_BEFORE_PAREN.finditer(text) if final_ok(m["name"]))
+    for match in p.NAME_BEFORE_PARTICLE.finditer(text):
+        name = match["name"]
+        if name not in NOT_NAMES and name[0] in COMMON_SURNAMES and plausible_name(name, False):
+            found.add(name)
+    found.update(m["name"] for m in p.LATIN_NAME.finditer(text))
     out = []
     for name in sorted(found, key=len, reverse=True):
         for match in re.finditer(rf"(?<![가-힣]){re.escape(name)}", text):

@@ -121,6 +121,9 @@ def _render(index: int, m: re.Match[str], days: int, note_date: dt.date | None) 
         return f"{day:%y.%m.%d}"
     if index == 4:
         day = dt.date(int(m["y"]), int(m["m"]), int(m["d"])) + dt.timedelta(days=days)
+        return f"{_pad(m['m'], day.month)}/{_pad(m['d'], day.day)}/{day.year}"
+    if index == 5:
+        day = dt.date(int(m["y"]), int(m["m"]), int(m["d"])) + dt.timedelta(days=days)
         return f"{day:%Y%m%d}"
     year = note_date.year if note_date else 2000
     day = dt.date(year, int(m["m"]), int(m["d"])) + dt.timedelta(days=days)
