@@ -307,3 +307,20 @@ def test_key_file_readable_by_others_is_refused(key):
     path.chmod(0o644)
     with pytest.raises(KeyStoreError, match="readable by others"):
         store.get("p1")
+
+
+def test_generalizing_everything_to_the_top_is_a_class_not_a_suppression(tmp_path, key):
+    frame = pd.DataFrame(
+        {
+            "person_id": ["a", "b", "c", "d"],
+            "age": ["56", "20", "80", "60"],
+            "sex": ["M", "M", "M", "M"],
+            "visit_date": ["2024-01-01"] * 4,
+            "dx": ["x", "y", "x", "y"],
+        }
+    )
+    release = run(tmp_path, frame, small_policy(models={"k": 2, "max_suppression": 0.5}), key)
+    table = release.report["tables"]["data"]
+    assert table["search"]["levels"]["age"] == 3  # '*': the only 2-anonymous choice
+    assert table["achieved"]["suppressed"] == 0
+    assert table["achieved"]["models_hold"]

@@ -554,9 +554,16 @@ def verify(
     assert plan.qi_table is not None
     sensitive = [s for s in plan.rules.sensitive if s not in qis]
     counts = qi_counts(con, out, qis + sensitive)
-    masked = np.all([counts[q].to_numpy() == hier.TOP for q in qis], axis=0)
+    budget = search.suppression_budget(plan.qi_table, plan.rules.models.max_suppression)
+    # Suppressed records read '*' in every QI. So does a class generalized to the top of
+    # every hierarchy, which is a class like any other: the all-'*' rows count as
+    # suppressed only when the plan suppressed records.
+    star = np.all([counts[q].to_numpy() == hier.TOP for q in qis], axis=0)
+    expected = plan.recoding.utility.suppressed_records if plan.recoding else 0
+    masked = star if expected > 0 else np.zeros(len(counts), dtype=bool)
     if np.all(masked):
-        return Achieved(out.rows, out.rows, None, 0, False), None
+        everything = plan.source.rows
+        return Achieved(out.rows, everything, None, 0, everything <= budget), None
     kept = counts[~masked]
     flats = [hier.flat(q, kept[q]) for q in qis]
     table = from_frame(kept, qis, flats, sensitive, COUNT)
@@ -572,7 +579,6 @@ def verify(
         figure = model.achieved(table, part)
         figures[model.describe()] = figure if np.isfinite(figure) else None
     suppressed_rows = plan.source.rows - table.n
-    budget = search.suppression_budget(plan.qi_table, plan.rules.models.max_suppression)
     achieved = Achieved(
         records=out.rows,
         suppressed=suppressed_rows,
