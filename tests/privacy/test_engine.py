@@ -324,3 +324,15 @@ def test_generalizing_everything_to_the_top_is_a_class_not_a_suppression(tmp_pat
     assert table["search"]["levels"]["age"] == 3  # '*': the only 2-anonymous choice
     assert table["achieved"]["suppressed"] == 0
     assert table["achieved"]["models_hold"]
+
+
+def test_typed_parquet_columns_group_as_their_text(tmp_path, key):
+    frame = small_frame()
+    frame["age"] = frame["age"].astype(float)  # 40.0 must meet the hierarchy's '40'
+    frame["visit_date"] = pd.to_datetime(frame["visit_date"])
+    source = tmp_path / "data.parquet"
+    frame.to_parquet(source, index=False)
+    release = service.anonymize(source, policy.parse(small_policy()), tmp_path / "out", key)
+    out = pd.read_parquet(release.files["data"])
+    assert len(out) == 40
+    assert release.report["tables"]["data"]["achieved"]["models_hold"]

@@ -157,10 +157,8 @@ def require_key(policy: Policy, key: ProjectKey | None) -> None:
 
 
 def distinct_text(con: duckdb.DuckDBPyConnection, source: Source, column: str) -> list[str]:
-    rows = con.execute(
-        f"SELECT DISTINCT CAST({quote(column)} AS VARCHAR) FROM {source.sql}"
-    ).fetchall()
-    return ["" if r[0] is None else str(r[0]) for r in rows]
+    rows = con.execute(f"SELECT DISTINCT {source.text(column)} FROM {source.sql}").fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def build_hierarchy(
@@ -181,10 +179,10 @@ def qi_counts(con: duckdb.DuckDBPyConnection, source: Source, columns: list[str]
     """Distinct rows of ``columns`` (as text) with their record counts, grouped by DuckDB."""
     if not columns:
         return pd.DataFrame({COUNT: [source.rows]})
-    select = ", ".join(f"CAST({quote(c)} AS VARCHAR) AS {quote(c)}" for c in columns)
+    select = ", ".join(f"{source.text(c)} AS {quote(c)}" for c in columns)
     frame = con.execute(f"SELECT {select}, count(*) AS {COUNT} FROM {source.sql} GROUP BY ALL").df()
     for column in columns:
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
+        frame[column] = frame[column].astype(object)
     return frame
 
 
@@ -356,11 +354,13 @@ def rare_values(
 
 
 def select_sql(source: Source, rules: TablePolicy) -> str:
-    """The batch query; micro-aggregated columns get their group mean from a window."""
+    """The batch query: the records, each QI as the same text the plan grouped, and for
+    micro-aggregated columns the group mean from a window."""
+    texts = "".join(f", {source.text(q)} AS {quote('__qi__' + q)}" for q in rules.quasi_identifiers)
     aggregated = rules.names("microaggregate")
     if not aggregated:
-        return f"SELECT * FROM {source.sql}"
-    parts = [f"WITH base AS (SELECT *, row_number() OVER () AS __row FROM {source.sql})"]
+        return f"SELECT *{texts} FROM {source.sql}"
+    parts = [f"WITH base AS (SELECT *{texts}, row_number() OVER () AS __row FROM {source.sql})"]
     joins, extra = [], []
     for i, name in enumerate(aggregated):
         k = int(rules.columns[name].k or 2)
@@ -411,7 +411,7 @@ def apply_recoding(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     if recoding is None:
         return frame
     qis = list(plan.hierarchies)
-    keys = pd.DataFrame({q: as_text(frame[q]) for q in qis}, index=frame.index)
+    keys = pd.DataFrame({q: frame["__qi__" + q].astype(object) for q in qis}, index=frame.index)
     merged = keys.merge(recoding.raw, on=qis, how="left", validate="many_to_one")
     if merged["__suppressed__"].isna().any():
         raise PrivacyError(f"table {plan.name!r} changed while it was being anonymized")

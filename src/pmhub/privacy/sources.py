@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -38,6 +38,20 @@ class Source:
     columns: list[str]
     rows: int
     kind: str  # csv, parquet, duckdb, frame
+    types: dict[str, str] = field(default_factory=dict)
+
+    def text(self, column: str) -> str:
+        """SQL for a column as the text hierarchies list: '' when missing, 40 not 40.0."""
+        name = quote(column)
+        kind = self.types.get(column, "VARCHAR").upper()
+        if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
+            text = (
+                f"CASE WHEN {name} = trunc({name}) AND abs({name}) < 1e15"
+                f" THEN CAST(CAST({name} AS BIGINT) AS VARCHAR) ELSE CAST({name} AS VARCHAR) END"
+            )
+        else:
+            text = f"CAST({name} AS VARCHAR)"
+        return f"coalesce({text}, '')"
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -60,13 +74,15 @@ def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
 
 def describe(con: duckdb.DuckDBPyConnection, name: str, sql: str, kind: str) -> Source:
     try:
-        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()]
+        described = con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
+        columns = [row[0] for row in described]
         rows = con.execute(f"SELECT count(*) FROM {sql}").fetchall()[0]
     except duckdb.Error as exc:
         raise PrivacyInputError(f"cannot read table {name!r}: {str(exc).splitlines()[0]}") from exc
     if len(set(columns)) != len(columns):
         raise PrivacyInputError(f"table {name!r} has duplicate column names")
-    return Source(name, sql, columns, int(rows[0]) if rows else 0, kind)
+    types = {row[0]: str(row[1]) for row in described}
+    return Source(name, sql, columns, int(rows[0]) if rows else 0, kind, types)
 
 
 def file_source(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> Source:
