@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from pmhub.privacy.errors import OutputExistsError, PrivacyInputError
 
@@ -103,12 +102,6 @@ def file_source(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> Source
             raise PrivacyInputError(f"cannot read {path} as CSV: {message}") from exc
         return describe(con, name, table, "csv")
     raise PrivacyInputError(f"input {path} is neither CSV nor Parquet nor DuckDB")
-
-
-def frame_source(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> Source:
-    view = f"frame_{len(con.execute('SHOW TABLES').fetchall())}_{abs(hash(name)) % 10**8}"
-    con.register(view, frame)
-    return describe(con, name, quote(view), "frame")
 
 
 def open_sources(
