@@ -332,7 +332,28 @@ def test_sentences_without_identifiers(sentence):
         ("주민번호 850315-1******", [("RRN", "850315-1******")]),
         ("수진자번호 00123456", [("MRN", "00123456")]),
         ("visit 05/04/2023", [("DATE", "05/04/2023")]),
+        ("진료일: 21/10/06", [("DATE", "21/10/06")]),
+        ("작성: 내분비내과 김창수 / 2021-05-26", [("NAME", "김창수"), ("DATE", "2021-05-26")]),
+        ("보호자: 배우자 박진호 (010-2222-3333)", [("NAME", "박진호"), ("PHONE", "010-2222-3333")]),
+        ("보호자: 아들 쩐현우 (010-2222-3333)", [("NAME", "쩐현우"), ("PHONE", "010-2222-3333")]),
+        ("성명: 응우티 흐엉 (여/55세)", [("NAME", "응우티 흐엉")]),
+        ("[외래 경과기록]\n호세가르시아 (M/54)", [("NAME", "호세가르시아")]),
+        ("이름: 최지후 (남/8세)", [("NAME", "최지후")]),
     ],
 )
 def test_more_surface_forms(text, expected):
     assert kinds(text) == expected
+
+
+def test_targets_on_the_synthetic_data_generators_notes(tmp_path):
+    """The independent generator (pmhub.synth, another layer) with its own gold spans."""
+    service = pytest.importorskip("pmhub.synth.service", reason="pmhub.synth is not merged here")
+    service.generate(tmp_path / "net", sites=1, patients=300, years=3, seed=11, workers=1)
+    notes = sorted((tmp_path / "net").glob("*/notes.csv"))
+    assert notes, "the generator wrote no notes.csv"
+    scores = evaluate_deid(notes[0], notes[0].parent / "note_spans.csv")
+    assert scores["ALL"]["gold"] > 100
+    for kind, score in scores.items():
+        target = 0.95 if kind in ("NAME", "ADDRESS", "DATE", "ALL") else 0.99
+        assert score["recall"] >= target, (kind, score)
+        assert score["precision"] >= 0.90, (kind, score)

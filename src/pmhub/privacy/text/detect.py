@@ -33,7 +33,7 @@ PRIORITY = {
 GIVEN = frozenset(
     "민서지현수영준우진호연은재성경미정훈희태혜윤아주하예유원승동상철석길순자숙옥남선화란명기용"
     "광한종혁규범환빈채나다린율도건찬결솔별슬람온인일국덕필만복분애임춘례녀금봉병학식택열근홍섭효"
-    "신세형창욱웅완익중표휘소의래보숙설혁진강산영재윤하서시두리갑말판끝삼칠돌점"
+    "신세형창욱웅완익중표휘소의래보숙설혁진강산영재윤하서시두리갑말판끝삼칠돌점이"
 )
 # Surnames common enough that a bare surname + given-name shape is worth taking.
 COMMON_SURNAMES = frozenset(
@@ -91,9 +91,26 @@ NOT_NAMES = frozenset(
         "안정을",
         "주의를",
         "주의가",
+        "배우자",
+        "며느리",
+        "어머니",
+        "아버지",
+        "할머니",
+        "할아버지",
+        "동거인",
+        "보호자",
+        "간병인",
+        "주치의",
+        "전공의",
+        "간호사",
+        "환자분",
+        "남편분",
+        "가족들",
+        "자녀들",
+        "형제들",
     ]
 )
-VERB_FINAL = frozenset("함음됨임봄줌옴씀짐킴침중후전등및적의를을는에로와과며게")
+VERB_FINAL = frozenset("함음됨임봄줌옴씀짐킴침중전등및적의를을는에로와과며게")
 ROAD_STOP = frozenset(
     [
         "이유로",
@@ -125,6 +142,20 @@ ROAD_STOP = frozenset(
         "동시로",
         "외래로",
         "구두로",
+        "환자로",
+        "결과로",
+        "상태로",
+        "치료로",
+        "수술로",
+        "문제로",
+        "의뢰로",
+        "진료로",
+        "검사로",
+        "약물로",
+        "주사로",
+        "경구로",
+        "단위로",
+        "자의로",
     ]
 )
 UNIT_AFTER = re.compile(
@@ -211,18 +242,20 @@ def addresses(text: str) -> list[Span]:
 
 def names(text: str, known: Iterable[str]) -> list[Span]:
     found: set[str] = {n for n in known if len(n) >= 2}
-    found.update(m["name"] for m in p.NAME_AFTER_STRONG.finditer(text) if final_ok(m["name"]))
-    for match in p.NAME_AFTER_WEAK.finditer(text):
-        after = text[match.end("name") : match.end("name") + 1]
-        if plausible_name(match["name"], strong=after in ("(", ",") or after == ""):
+    for pattern in (p.NAME_AFTER_STRONG, p.NAME_AFTER_DEPARTMENT, p.NAME_BEFORE_PAREN):
+        found.update(m["name"] for m in overlapping(pattern, text) if final_ok(m["name"]))
+    for pattern in (p.FOREIGN_AFTER_LABEL, p.FOREIGN_AFTER_RELATION, p.FOREIGN_LINE_START):
+        found.update(m["name"].strip() for m in pattern.finditer(text) if final_ok(m["name"]))
+    for match in overlapping(p.NAME_AFTER_WEAK, text):
+        after = text[match.end("name") :].lstrip(" ")[:1]
+        if plausible_name(match["name"], strong=after in ("(", ",", "")):
             found.add(match["name"])
     for match in p.NAME_BEFORE_ROLE.finditer(text):
         if plausible_name(match["name"], strong=match["role"] in p.HONORIFIC):
             found.add(match["name"])
-    found.update(m["name"] for m in p.NAME_BEFORE_PAREN.finditer(text) if final_ok(m["name"]))
     for match in p.NAME_BEFORE_PARTICLE.finditer(text):
         name = match["name"]
-        if name not in NOT_NAMES and name[0] in COMMON_SURNAMES and plausible_name(name, False):
+        if name[0] in COMMON_SURNAMES and plausible_name(name, False):
             found.add(name)
     found.update(m["name"] for m in p.LATIN_NAME.finditer(text))
     out = []
@@ -232,9 +265,19 @@ def names(text: str, known: Iterable[str]) -> list[Span]:
     return out
 
 
+def overlapping(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
+    """Matches that may share text: '보호자: 배우자 박진호' holds the label-name pairs
+    ('보호자', '배우자') and ('배우자', '박진호'); the first must not hide the second."""
+    found, position = [], 0
+    while (match := pattern.search(text, position)) is not None:
+        found.append(match)
+        position = match.start("name") if match.start("name") > match.start() else match.end()
+    return found
+
+
 def final_ok(name: str) -> bool:
-    """Note-style verb endings ('설명함', '시행됨') are not names."""
-    return name[-1] not in VERB_FINAL
+    """Note-style verb endings ('설명함', '시행됨') and look-alike words are not names."""
+    return name[-1] not in VERB_FINAL and name not in NOT_NAMES
 
 
 def plausible_name(name: str, strong: bool) -> bool:

@@ -40,8 +40,9 @@ RRN_CONTEXT = re.compile(r"(주민|등록\s?번호|외국인|RRN|생년월일|re
 PHONE = re.compile(
     r"(?<![\d\w-])"
     r"(?:(?:\+82|0082)[-.\s]?\(?0?\)?(?:1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)"
-    r"|\(?0(?:1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70|50\d)\)?)"
-    r"[-.\s)]{0,2}\d{3,4}[-.\s]?\d{4}(?![\d-])"
+    r"|\(0(?:1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70|50\d)\)"
+    r"|0(?:1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70|50\d))"
+    r"[-.\s]{0,2}\d{3,4}[-.\s]?\d{4}(?![\d-])"
     r"|(?<![\d-])1[5689]\d{2}-\d{4}(?![\d-])"
 )
 
@@ -70,10 +71,10 @@ DATE_PATTERNS = (
         r"(?<!\d)(?P<y>(?:19|20)\d{2})년\s?(?P<m>0?[1-9]|1[0-2])월"
         r"(?:\s?(?P<d>0?[1-9]|[12]\d|3[01])일)?"
     ),
-    # 23.05.04 (two-digit year, dotted)
+    # 23.05.04, 23/05/04 (two-digit year)
     re.compile(
-        r"(?<![\d.])(?P<yy>\d{2})\.(?P<m>0[1-9]|1[0-2])\.(?P<d>0[1-9]|[12]\d|3[01])"
-        r"(?![\d.])"
+        r"(?<![\d./])(?P<yy>\d{2})(?P<s>[./])(?P<m>0[1-9]|1[0-2])(?P=s)"
+        r"(?P<d>0[1-9]|[12]\d|3[01])(?![\d./])"
     ),
     # 5월 4일 (year from the note's date)
     re.compile(r"(?<![\d년])(?P<m>0?[1-9]|1[0-2])월\s?(?P<d>0?[1-9]|[12]\d|3[01])일"),
@@ -107,7 +108,7 @@ STRONG_LABEL = (
 )
 WEAK_LABEL = (
     r"환자|보호자|간호사|의사|교수|전공의|배우자|아들|딸|남편|아내|어머니|아버지|모친|부친|동생|형"
-    r"|누나|언니|오빠"
+    r"|누나|언니|오빠|며느리|사위|손자|손녀|조카"
 )
 
 
@@ -120,6 +121,25 @@ def _name_pattern() -> str:
 NAME = _name_pattern()
 NAME_AFTER_STRONG = re.compile(rf"(?:{STRONG_LABEL})\s*[:：]?\s*(?P<name>{NAME})(?![가-힣]{{2}})")
 NAME_AFTER_WEAK = re.compile(rf"(?:{WEAK_LABEL})\s*[:：]?\s*(?P<name>{NAME})(?![가-힣]{{2}})")
+# Names that are not a Korean surname and given name (transliterated foreign names such as
+# '응우옌 반 안', or Korean names of other shapes), taken only where the cue is unmistakable:
+# a name label and an age/sex bracket, a guardian's relation and a phone bracket, or a
+# line opening with the name and an honorific or sex/age.
+FREE_NAME = r"[가-힣]{2,7}(?: [가-힣]{1,4}){0,2}"
+FOREIGN_AFTER_LABEL = re.compile(
+    rf"(?:환자명|성명|이름)\s*[:：]\s*(?P<name>{FREE_NAME})(?=\s?\((?:남|여|M|F|\d))"
+)
+FOREIGN_AFTER_RELATION = re.compile(
+    rf"보호자\s*[:：]?\s*(?:{WEAK_LABEL})\s(?P<name>{FREE_NAME})(?=\s?\((?:0|\+82))"
+)
+FOREIGN_LINE_START = re.compile(
+    rf"(?m)^(?P<name>{FREE_NAME})(?=\s?님[,\s]|\s환자,|\s?\((?:M|F|남|여)/)"
+)
+# '작성: 내분비내과 김창수': a signature, the department before the name.
+NAME_AFTER_DEPARTMENT = re.compile(
+    r"(?:작성|작성자|작성의|서명|기록|담당|주치의|판독|집도)\s*[:：]?\s*[가-힣]{1,8}과\s+"
+    rf"(?P<name>{NAME})(?![가-힣]{{2}})"
+)
 # '김민준(45세, 남)': a name before an age or sex in brackets.
 NAME_BEFORE_PAREN = re.compile(
     rf"(?<![가-힣])(?P<name>{NAME})\s?\((?=\s?(?:\d{{1,3}}\s?세|만\s?\d|남|여|M\b|F\b))"
