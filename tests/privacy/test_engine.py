@@ -310,3 +310,15 @@ def test_typed_parquet_columns_group_as_their_text(tmp_path, key):
     out = pd.read_parquet(release.files["data"])
     assert len(out) == 40
     assert release.report["tables"]["data"]["achieved"]["models_hold"]
+
+
+def test_release_by_join_when_label_keys_could_overflow(tmp_path, key, monkeypatch):
+    from pmhub.privacy import engine
+
+    monkeypatch.setattr(engine, "class_keys", lambda codes, cards: None)
+    frame = small_frame()
+    release = run(tmp_path, frame, small_policy(models={"k": 6, "max_suppression": 0.2}), key)
+    table = release.report["tables"]["data"]
+    assert table["achieved"]["models_hold"]
+    out = pd.read_csv(release.files["data"], dtype=str)
+    assert (out[["age", "sex"]] == "*").all(axis=1).sum() == table["achieved"]["suppressed"]

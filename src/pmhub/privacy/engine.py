@@ -68,6 +68,9 @@ class Recoding:
     lattice_size: int = 0
     checked: int = 0
     seconds: float = 0.0
+    # Full-domain only: the suppressed classes as keys of their label codes, so a batch is
+    # recoded by hierarchy lookups instead of a join with every distinct row.
+    suppressed_keys: np.ndarray | None = None
 
 
 @dataclass
@@ -309,23 +312,41 @@ def recode(table: QiTable, rules: TablePolicy, models: list[Model]) -> Recoding:
     result = search.optimal(
         table, models, spec.max_suppression, rules.search.metric, _bounds(table, rules)
     )
-    raw = raw_qis(table)
     suppressed = result.check.suppressed[result.check.part.ids]
-    for i, q in enumerate(table.qis):
-        labels = table.hierarchies[i].labels(result.levels[i])[
-            table.label_codes(i, result.levels[i])
-        ]
-        raw[f"__out__{q}"] = np.where(suppressed, hier.TOP, labels)
-    raw["__suppressed__"] = suppressed
-    return Recoding(
-        raw.drop_duplicates(table.qis),
+    codes = [table.label_codes(i, lv) for i, lv in enumerate(result.levels)]
+    keys = class_keys(codes, label_counts(table.hierarchies, result.levels))
+    recoding = Recoding(
+        pd.DataFrame(),
         result.levels_by_name(table),
         "optimal",
         result.utility,
         result.lattice_size,
         result.checked,
         result.seconds,
+        None if keys is None else np.unique(keys[suppressed]),
     )
+    if keys is None:  # too many label combinations for a key: join on the raw values
+        raw = raw_qis(table)
+        for i, q in enumerate(table.qis):
+            labels = table.hierarchies[i].labels(result.levels[i])[codes[i]]
+            raw[f"__out__{q}"] = np.where(suppressed, hier.TOP, labels)
+        raw["__suppressed__"] = suppressed
+        recoding.raw = raw.drop_duplicates(table.qis)
+    return recoding
+
+
+def label_counts(trees: list[hier.Hierarchy], levels: tuple[int, ...]) -> list[int]:
+    return [len(h.labels(lv)) for h, lv in zip(trees, levels, strict=True)]
+
+
+def class_keys(codes: list[np.ndarray], cards: list[int]) -> np.ndarray | None:
+    """A class's mixed-radix key from its label codes (None if it could overflow)."""
+    if capped_product(cards) >= 2**62:
+        return None
+    key = np.zeros(len(codes[0]) if codes else 0, dtype=np.int64)
+    for column, card in zip(codes, cards, strict=True):
+        key = key * card + column
+    return key
 
 
 def raw_qis(table: QiTable) -> pd.DataFrame:
@@ -411,6 +432,8 @@ def apply_recoding(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     if recoding is None:
         return frame
     qis = list(plan.hierarchies)
+    if recoding.suppressed_keys is not None and recoding.levels is not None:
+        return recode_by_lookup(frame, plan, recoding.levels, recoding.suppressed_keys)
     keys = pd.DataFrame({q: frame["__qi__" + q].astype(object) for q in qis}, index=frame.index)
     merged = keys.merge(recoding.raw, on=qis, how="left", validate="many_to_one")
     if merged["__suppressed__"].isna().any():
@@ -422,6 +445,26 @@ def apply_recoding(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     frame["__suppressed__"] = merged["__suppressed__"].astype(bool)
     if plan.rules.suppression == "remove":
         frame = frame[~frame["__suppressed__"]]
+    return frame
+
+
+def recode_by_lookup(
+    frame: pd.DataFrame, plan: TablePlan, levels: dict[str, int], suppressed: np.ndarray
+) -> pd.DataFrame:
+    trees = [plan.hierarchies[q] for q in levels]
+    codes = []
+    for q, tree in zip(levels, trees, strict=True):
+        leaves = tree.leaf_index(frame["__qi__" + q].to_numpy(dtype=object), q)
+        codes.append(tree.codes(levels[q])[leaves])
+    keys = class_keys(codes, label_counts(trees, tuple(levels.values())))
+    assert keys is not None
+    hidden = np.isin(keys, suppressed)
+    frame = frame.copy()
+    for (q, level), tree, column in zip(levels.items(), trees, codes, strict=True):
+        frame["__out__" + q] = np.where(hidden, hier.TOP, tree.labels(level)[column])
+    frame["__suppressed__"] = hidden
+    if plan.rules.suppression == "remove":
+        frame = frame[~hidden]
     return frame
 
 
