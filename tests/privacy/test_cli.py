@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -137,24 +138,24 @@ def test_risk_verb_bad_input(args, code, words, capsys):
     assert words in capsys.readouterr().err
 
 
+def deid_text(tmp_path: Path, notes: Path, *extra: str) -> int:
+    return run(
+        "privacy",
+        "deid-text",
+        "--input",
+        str(notes),
+        "--out",
+        str(tmp_path / "out"),
+        "--project",
+        "notes",
+        *extra,
+    )
+
+
 def test_deid_text_and_evaluate_text_verbs(tmp_path, capsys):
     notes, spans = synth.write_notes(tmp_path / "in", 40, seed=2)
     assert run("privacy", "key-create", "--project", "notes") == 0
-    assert (
-        run(
-            "privacy",
-            "deid-text",
-            "--input",
-            str(notes),
-            "--out",
-            str(tmp_path / "out"),
-            "--project",
-            "notes",
-            "--mode",
-            "surrogate",
-        )
-        == 0
-    )
+    assert deid_text(tmp_path, notes, "--mode", "surrogate") == 0
     assert "40 notes de-identified" in capsys.readouterr().out
     assert run("privacy", "evaluate-text", "--notes", str(notes), "--spans", str(spans)) == 0
     assert "NAME" in capsys.readouterr().out
@@ -164,20 +165,7 @@ def test_deid_text_and_evaluate_text_verbs(tmp_path, capsys):
 def test_deid_text_bad_options(tmp_path, extra, code):
     notes, _ = synth.write_notes(tmp_path / "in", 2, seed=2)
     run("privacy", "key-create", "--project", "notes")
-    assert (
-        run(
-            "privacy",
-            "deid-text",
-            "--input",
-            str(notes),
-            "--out",
-            str(tmp_path / "out"),
-            "--project",
-            "notes",
-            *extra,
-        )
-        == code
-    )
+    assert deid_text(tmp_path, notes, *extra) == code
     assert not (tmp_path / "out").exists()
 
 

@@ -68,6 +68,9 @@ class Recoding:
     lattice_size: int = 0
     checked: int = 0
     seconds: float = 0.0
+    # Full-domain only: the suppressed classes as keys of their label codes, so a batch is
+    # recoded by hierarchy lookups instead of a join with every distinct row.
+    suppressed_keys: np.ndarray | None = None
 
 
 @dataclass
@@ -157,10 +160,8 @@ def require_key(policy: Policy, key: ProjectKey | None) -> None:
 
 
 def distinct_text(con: duckdb.DuckDBPyConnection, source: Source, column: str) -> list[str]:
-    rows = con.execute(
-        f"SELECT DISTINCT CAST({quote(column)} AS VARCHAR) FROM {source.sql}"
-    ).fetchall()
-    return ["" if r[0] is None else str(r[0]) for r in rows]
+    rows = con.execute(f"SELECT DISTINCT {source.text(column)} FROM {source.sql}").fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def build_hierarchy(
@@ -181,10 +182,10 @@ def qi_counts(con: duckdb.DuckDBPyConnection, source: Source, columns: list[str]
     """Distinct rows of ``columns`` (as text) with their record counts, grouped by DuckDB."""
     if not columns:
         return pd.DataFrame({COUNT: [source.rows]})
-    select = ", ".join(f"CAST({quote(c)} AS VARCHAR) AS {quote(c)}" for c in columns)
+    select = ", ".join(f"{source.text(c)} AS {quote(c)}" for c in columns)
     frame = con.execute(f"SELECT {select}, count(*) AS {COUNT} FROM {source.sql} GROUP BY ALL").df()
     for column in columns:
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
+        frame[column] = frame[column].astype(object)
     return frame
 
 
@@ -311,23 +312,41 @@ def recode(table: QiTable, rules: TablePolicy, models: list[Model]) -> Recoding:
     result = search.optimal(
         table, models, spec.max_suppression, rules.search.metric, _bounds(table, rules)
     )
-    raw = raw_qis(table)
     suppressed = result.check.suppressed[result.check.part.ids]
-    for i, q in enumerate(table.qis):
-        labels = table.hierarchies[i].labels(result.levels[i])[
-            table.label_codes(i, result.levels[i])
-        ]
-        raw[f"__out__{q}"] = np.where(suppressed, hier.TOP, labels)
-    raw["__suppressed__"] = suppressed
-    return Recoding(
-        raw.drop_duplicates(table.qis),
+    codes = [table.label_codes(i, lv) for i, lv in enumerate(result.levels)]
+    keys = class_keys(codes, label_counts(table.hierarchies, result.levels))
+    recoding = Recoding(
+        pd.DataFrame(),
         result.levels_by_name(table),
         "optimal",
         result.utility,
         result.lattice_size,
         result.checked,
         result.seconds,
+        None if keys is None else np.unique(keys[suppressed]),
     )
+    if keys is None:  # too many label combinations for a key: join on the raw values
+        raw = raw_qis(table)
+        for i, q in enumerate(table.qis):
+            labels = table.hierarchies[i].labels(result.levels[i])[codes[i]]
+            raw[f"__out__{q}"] = np.where(suppressed, hier.TOP, labels)
+        raw["__suppressed__"] = suppressed
+        recoding.raw = raw.drop_duplicates(table.qis)
+    return recoding
+
+
+def label_counts(trees: list[hier.Hierarchy], levels: tuple[int, ...]) -> list[int]:
+    return [len(h.labels(lv)) for h, lv in zip(trees, levels, strict=True)]
+
+
+def class_keys(codes: list[np.ndarray], cards: list[int]) -> np.ndarray | None:
+    """A class's mixed-radix key from its label codes (None if it could overflow)."""
+    if capped_product(cards) >= 2**62:
+        return None
+    key = np.zeros(len(codes[0]) if codes else 0, dtype=np.int64)
+    for column, card in zip(codes, cards, strict=True):
+        key = key * card + column
+    return key
 
 
 def raw_qis(table: QiTable) -> pd.DataFrame:
@@ -356,11 +375,13 @@ def rare_values(
 
 
 def select_sql(source: Source, rules: TablePolicy) -> str:
-    """The batch query; micro-aggregated columns get their group mean from a window."""
+    """The batch query: the records, each QI as the same text the plan grouped, and for
+    micro-aggregated columns the group mean from a window."""
+    texts = "".join(f", {source.text(q)} AS {quote('__qi__' + q)}" for q in rules.quasi_identifiers)
     aggregated = rules.names("microaggregate")
     if not aggregated:
-        return f"SELECT * FROM {source.sql}"
-    parts = [f"WITH base AS (SELECT *, row_number() OVER () AS __row FROM {source.sql})"]
+        return f"SELECT *{texts} FROM {source.sql}"
+    parts = [f"WITH base AS (SELECT *{texts}, row_number() OVER () AS __row FROM {source.sql})"]
     joins, extra = [], []
     for i, name in enumerate(aggregated):
         k = int(rules.columns[name].k or 2)
@@ -411,7 +432,9 @@ def apply_recoding(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     if recoding is None:
         return frame
     qis = list(plan.hierarchies)
-    keys = pd.DataFrame({q: as_text(frame[q]) for q in qis}, index=frame.index)
+    if recoding.suppressed_keys is not None and recoding.levels is not None:
+        return recode_by_lookup(frame, plan, recoding.levels, recoding.suppressed_keys)
+    keys = pd.DataFrame({q: frame["__qi__" + q].astype(object) for q in qis}, index=frame.index)
     merged = keys.merge(recoding.raw, on=qis, how="left", validate="many_to_one")
     if merged["__suppressed__"].isna().any():
         raise PrivacyError(f"table {plan.name!r} changed while it was being anonymized")
@@ -422,6 +445,26 @@ def apply_recoding(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     frame["__suppressed__"] = merged["__suppressed__"].astype(bool)
     if plan.rules.suppression == "remove":
         frame = frame[~frame["__suppressed__"]]
+    return frame
+
+
+def recode_by_lookup(
+    frame: pd.DataFrame, plan: TablePlan, levels: dict[str, int], suppressed: np.ndarray
+) -> pd.DataFrame:
+    trees = [plan.hierarchies[q] for q in levels]
+    codes = []
+    for q, tree in zip(levels, trees, strict=True):
+        leaves = tree.leaf_index(frame["__qi__" + q].to_numpy(dtype=object), q)
+        codes.append(tree.codes(levels[q])[leaves])
+    keys = class_keys(codes, label_counts(trees, tuple(levels.values())))
+    assert keys is not None
+    hidden = np.isin(keys, suppressed)
+    frame = frame.copy()
+    for (q, level), tree, column in zip(levels.items(), trees, codes, strict=True):
+        frame["__out__" + q] = np.where(hidden, hier.TOP, tree.labels(level)[column])
+    frame["__suppressed__"] = hidden
+    if plan.rules.suppression == "remove":
+        frame = frame[~hidden]
     return frame
 
 
@@ -554,9 +597,16 @@ def verify(
     assert plan.qi_table is not None
     sensitive = [s for s in plan.rules.sensitive if s not in qis]
     counts = qi_counts(con, out, qis + sensitive)
-    masked = np.all([counts[q].to_numpy() == hier.TOP for q in qis], axis=0)
+    budget = search.suppression_budget(plan.qi_table, plan.rules.models.max_suppression)
+    # Suppressed records read '*' in every QI. So does a class generalized to the top of
+    # every hierarchy, which is a class like any other: the all-'*' rows count as
+    # suppressed only when the plan suppressed records.
+    star = np.all([counts[q].to_numpy() == hier.TOP for q in qis], axis=0)
+    expected = plan.recoding.utility.suppressed_records if plan.recoding else 0
+    masked = star if expected > 0 else np.zeros(len(counts), dtype=bool)
     if np.all(masked):
-        return Achieved(out.rows, out.rows, None, 0, False), None
+        everything = plan.source.rows
+        return Achieved(out.rows, everything, None, 0, everything <= budget), None
     kept = counts[~masked]
     flats = [hier.flat(q, kept[q]) for q in qis]
     table = from_frame(kept, qis, flats, sensitive, COUNT)
@@ -572,7 +622,6 @@ def verify(
         figure = model.achieved(table, part)
         figures[model.describe()] = figure if np.isfinite(figure) else None
     suppressed_rows = plan.source.rows - table.n
-    budget = search.suppression_budget(plan.qi_table, plan.rules.models.max_suppression)
     achieved = Achieved(
         records=out.rows,
         suppressed=suppressed_rows,

@@ -88,17 +88,6 @@ class Hierarchy:
             )
         return np.asarray(found, dtype=np.int64)
 
-    def generalize(self, values: Iterable[str], level: int, column: str) -> np.ndarray:
-        leaves = self.leaf_index(values, column)
-        return np.asarray(self._labels[level][self._codes[level][leaves]])
-
-    def level_of(self, label: str) -> int | None:
-        """The lowest level at which ``label`` appears, if any."""
-        for level in range(self.height):
-            if label in set(self._labels[level]):
-                return level
-        return None
-
 
 def validate_rows(name: str, rows: Sequence[Sequence[str]]) -> None:
     if not rows:

@@ -62,6 +62,21 @@ class QiTable:
         return combine_codes(columns, cards)
 
 
+def key_sizes(table: QiTable, levels: Sequence[int]) -> np.ndarray:
+    """Records per class at a node, in no particular order and with empty slots: the cheap
+    count that k-anonymity alone needs (no dense class numbering)."""
+    columns = [table.label_codes(q, lv) for q, lv in enumerate(levels)]
+    cards = [len(table.hierarchies[q].labels(lv)) for q, lv in enumerate(levels)]
+    space = capped_product(cards)
+    if space > max(4 * table.distinct, 1 << 16):
+        return np.bincount(combine_codes(columns, cards), weights=table.counts)
+    key = np.zeros(table.distinct, dtype=np.int64)
+    for codes, card in zip(columns, cards, strict=True):
+        key *= card
+        key += codes
+    return np.bincount(key, weights=table.counts, minlength=space)
+
+
 def dense_codes(columns: Sequence[np.ndarray], cardinalities: Sequence[int]) -> np.ndarray:
     """As :func:`combine_codes` for a small key space: count keys instead of hashing them."""
     key = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)

@@ -25,8 +25,8 @@ import numpy as np
 
 from pmhub.privacy.errors import PolicyError, UnsatisfiableError
 from pmhub.privacy.metrics import Metric, Utility, lower_bounds, measure
-from pmhub.privacy.models import Check, Model, check
-from pmhub.privacy.qitable import QiTable
+from pmhub.privacy.models import Check, KAnonymity, Model, check
+from pmhub.privacy.qitable import QiTable, key_sizes
 
 TIE = 1e-9
 
@@ -92,13 +92,10 @@ def optimal(
             tagged += 1
             continue
         key = tuple(int(v) for v in node)
-        if checker.known.get(key) is False:
+        if not checker.ok(key):
             failed = _keep_maximal(failed, _climb(checker, node, ceiling, failed))
             continue
-        result = checker.check(key)
-        if not result.ok:
-            failed = _keep_maximal(failed, _climb(checker, node, ceiling, failed))
-            continue
+        result = checker.check(key)  # the full partition, for the node's loss
         value = measure(table, result).value(metric)
         if best is None or value < best[0] - TIE:
             best = (value, result)
@@ -129,6 +126,13 @@ class Checker:
     known: dict[tuple[int, ...], bool] = field(default_factory=dict)
     checks: int = 0
 
+    @property
+    def k_only(self) -> int | None:
+        """The k when k-anonymity is the only model: then a plain count decides a node."""
+        if self.models and all(isinstance(m, KAnonymity) for m in self.models):
+            return max(m.k for m in self.models if isinstance(m, KAnonymity))
+        return None
+
     def check(self, node: tuple[int, ...]) -> Check:
         self.checks += 1
         result = check(self.table, node, self.models, self.budget)
@@ -137,7 +141,16 @@ class Checker:
 
     def ok(self, node: tuple[int, ...]) -> bool:
         found = self.known.get(node)
-        return self.check(node).ok if found is None else found
+        if found is not None:
+            return found
+        k = self.k_only
+        if k is None:
+            return self.check(node).ok
+        self.checks += 1
+        sizes = key_sizes(self.table, node)
+        found = bool(sizes[(sizes > 0) & (sizes < k)].sum() <= self.budget)
+        self.known[node] = found
+        return found
 
 
 def _climb(

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from pmhub.privacy import engine, report
@@ -184,22 +183,6 @@ def risk_of(
     return assess(
         counts[COUNT].to_numpy(), threshold=threshold, population_size=population_size, cells=cells
     )
-
-
-def anonymize_frame(
-    frame: pd.DataFrame, policy: Policy, key: ProjectKey | None, out: Path
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """One in-memory table through the same path (tests, notebooks): released frame and report."""
-    if len(policy.tables) != 1:
-        raise PrivacyInputError("anonymize_frame takes a single-table policy")
-    name = next(iter(policy.tables))
-    source_file = out.parent / f".{out.name}.input.parquet"
-    frame.to_parquet(source_file, index=False)
-    try:
-        release = anonymize(source_file, policy, out, key)
-    finally:
-        source_file.unlink(missing_ok=True)
-    return pd.read_parquet(release.files[name]), release.report
 
 
 def key_for(policy: Policy, settings: Settings) -> ProjectKey | None:

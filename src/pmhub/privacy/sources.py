@@ -12,11 +12,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from pmhub.privacy.errors import OutputExistsError, PrivacyInputError
 
@@ -38,6 +37,20 @@ class Source:
     columns: list[str]
     rows: int
     kind: str  # csv, parquet, duckdb, frame
+    types: dict[str, str] = field(default_factory=dict)
+
+    def text(self, column: str) -> str:
+        """SQL for a column as the text hierarchies list: '' when missing, 40 not 40.0."""
+        name = quote(column)
+        kind = self.types.get(column, "VARCHAR").upper()
+        if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
+            text = (
+                f"CASE WHEN {name} = trunc({name}) AND abs({name}) < 1e15"
+                f" THEN CAST(CAST({name} AS BIGINT) AS VARCHAR) ELSE CAST({name} AS VARCHAR) END"
+            )
+        else:
+            text = f"CAST({name} AS VARCHAR)"
+        return f"coalesce({text}, '')"
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -60,13 +73,15 @@ def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
 
 def describe(con: duckdb.DuckDBPyConnection, name: str, sql: str, kind: str) -> Source:
     try:
-        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()]
+        described = con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
+        columns = [row[0] for row in described]
         rows = con.execute(f"SELECT count(*) FROM {sql}").fetchall()[0]
     except duckdb.Error as exc:
         raise PrivacyInputError(f"cannot read table {name!r}: {str(exc).splitlines()[0]}") from exc
     if len(set(columns)) != len(columns):
         raise PrivacyInputError(f"table {name!r} has duplicate column names")
-    return Source(name, sql, columns, int(rows[0]) if rows else 0, kind)
+    types = {row[0]: str(row[1]) for row in described}
+    return Source(name, sql, columns, int(rows[0]) if rows else 0, kind, types)
 
 
 def file_source(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> Source:
@@ -87,12 +102,6 @@ def file_source(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> Source
             raise PrivacyInputError(f"cannot read {path} as CSV: {message}") from exc
         return describe(con, name, table, "csv")
     raise PrivacyInputError(f"input {path} is neither CSV nor Parquet nor DuckDB")
-
-
-def frame_source(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> Source:
-    view = f"frame_{len(con.execute('SHOW TABLES').fetchall())}_{abs(hash(name)) % 10**8}"
-    con.register(view, frame)
-    return describe(con, name, quote(view), "frame")
 
 
 def open_sources(

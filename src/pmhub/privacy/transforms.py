@@ -7,14 +7,12 @@ micro-aggregation) get it precomputed by the engine, so a batch never needs the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from pmhub.privacy.errors import ColumnTypeError
-from pmhub.privacy.hierarchy import TOP, Hierarchy
 from pmhub.privacy.keys import ProjectKey
 from pmhub.privacy.policy import ColumnRule
 from pmhub.privacy.qitable import as_text
@@ -108,17 +106,3 @@ def round_to(values: pd.Series, rule: ColumnRule, column: str) -> pd.Series:
 
 def suppress_rare(values: pd.Series, rare: set[str]) -> pd.Series:
     return values.where(~as_text(values).isin(rare) | values.isna(), None)
-
-
-def generalize(values: pd.Series, hierarchy: Hierarchy, level: int, column: str) -> pd.Series:
-    text = as_text(values)
-    return pd.Series(hierarchy.generalize(text, level, column), index=values.index, dtype=object)
-
-
-def mask(values: pd.Series, rows: np.ndarray) -> pd.Series:
-    out = values.astype(object).copy()
-    out[rows] = TOP
-    return out
-
-
-Transform = Callable[[pd.DataFrame], pd.Series]

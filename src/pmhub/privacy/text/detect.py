@@ -33,9 +33,84 @@ PRIORITY = {
 GIVEN = frozenset(
     "민서지현수영준우진호연은재성경미정훈희태혜윤아주하예유원승동상철석길순자숙옥남선화란명기용"
     "광한종혁규범환빈채나다린율도건찬결솔별슬람온인일국덕필만복분애임춘례녀금봉병학식택열근홍섭효"
-    "신세형창욱웅완익중표휘소의래보숙설혁진강산영재윤하서시두리갑말판끝삼칠돌점"
+    "신세형창욱웅완익중표휘소의래보숙설혁진강산영재윤하서시두리갑말판끝삼칠돌점이"
 )
-VERB_FINAL = frozenset("함음됨임봄줌옴씀짐킴침중후전등및적의를을는에로와과며게")
+# Surnames common enough that a bare surname + given-name shape is worth taking.
+COMMON_SURNAMES = frozenset(
+    "김이박최정강조윤장임한오서신권황안송류유홍전고문양손배백허남심노하곽성차주우구"
+)
+# Words that look like a surname + two given-name syllables (found by scanning notes).
+NOT_NAMES = frozenset(
+    [
+        "한의원",
+        "방사선",
+        "정상인",
+        "정상적",
+        "전신부",
+        "이상한",
+        "이상은",
+        "이번주",
+        "고혈당",
+        "유방선",
+        "하지정",
+        "장기적",
+        "안정된",
+        "주사제",
+        "고지혈",
+        "조영술",
+        "신장기",
+        "심전도",
+        "구강내",
+        "이명이",
+        "하루종",
+        "오전중",
+        "오후중",
+        "전주에",
+        "한동안",
+        "이전의",
+        "이후의",
+        "이전과",
+        "이후로",
+        "이전에",
+        "이후에",
+        "정도의",
+        "조기에",
+        "주기적",
+        "차후에",
+        "추후에",
+        "우선은",
+        "우측은",
+        "좌측은",
+        "우측의",
+        "좌측의",
+        "우측에",
+        "좌측에",
+        "하지의",
+        "상지의",
+        "안정이",
+        "안정을",
+        "주의를",
+        "주의가",
+        "배우자",
+        "며느리",
+        "어머니",
+        "아버지",
+        "할머니",
+        "할아버지",
+        "동거인",
+        "보호자",
+        "간병인",
+        "주치의",
+        "전공의",
+        "간호사",
+        "환자분",
+        "남편분",
+        "가족들",
+        "자녀들",
+        "형제들",
+    ]
+)
+VERB_FINAL = frozenset("함음됨임봄줌옴씀짐킴침중전등및적의를을는에로와과며게")
 ROAD_STOP = frozenset(
     [
         "이유로",
@@ -67,6 +142,20 @@ ROAD_STOP = frozenset(
         "동시로",
         "외래로",
         "구두로",
+        "환자로",
+        "결과로",
+        "상태로",
+        "치료로",
+        "수술로",
+        "문제로",
+        "의뢰로",
+        "진료로",
+        "검사로",
+        "약물로",
+        "주사로",
+        "경구로",
+        "단위로",
+        "자의로",
     ]
 )
 UNIT_AFTER = re.compile(
@@ -85,6 +174,7 @@ class Span:
 def detect(text: str, known_names: Iterable[str] = ()) -> list[Span]:
     found: list[Span] = []
     found += registration_numbers(text)
+    found += [span(m, "RRN") for m in p.RRN_MASKED.finditer(text)]
     found += [span(m, "PHONE") for m in p.PHONE.finditer(text)]
     found += [span(m, "EMAIL") for m in p.EMAIL.finditer(text)]
     found += [span(m, "MRN", "mrn") for m in p.MRN.finditer(text)]
@@ -152,14 +242,22 @@ def addresses(text: str) -> list[Span]:
 
 def names(text: str, known: Iterable[str]) -> list[Span]:
     found: set[str] = {n for n in known if len(n) >= 2}
-    found.update(m["name"] for m in p.NAME_AFTER_STRONG.finditer(text) if final_ok(m["name"]))
-    for match in p.NAME_AFTER_WEAK.finditer(text):
-        after = text[match.end("name") : match.end("name") + 1]
-        if plausible_name(match["name"], strong=after in ("(", ",") or after == ""):
+    for pattern in (p.NAME_AFTER_STRONG, p.NAME_AFTER_DEPARTMENT, p.NAME_BEFORE_PAREN):
+        found.update(m["name"] for m in overlapping(pattern, text) if final_ok(m["name"]))
+    for pattern in (p.FOREIGN_AFTER_LABEL, p.FOREIGN_AFTER_RELATION, p.FOREIGN_LINE_START):
+        found.update(m["name"].strip() for m in pattern.finditer(text) if final_ok(m["name"]))
+    for match in overlapping(p.NAME_AFTER_WEAK, text):
+        after = text[match.end("name") :].lstrip(" ")[:1]
+        if plausible_name(match["name"], strong=after in ("(", ",", "")):
             found.add(match["name"])
     for match in p.NAME_BEFORE_ROLE.finditer(text):
         if plausible_name(match["name"], strong=match["role"] in p.HONORIFIC):
             found.add(match["name"])
+    for match in p.NAME_BEFORE_PARTICLE.finditer(text):
+        name = match["name"]
+        if name[0] in COMMON_SURNAMES and plausible_name(name, False):
+            found.add(name)
+    found.update(m["name"] for m in p.LATIN_NAME.finditer(text))
     out = []
     for name in sorted(found, key=len, reverse=True):
         for match in re.finditer(rf"(?<![가-힣]){re.escape(name)}", text):
@@ -167,9 +265,19 @@ def names(text: str, known: Iterable[str]) -> list[Span]:
     return out
 
 
+def overlapping(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
+    """Matches that may share text: '보호자: 배우자 박진호' holds the label-name pairs
+    ('보호자', '배우자') and ('배우자', '박진호'); the first must not hide the second."""
+    found, position = [], 0
+    while (match := pattern.search(text, position)) is not None:
+        found.append(match)
+        position = match.start("name") if match.start("name") > match.start() else match.end()
+    return found
+
+
 def final_ok(name: str) -> bool:
-    """Note-style verb endings ('설명함', '시행됨') are not names."""
-    return name[-1] not in VERB_FINAL
+    """Note-style verb endings ('설명함', '시행됨') and look-alike words are not names."""
+    return name[-1] not in VERB_FINAL and name not in NOT_NAMES
 
 
 def plausible_name(name: str, strong: bool) -> bool:

@@ -118,8 +118,11 @@ def _render(index: int, m: re.Match[str], days: int, note_date: dt.date | None) 
         return text
     if index == 2:
         day = dt.date(2000 + int(m["yy"]), int(m["m"]), int(m["d"])) + dt.timedelta(days=days)
-        return f"{day:%y.%m.%d}"
+        return f"{day:%y}{m['s']}{day:%m}{m['s']}{day:%d}"
     if index == 4:
+        day = dt.date(int(m["y"]), int(m["m"]), int(m["d"])) + dt.timedelta(days=days)
+        return f"{_pad(m['m'], day.month)}/{_pad(m['d'], day.day)}/{day.year}"
+    if index == 5:
         day = dt.date(int(m["y"]), int(m["m"]), int(m["d"])) + dt.timedelta(days=days)
         return f"{day:%Y%m%d}"
     year = note_date.year if note_date else 2000

@@ -33,13 +33,16 @@ NEW_FORMAT_SINCE = dt.date(2020, 10, 1)
 RRN = re.compile(
     r"(?<![\d-])(?P<birth>\d{6})(?P<sep>\s?[-–]\s?|\s)?(?P<sex>[0-9])(?P<rest>\d{6})(?![\d-])"
 )
+# Partly masked numbers ('850315-1******') still show the birth date and sex.
+RRN_MASKED = re.compile(r"(?<![\d-])\d{6}\s?-\s?[1-8][*xX●○]{6}(?![\w*])")
 RRN_CONTEXT = re.compile(r"(주민|등록\s?번호|외국인|RRN|생년월일|resident)", re.IGNORECASE)
 
 PHONE = re.compile(
     r"(?<![\d\w-])"
     r"(?:(?:\+82|0082)[-.\s]?\(?0?\)?(?:1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)"
-    r"|\(?0(?:1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70|50\d)\)?)"
-    r"[-.\s)]{0,2}\d{3,4}[-.\s]?\d{4}(?![\d-])"
+    r"|\(0(?:1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70|50\d)\)"
+    r"|0(?:1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70|50\d))"
+    r"[-.\s]{0,2}\d{3,4}[-.\s]?\d{4}(?![\d-])"
     r"|(?<![\d-])1[5689]\d{2}-\d{4}(?![\d-])"
 )
 
@@ -50,7 +53,8 @@ EMAIL = re.compile(
 
 MRN = re.compile(
     r"(?:(?<!주민)(?<!외국인)(?<!사업자)등록\s?번호|환자\s?번호|병록\s?번호|차트\s?번호|진료\s?번호"
-    r"|의무기록\s?번호|병원\s?번호|EMR\s?번호|MRN|Chart\s?(?:No\.?|number)|Patient\s?ID|ID)"
+    r"|의무기록\s?번호|병원\s?번호|EMR\s?번호|수진자\s?번호|진료카드\s?번호|MRN"
+    r"|Chart\s?(?:No\.?|number)|Patient\s?ID|ID)"
     r"\s*[:：#.]?\s*(?:는|은|:)?\s*"
     r"(?P<mrn>[A-Z]{0,3}[-]?\d{4,10}(?:-\d{1,8})?)(?![\d])",
     re.IGNORECASE,
@@ -67,13 +71,18 @@ DATE_PATTERNS = (
         r"(?<!\d)(?P<y>(?:19|20)\d{2})년\s?(?P<m>0?[1-9]|1[0-2])월"
         r"(?:\s?(?P<d>0?[1-9]|[12]\d|3[01])일)?"
     ),
-    # 23.05.04 (two-digit year, dotted)
+    # 23.05.04, 23/05/04 (two-digit year)
     re.compile(
-        r"(?<![\d.])(?P<yy>\d{2})\.(?P<m>0[1-9]|1[0-2])\.(?P<d>0[1-9]|[12]\d|3[01])"
-        r"(?![\d.])"
+        r"(?<![\d./])(?P<yy>\d{2})(?P<s>[./])(?P<m>0[1-9]|1[0-2])(?P=s)"
+        r"(?P<d>0[1-9]|[12]\d|3[01])(?![\d./])"
     ),
     # 5월 4일 (year from the note's date)
     re.compile(r"(?<![\d년])(?P<m>0?[1-9]|1[0-2])월\s?(?P<d>0?[1-9]|[12]\d|3[01])일"),
+    # 05/04/2023 (month first, as in imported English records)
+    re.compile(
+        r"(?<![\d/])(?P<m>0?[1-9]|1[0-2])/(?P<d>0?[1-9]|[12]\d|3[01])/(?P<y>(?:19|20)\d{2})"
+        r"(?![\d/])"
+    ),
     # 20230504 (eight digits that make a date; a record number after its label wins)
     re.compile(
         r"(?<![\d-])(?P<y>(?:19|20)\d{2})(?P<m>0[1-9]|1[0-2])(?P<d>0[1-9]|[12]\d|3[01])"
@@ -99,7 +108,7 @@ STRONG_LABEL = (
 )
 WEAK_LABEL = (
     r"환자|보호자|간호사|의사|교수|전공의|배우자|아들|딸|남편|아내|어머니|아버지|모친|부친|동생|형"
-    r"|누나|언니|오빠"
+    r"|누나|언니|오빠|며느리|사위|손자|손녀|조카"
 )
 
 
@@ -112,6 +121,39 @@ def _name_pattern() -> str:
 NAME = _name_pattern()
 NAME_AFTER_STRONG = re.compile(rf"(?:{STRONG_LABEL})\s*[:：]?\s*(?P<name>{NAME})(?![가-힣]{{2}})")
 NAME_AFTER_WEAK = re.compile(rf"(?:{WEAK_LABEL})\s*[:：]?\s*(?P<name>{NAME})(?![가-힣]{{2}})")
+# Names that are not a Korean surname and given name (transliterated foreign names such as
+# '응우옌 반 안', or Korean names of other shapes), taken only where the cue is unmistakable:
+# a name label and an age/sex bracket, a guardian's relation and a phone bracket, or a
+# line opening with the name and an honorific or sex/age.
+FREE_NAME = r"[가-힣]{2,7}(?: [가-힣]{1,4}){0,2}"
+FOREIGN_AFTER_LABEL = re.compile(
+    rf"(?:환자명|성명|이름)\s*[:：]\s*(?P<name>{FREE_NAME})(?=\s?\((?:남|여|M|F|\d))"
+)
+FOREIGN_AFTER_RELATION = re.compile(
+    rf"보호자\s*[:：]?\s*(?:{WEAK_LABEL})\s(?P<name>{FREE_NAME})(?=\s?\((?:0|\+82))"
+)
+FOREIGN_LINE_START = re.compile(
+    rf"(?m)^(?P<name>{FREE_NAME})(?=\s?님[,\s]|\s환자,|\s?\((?:M|F|남|여)/)"
+)
+# '작성: 내분비내과 김창수': a signature, the department before the name.
+NAME_AFTER_DEPARTMENT = re.compile(
+    r"(?:작성|작성자|작성의|서명|기록|담당|주치의|판독|집도)\s*[:：]?\s*[가-힣]{1,8}과\s+"
+    rf"(?P<name>{NAME})(?![가-힣]{{2}})"
+)
+# '김민준(45세, 남)': a name before an age or sex in brackets.
+NAME_BEFORE_PAREN = re.compile(
+    rf"(?<![가-힣])(?P<name>{NAME})\s?\((?=\s?(?:\d{{1,3}}\s?세|만\s?\d|남|여|M\b|F\b))"
+)
+# A name before a particle, with no other cue: accepted only with common given-name
+# syllables and outside a list of look-alike words.
+NAME_BEFORE_PARTICLE = re.compile(
+    rf"(?<![가-힣])(?P<name>{NAME})(?:이가|이는|이의|께서|에게|은|는|이|가|을|를|의|와|과)(?=[\s,.])"
+)
+# Latin-script names after a label ('성명: Nguyen Van An', '환자 John Smith').
+LATIN_NAME = re.compile(
+    rf"(?:{STRONG_LABEL}|{WEAK_LABEL}|Name|Patient)\s*[:：]?\s*"
+    r"(?P<name>[A-Z][a-z]+(?:[ -][A-Z][a-z]+){1,3})"
+)
 NAME_BEFORE_ROLE = re.compile(
     rf"(?<![가-힣])(?P<name>{NAME})\s?(?P<role>{ROLE_AFTER})(?![가-힣]{{2}})"
 )
