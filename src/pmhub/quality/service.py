@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +157,41 @@ def load_run(
     settings = settings or load_settings()
     site = SiteRegistry(settings).get(site_name)
     return store.load_run(settings.home_dir(), site.name, run_id)
+
+
+def write_report(
+    site_name: str, html: Path, *, settings: Settings | None = None, run_id: str | None = None
+) -> Path:
+    """The site's run (the latest, or ``run_id``) as one self-contained HTML file."""
+    from pmhub.quality.report import render_site, write_html
+
+    document = load_run(site_name, settings=settings, run_id=run_id)
+    return write_html(html, render_site(document))
+
+
+MAX_SITES = 20
+
+
+def write_comparison(
+    site_names: Sequence[str], html: Path, *, settings: Settings | None = None
+) -> Path:
+    """The latest runs of several sites side by side, small cells suppressed."""
+    from pmhub.quality.compare import render_comparison
+    from pmhub.quality.report import write_html
+
+    settings = settings or load_settings()
+    names = list(dict.fromkeys(n.strip() for n in site_names if n.strip()))
+    if not 2 <= len(names) <= MAX_SITES:
+        raise QualityError(
+            f"compare needs 2 to {MAX_SITES} different sites, not {len(names)}",
+            hint="Name them with --sites A,B,C (see `pmhub sites list`).",
+        )
+    documents = [load_run(n, settings=settings) for n in names]
+    return write_html(html, render_comparison(documents, settings.small_cell_threshold))
+
+
+def list_runs(site_name: str, *, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """A registered site's runs in the index, oldest first."""
+    settings = settings or load_settings()
+    site = SiteRegistry(settings).get(site_name)
+    return sorted(store.runs(settings.home_dir(), site.name), key=lambda r: str(r["run_id"]))
