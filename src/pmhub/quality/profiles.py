@@ -16,6 +16,7 @@ from typing import Any
 from pmhub.cdm import spec
 from pmhub.cdm.backends import Backend
 from pmhub.cdm.ddl import quote
+from pmhub.quality.catalog import Catalog
 
 Progress = Callable[[int, int, str], None]
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -85,8 +86,11 @@ def _quantiles(row: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
 
 
 class Profiler:
-    def __init__(self, backend: Backend, row_counts: dict[str, int], top_n: int = 20) -> None:
+    def __init__(
+        self, backend: Backend, row_counts: dict[str, int], catalog: Catalog, top_n: int = 20
+    ) -> None:
         self.backend = backend
+        self.catalog = catalog
         self.rows = row_counts
         self.top_n = top_n
         self.seconds: dict[str, float] = {}
@@ -268,7 +272,7 @@ class Profiler:
             total = self.rows.get(table.name, 0)
             if table.schema != "CDM" or total == 0:
                 continue
-            present = self.backend.columns(table.name)
+            present = self.catalog.present(table.name)
             names = [f.name for f in table.fields if f.name in present]
             counts = self._all(
                 "SELECT " + ", ".join(f"count({quote(n)})" for n in names) + f" FROM {table.name}"

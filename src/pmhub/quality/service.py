@@ -18,6 +18,7 @@ from typing import Any
 from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend, duckdb_path
 from pmhub.quality import definitions, engine, store
+from pmhub.quality.catalog import read_catalog
 from pmhub.quality.checks import checked_tables
 from pmhub.quality.errors import EmptyCdwError, QualityError, SiteWithoutCdwError
 from pmhub.quality.profiles import Profiler
@@ -89,12 +90,18 @@ def run_quality(
         if counts.get("person", 0) == 0:
             raise EmptyCdwError(f"site {site.name!r} has a CDM schema but no persons in its CDW")
         cdm = _cdm_source(backend)
+        catalog = read_catalog(backend)
         seconds["row counts"] = time.perf_counter() - clock
-        profiler = Profiler(backend, counts, top_n=top_n)
+        profiler = Profiler(backend, counts, catalog, top_n=top_n)
         profiles = profiler.run(_phase(progress, "profiles"))
         seconds.update({f"profile {k}": v for k, v in profiler.seconds.items()})
         run = engine.run_checks(
-            backend, defs, as_of=as_of, row_counts=counts, progress=_phase(progress, "checks")
+            backend,
+            defs,
+            as_of=as_of,
+            row_counts=counts,
+            catalog=catalog,
+            progress=_phase(progress, "checks"),
         )
         seconds.update({f"checks {k}": v for k, v in run.seconds.items()})
     finished = _now()
