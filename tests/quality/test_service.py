@@ -168,3 +168,30 @@ def test_duckdb_and_postgresql_give_identical_results(
 
 def test_check_file_errors_are_check_file_errors():
     assert issubclass(UnknownCheckTypeError, CheckFileError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"site_name": 123}, "site_name must be a str"),
+        ({"site_name": "defects", "top_n": "5"}, "top_n"),
+        ({"site_name": "defects", "top_n": True}, "top_n"),
+        ({"site_name": "defects", "as_of": "2026-01-01"}, "as_of must be a date"),
+        ({"site_name": "defects", "out_dir": "/tmp"}, "out_dir must be a Path"),
+        ({"site_name": "defects", "check_file": b"checks.yaml"}, "check_file must be a Path"),
+    ],
+)
+def test_wrong_typed_arguments_are_refused(
+    defects_site: Site, kwargs: dict[str, Any], message: str
+):
+    with pytest.raises(QualityError, match=message):
+        service.run_quality(**kwargs)
+
+
+def test_wrong_typed_report_and_compare_arguments_are_refused(defects_site: Site):
+    with pytest.raises(QualityError, match="html must be a Path"):
+        service.write_report("defects", "report.html")  # type: ignore[arg-type]
+    with pytest.raises(QualityError, match="list of site names"):
+        service.write_comparison("defects,clean", Path("c.html"))
+    with pytest.raises(QualityError, match="run_id must be a str"):
+        service.load_run("defects", run_id=5)  # type: ignore[arg-type]

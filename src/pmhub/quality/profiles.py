@@ -70,18 +70,25 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _quantile_sql(expr: str) -> str:
-    parts = [f"percentile_disc({q}) WITHIN GROUP (ORDER BY {expr})" for q in QUANTILES]
-    ends = [f"max({expr})", f"avg({expr})", f"stddev_samp({expr})"]
-    return ", ".join([f"count({expr})", f"min({expr})", *parts, *ends])
+def _quantile_sql(expr: str, dialect: str) -> str:
+    """count, min, the QUANTILES as one list, max, mean, sd of ``expr``. The list form sorts
+    once where separate percentile_disc calls sort once each (4x faster on DuckDB); both
+    engines define the discrete percentile the same way (the first value at or above it)."""
+    listed = ", ".join(str(q) for q in QUANTILES)
+    if dialect == "postgresql":
+        quantiles = f"percentile_disc(ARRAY[{listed}]) WITHIN GROUP (ORDER BY {expr})"
+    else:
+        quantiles = f"quantile_disc({expr}, [{listed}])"
+    return f"count({expr}), min({expr}), {quantiles}, max({expr}), avg({expr}), stddev_samp({expr})"
 
 
 def _quantiles(row: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
     """The columns of :func:`_quantile_sql` as a dict."""
-    keys = ("count", "min", *QUANTILE_KEYS, "max", "mean", "sd")
-    out: dict[str, Any] = {}
-    for key, value in zip(keys, row, strict=True):
-        out[key] = int(value or 0) if key == "count" else _num(value)
+    count, low, quantiles, high, mean, sd = row
+    out: dict[str, Any] = {"count": int(count or 0), "min": _num(low)}
+    for key, value in zip(QUANTILE_KEYS, quantiles or [None] * len(QUANTILES), strict=True):
+        out[key] = _num(value)
+    out.update({"max": _num(high), "mean": _num(mean), "sd": _num(sd)})
     return out
 
 
@@ -90,10 +97,12 @@ class Profiler:
         self, backend: Backend, row_counts: dict[str, int], catalog: Catalog, top_n: int = 20
     ) -> None:
         self.backend = backend
+        self.dialect = backend.dialect.name
         self.catalog = catalog
         self.rows = row_counts
         self.top_n = top_n
         self.seconds: dict[str, float] = {}
+        self._per_person: dict[str, dict[str, Any]] = {}
 
     def _present(self) -> list[Domain]:
         return [d for d in domains() if self.rows.get(d.table, 0) > 0]
@@ -102,12 +111,12 @@ class Profiler:
         sections: list[tuple[str, Callable[[], Any]]] = [
             ("persons", self.persons),
             ("observation_periods", self.observation_periods),
+            ("records_per_person", self.records_per_person),
             ("records_per_domain", self.records_per_domain),
             ("top_concepts", self.top_concepts),
             ("visit_types", self.visit_types),
             ("records_per_month", self.records_per_month),
             ("measurement_values", self.measurement_values),
-            ("records_per_person", self.records_per_person),
             ("source_vocabularies", self.source_vocabularies),
             ("missingness", self.missingness),
         ]
@@ -150,7 +159,9 @@ class Profiler:
 
     def observation_periods(self) -> dict[str, Any]:
         length = "(observation_period_end_date - observation_period_start_date)"
-        stats = self._all(f"SELECT {_quantile_sql(length)} FROM observation_period")[0]
+        stats = self._all(f"SELECT {_quantile_sql(length, self.dialect)} FROM observation_period")[
+            0
+        ]
         years = self._all(
             f"SELECT CAST(FLOOR({length} / 365.25) AS INTEGER) AS y, count(*) "
             "FROM observation_period GROUP BY 1 ORDER BY 1"
@@ -164,11 +175,11 @@ class Profiler:
         }
 
     def records_per_domain(self) -> list[list[Any]]:
-        out = []
-        for d in self._present():
-            persons = self._all(f"SELECT count(DISTINCT person_id) FROM {d.table}")[0][0]
-            out.append([d.table, self.rows[d.table], int(persons)])
-        return out
+        """Records and persons per table; persons are the groups records_per_person counted."""
+        per_person = self._per_person or self.records_per_person()
+        return [
+            [d.table, self.rows[d.table], per_person[d.table]["count"]] for d in self._present()
+        ]
 
     def top_concepts(self) -> dict[str, list[list[Any]]]:
         out = {}
@@ -215,7 +226,7 @@ class Profiler:
             return []
         rows = self._all(
             "SELECT m.measurement_concept_id, c.concept_name, m.unit_concept_id, "
-            f"u.concept_name, u.concept_code, {_quantile_sql('m.value_as_number')} "
+            f"u.concept_name, u.concept_code, {_quantile_sql('m.value_as_number', self.dialect)} "
             "FROM measurement m "
             "LEFT JOIN concept c ON c.concept_id = m.measurement_concept_id "
             "LEFT JOIN concept u ON u.concept_id = m.unit_concept_id "
@@ -239,10 +250,11 @@ class Profiler:
         out = {}
         for d in self._present():
             row = self._all(
-                f"SELECT {_quantile_sql('n')} FROM (SELECT person_id, count(*) AS n "
+                f"SELECT {_quantile_sql('n', self.dialect)} FROM (SELECT person_id, count(*) AS n "
                 f"FROM {d.table} GROUP BY person_id) x"
             )[0]
             out[d.table] = _quantiles(row)
+        self._per_person = out
         return out
 
     def source_vocabularies(self) -> dict[str, list[list[Any]]]:

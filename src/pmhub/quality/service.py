@@ -77,8 +77,12 @@ def run_quality(
 ) -> QualityRun:
     """Profile the site's CDW and run every check; store and return the run."""
     settings = settings or load_settings()
-    if not 1 <= top_n <= MAX_TOP_N:
-        raise QualityError(f"top_n must be 1 to {MAX_TOP_N}, not {top_n}")
+    _expect("site_name", site_name, str)
+    _expect("out_dir", out_dir, Path, optional=True)
+    _expect("check_file", check_file, Path, optional=True)
+    _expect("as_of", as_of, dt.date, optional=True)
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or not 1 <= top_n <= MAX_TOP_N:
+        raise QualityError(f"top_n must be a whole number from 1 to {MAX_TOP_N}, not {top_n!r}")
     site = SiteRegistry(settings).get(site_name)
     defs = definitions.load(check_file)  # a bad check file stops before the CDW is opened
     started = _now()
@@ -131,6 +135,16 @@ def run_quality(
     return QualityRun(document, path, copy)
 
 
+def _expect(name: str, value: object, kind: type, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, kind):
+        raise QualityError(
+            f"{name} must be a {kind.__name__}, not {type(value).__name__} {str(value)[:40]!r}",
+            hint="Pass the argument with the type the API documents.",
+        )
+
+
 def _phase(progress: Progress | None, phase: str) -> Callable[[int, int, str], None] | None:
     if progress is None:
         return None
@@ -162,6 +176,8 @@ def load_run(
 ) -> dict[str, Any]:
     """A stored run of a registered site: the one with ``run_id``, else the latest."""
     settings = settings or load_settings()
+    _expect("site_name", site_name, str)
+    _expect("run_id", run_id, str, optional=True)
     site = SiteRegistry(settings).get(site_name)
     return store.load_run(settings.home_dir(), site.name, run_id)
 
@@ -172,6 +188,7 @@ def write_report(
     """The site's run (the latest, or ``run_id``) as one self-contained HTML file."""
     from pmhub.quality.report import render_site, write_html
 
+    _expect("html", html, Path)
     document = load_run(site_name, settings=settings, run_id=run_id)
     return write_html(html, render_site(document))
 
@@ -187,6 +204,9 @@ def write_comparison(
     from pmhub.quality.report import write_html
 
     settings = settings or load_settings()
+    _expect("html", html, Path)
+    if isinstance(site_names, str) or not all(isinstance(n, str) for n in site_names):
+        raise QualityError("site_names must be a list of site names")
     names = list(dict.fromkeys(n.strip() for n in site_names if n.strip()))
     if not 2 <= len(names) <= MAX_SITES:
         raise QualityError(
