@@ -4,7 +4,8 @@ in under 2 minutes on 2 cores).
 The CDW is generated here, vectorised with numpy and loaded through Backend.insert_batches:
 a plausible 100,000-person DuckDB CDW (visits, conditions, drugs, measurements, procedures,
 observations, deaths) in which no check should fail. Prints seconds per phase and the
-totals; BENCH_SMALL=1 runs 5,000 persons. Last line: one JSON object of the figures.
+totals; BENCH_SMALL=1 runs 5,000 persons; BENCH_BACKEND=postgresql runs on the PostgreSQL
+server that PMHUB_TEST_POSTGRES_URL names. Last line: one JSON object of the figures.
 """
 
 from __future__ import annotations
@@ -301,6 +302,29 @@ def load(backend: Backend, gen: Generator) -> dict[str, int]:
     return rows
 
 
+BACKEND = os.environ.get("BENCH_BACKEND", "duckdb")
+PG_SCHEMA = "pmhub_bench_quality"
+
+
+def _cdw_url() -> str | None:
+    """DuckDB in the temporary home, or BENCH_BACKEND=postgresql: a schema of the server
+    PMHUB_TEST_POSTGRES_URL names, dropped afterwards."""
+    if BACKEND == "duckdb":
+        return None
+    url = os.environ.get("PMHUB_TEST_POSTGRES_URL")
+    if BACKEND != "postgresql" or not url:
+        raise SystemExit("BENCH_BACKEND is duckdb or postgresql (with PMHUB_TEST_POSTGRES_URL)")
+    _drop_pg_schema()
+    return f"{url}?schema={PG_SCHEMA}"
+
+
+def _drop_pg_schema() -> None:
+    import psycopg
+
+    with psycopg.connect(os.environ["PMHUB_TEST_POSTGRES_URL"], autocommit=True) as con:
+        con.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+
+
 def main() -> int:
     from pmhub.quality import service
 
@@ -308,8 +332,8 @@ def main() -> int:
     os.environ["PMHUB_HOME"] = str(work / "home")
     try:
         settings = load_settings()
-        site = SiteRegistry(settings).add("bench", title_en="Bench Hospital")
-        figures: dict[str, float] = {}
+        site = SiteRegistry(settings).add("bench", _cdw_url(), title_en="Bench Hospital")
+        figures: dict[str, float | str] = {}
         with site.connect() as backend:
             clock = time.perf_counter()
             schema.init_cdm(backend, source_name="Bench", abbreviation="bench", holder="pmhub")
@@ -326,7 +350,7 @@ def main() -> int:
         statuses: dict[str, int] = {}
         for c in run.document["checks"]:
             statuses[c["status"]] = statuses.get(c["status"], 0) + 1
-        print(f"pmhub quality on {PERSONS:,} persons ({sum(rows.values()):,} rows), DuckDB")
+        print(f"pmhub quality on {PERSONS:,} persons ({sum(rows.values()):,} rows), {BACKEND}")
         for name, count in rows.items():
             print(f"  {name:<24}{count:>12,} rows")
         print(f"{'phase':<40}{'seconds':>10}")
@@ -340,6 +364,7 @@ def main() -> int:
             print(f"  FAILED {c['id']}: {c['violated']} of {c['denominator']}")
         figures.update(
             {
+                "backend": BACKEND,
                 "persons": PERSONS,
                 "rows": sum(rows.values()),
                 "profiles_s": round(profiles, 2),
@@ -350,12 +375,14 @@ def main() -> int:
                 "errors": statuses.get("error", 0),
             }
         )
-        figures["init_s"] = round(figures["init_s"], 2)
-        figures["generate_and_load_s"] = round(figures["generate_and_load_s"], 2)
+        figures["init_s"] = round(float(figures["init_s"]), 2)
+        figures["generate_and_load_s"] = round(float(figures["generate_and_load_s"]), 2)
         print(json.dumps(figures))
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if BACKEND == "postgresql":
+            _drop_pg_schema()
 
 
 if __name__ == "__main__":

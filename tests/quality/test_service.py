@@ -24,7 +24,7 @@ from pmhub.quality.errors import (
     UnknownCheckTypeError,
 )
 from pmhub.settings import load_settings
-from pmhub.sites import Site
+from pmhub.sites import Site, SiteRegistry
 from tests.quality import cdw
 from tests.quality.conftest import build_duckdb, register
 
@@ -157,8 +157,6 @@ def test_duckdb_and_postgresql_give_identical_results(
         schema.init_cdm(backend, source_name="Test", abbreviation="test", holder="pmhub")
         cdw.load(backend, cdw.with_defects())
     register("duck", defects_file)
-    from pmhub.sites import SiteRegistry
-
     SiteRegistry(load_settings()).add("pg", f"{url}?schema={name}")
     duck = service.run_quality("duck", as_of=cdw.AS_OF).document
     pg = service.run_quality("pg", as_of=cdw.AS_OF).document
@@ -195,3 +193,20 @@ def test_wrong_typed_report_and_compare_arguments_are_refused(defects_site: Site
         service.write_comparison("defects,clean", Path("c.html"))
     with pytest.raises(QualityError, match="run_id must be a str"):
         service.load_run("defects", run_id=5)  # type: ignore[arg-type]
+
+
+def test_demo_step_reports_on_sites_with_data(
+    defects_site: Site, clean_site: Site, tmp_path: Path, pmhub_home: Path
+):
+    from pmhub import demo
+
+    register("empty", build_duckdb(tmp_path / "empty.duckdb", {}))
+    sites = SiteRegistry(load_settings()).list()
+    reports = demo.quality_step(sites, pmhub_home)
+    assert sorted(p.name for p in reports) == [
+        "quality-clean.html",
+        "quality-defects.html",
+        "quality-sites.html",
+    ]
+    assert all(p.exists() for p in reports)
+    assert {r["site"] for r in store.load_index(pmhub_home)} == {"clean", "defects"}

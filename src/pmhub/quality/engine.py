@@ -1,5 +1,6 @@
-"""Runs checks on a CDW: one aggregate query per table for the row-level checks, one grouped
-query per table for the concept-level ones.
+"""Runs checks on a CDW: one aggregate query per table for the row-level checks, one query
+of value counts per table for its concept fields, one grouped query per table for the
+concept-level checks (units, value ranges, sex).
 
 Checks that cannot run (a column missing, or held as another type than the CDM's) get the
 status ``error`` with the reason, and the others still run: when a batched query fails, its
@@ -18,7 +19,6 @@ from pmhub.cdm.backends import Backend
 from pmhub.quality.catalog import Catalog, read_catalog
 from pmhub.quality.checks import (
     CONCEPT_TYPES,
-    MEASUREMENT_COLUMNS,
     Check,
     CompileContext,
     ConceptCount,
@@ -328,7 +328,6 @@ def _gender_results(
 __all__ = [
     "ERROR",
     "FAIL",
-    "MEASUREMENT_COLUMNS",
     "NOT_APPLICABLE",
     "PASS",
     "CheckResult",

@@ -70,7 +70,10 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _quantile_sql(expr: str, dialect: str) -> str:
+STAT_NAMES = ("q_count", "q_min", "q_quantiles", "q_max", "q_mean", "q_sd")
+
+
+def _quantile_sql(expr: str, dialect: str, *, named: bool = False) -> str:
     """count, min, the QUANTILES as one list, max, mean, sd of ``expr``. The list form sorts
     once where separate percentile_disc calls sort once each (4x faster on DuckDB); both
     engines define the discrete percentile the same way (the first value at or above it)."""
@@ -79,7 +82,17 @@ def _quantile_sql(expr: str, dialect: str) -> str:
         quantiles = f"percentile_disc(ARRAY[{listed}]) WITHIN GROUP (ORDER BY {expr})"
     else:
         quantiles = f"quantile_disc({expr}, [{listed}])"
-    return f"count({expr}), min({expr}), {quantiles}, max({expr}), avg({expr}), stddev_samp({expr})"
+    parts = [
+        f"count({expr})",
+        f"min({expr})",
+        quantiles,
+        f"max({expr})",
+        f"avg({expr})",
+        f"stddev_samp({expr})",
+    ]
+    if named:
+        parts = [f"{p} AS {n}" for p, n in zip(parts, STAT_NAMES, strict=True)]
+    return ", ".join(parts)
 
 
 def _quantiles(row: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
@@ -186,22 +199,24 @@ class Profiler:
         for d in self._present():
             if d.concept is None:
                 continue
-            col = f"t.{quote(d.concept)}"
+            # aggregate first, name after: joining every row to the vocabulary costs 3x
             rows = self._all(
-                f"SELECT {col}, c.concept_name, count(*), count(DISTINCT t.person_id) "
-                f"FROM {d.table} t LEFT JOIN concept c ON c.concept_id = {col} "
-                f"GROUP BY {col}, c.concept_name ORDER BY count(*) DESC, {col} "
-                f"LIMIT {int(self.top_n)}"
+                "SELECT x.k, c.concept_name, x.n, x.p FROM (SELECT "
+                f"{quote(d.concept)} AS k, count(*) AS n, count(DISTINCT person_id) AS p "
+                f"FROM {d.table} GROUP BY {quote(d.concept)} ORDER BY n DESC, k "
+                f"LIMIT {int(self.top_n)}) x LEFT JOIN concept c ON c.concept_id = x.k "
+                "ORDER BY x.n DESC, x.k"
             )
             out[d.table] = [[_int(c), name or "unknown", int(n), int(p)] for c, name, n, p in rows]
         return out
 
     def visit_types(self) -> list[list[Any]]:
         rows = self._all(
-            "SELECT v.visit_concept_id, c.concept_name, count(*), count(DISTINCT v.person_id), "
-            "avg(v.visit_end_date - v.visit_start_date) FROM visit_occurrence v "
-            "LEFT JOIN concept c ON c.concept_id = v.visit_concept_id "
-            "GROUP BY v.visit_concept_id, c.concept_name ORDER BY count(*) DESC, 1"
+            "SELECT x.k, c.concept_name, x.n, x.p, x.days FROM (SELECT visit_concept_id AS k, "
+            "count(*) AS n, count(DISTINCT person_id) AS p, "
+            "avg(visit_end_date - visit_start_date) AS days FROM visit_occurrence "
+            "GROUP BY visit_concept_id) x LEFT JOIN concept c ON c.concept_id = x.k "
+            "ORDER BY x.n DESC, x.k"
         )
         return [
             [_int(v), name or "unknown", int(n), int(p), _num(days)] for v, name, n, p, days in rows
@@ -224,15 +239,14 @@ class Profiler:
     def measurement_values(self) -> list[dict[str, Any]]:
         if not self.rows.get("measurement"):
             return []
+        names = ", ".join(f"x.{n}" for n in STAT_NAMES)
         rows = self._all(
-            "SELECT m.measurement_concept_id, c.concept_name, m.unit_concept_id, "
-            f"u.concept_name, u.concept_code, {_quantile_sql('m.value_as_number', self.dialect)} "
-            "FROM measurement m "
-            "LEFT JOIN concept c ON c.concept_id = m.measurement_concept_id "
-            "LEFT JOIN concept u ON u.concept_id = m.unit_concept_id "
-            "WHERE m.value_as_number IS NOT NULL "
-            "GROUP BY m.measurement_concept_id, c.concept_name, m.unit_concept_id, "
-            "u.concept_name, u.concept_code ORDER BY count(*) DESC, 1, 3"
+            f"SELECT x.k, c.concept_name, x.u, u.concept_name, u.concept_code, {names} FROM "
+            "(SELECT measurement_concept_id AS k, unit_concept_id AS u, "
+            f"{_quantile_sql('value_as_number', self.dialect, named=True)} FROM measurement "
+            "WHERE value_as_number IS NOT NULL GROUP BY measurement_concept_id, unit_concept_id) x "
+            "LEFT JOIN concept c ON c.concept_id = x.k LEFT JOIN concept u ON u.concept_id = x.u "
+            "ORDER BY x.q_count DESC, x.k, x.u"
         )
         return [
             {
@@ -264,15 +278,16 @@ class Profiler:
         for d in self._present():
             if d.source_concept is None or d.source_value is None:
                 continue
-            sc, sv = f"t.{quote(d.source_concept)}", f"t.{quote(d.source_value)}"
+            sc, sv = quote(d.source_concept), quote(d.source_value)
             rows = self._all(
-                "SELECT COALESCE(c.vocabulary_id, m.vocabulary_id, "
-                f"CASE WHEN {sv} IS NULL THEN '(no source value)' ELSE '(unknown)' END) AS v, "
-                f"count(*) FROM {d.table} t "
-                f"LEFT JOIN concept c ON c.concept_id = {sc} AND {sc} <> 0 "
+                "SELECT COALESCE(c.vocabulary_id, m.vocabulary_id, CASE WHEN x.sv IS NULL "
+                "THEN '(no source value)' ELSE '(unknown)' END) AS v, sum(x.n) FROM "
+                f"(SELECT {sc} AS sc, {sv} AS sv, count(*) AS n FROM {d.table} "
+                f"GROUP BY {sc}, {sv}) x "
+                "LEFT JOIN concept c ON c.concept_id = x.sc AND x.sc <> 0 "
                 "LEFT JOIN (SELECT source_code, min(source_vocabulary_id) AS vocabulary_id "
-                "FROM source_to_concept_map GROUP BY source_code) m "
-                f"ON m.source_code = {sv} GROUP BY 1 ORDER BY 2 DESC, 1"
+                "FROM source_to_concept_map GROUP BY source_code) m ON m.source_code = x.sv "
+                "GROUP BY 1 ORDER BY 2 DESC, 1"
             )
             out[d.table] = [[v, int(n)] for v, n in rows]
         return out
