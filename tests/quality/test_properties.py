@@ -130,3 +130,32 @@ def test_counts_match_a_python_reference(
     backwards = sum(1 for _, length in visits if length < 0)
     key = "start_before_end/visit_occurrence.visit_start_date"
     assert results[key] == ((backwards, len(visits)) if visits else (0, 0))
+
+
+def test_sex_specific_checks_follow_the_concept_ancestry(tmp_path: Path):
+    """A record of a descendant of a female-only concept counts against that concept."""
+    hypoglycemia = 24609  # stands in for a descendant of 'Pregnant' in this test only
+    rows = cdw.clean_rows()
+    rows["condition_occurrence"] = [
+        {
+            "condition_occurrence_id": 1,
+            "person_id": 1,  # male
+            "condition_concept_id": hypoglycemia,
+            "condition_start_date": dt.date(2020, 1, 1),
+            "condition_type_concept_id": cdw.EHR,
+        }
+    ]
+    path = build_duckdb(tmp_path / "ancestry.duckdb", rows)
+    checks = tmp_path / "checks.yaml"
+    entry = _entry("plausible_gender", "plausibility", {"concepts": "gender_specific_concepts.csv"})
+    checks.write_text(yaml.safe_dump({"version": 1, "checks": [entry]}))
+    defs = definitions.load(checks)
+    key = f"plausible_gender/condition_occurrence.condition_concept_id/{cdw.PREGNANT}"
+    with DuckDBBackend(path) as backend:
+        before = {r.check.id: r for r in engine.run_checks(backend, defs, as_of=cdw.AS_OF).results}
+        backend.execute(
+            "INSERT INTO concept_ancestor VALUES (?, ?, 1, 1)", [cdw.PREGNANT, hypoglycemia]
+        )
+        after = {r.check.id: r for r in engine.run_checks(backend, defs, as_of=cdw.AS_OF).results}
+    assert before[key].status == engine.NOT_APPLICABLE
+    assert (after[key].violated, after[key].denominator, after[key].status) == (1, 1, engine.FAIL)

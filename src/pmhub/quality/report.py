@@ -129,7 +129,7 @@ def write_html(path: Path, html: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(html, encoding="utf-8")
+        tmp.write_bytes(html.encode("utf-8", "replace"))  # a lone surrogate becomes '?'
         tmp.replace(path)
     except OSError as exc:
         raise QualityOutputError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -3,6 +3,7 @@ plotting dependency. Every text that reaches the SVG is escaped here."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from html import escape
 
@@ -16,8 +17,13 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+# Characters XML cannot hold (controls, lone surrogates, U+FFFE/U+FFFF): a label from a
+# hospital's data must not make the document unreadable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _t(text: object) -> str:
-    return escape(str(text), quote=True)
+    return escape(_NOT_XML.sub("\ufffd", str(text)), quote=True)
 
 
 def _fmt(value: float) -> str:
@@ -92,7 +98,7 @@ def lines(
     xs = sorted({x for _, points in series for x, _ in points})
     if not xs:
         return Markup("")
-    bottom, left, legend = 20, 44, 16 * len(series)
+    bottom, left, legend = 20, 44, 16 * ((len(series) + 3) // 4)
     plot = height - bottom - legend
     top = max((v for _, pts in series for _, v in pts), default=0) or 1
     step = (width - left - 10) / max(len(xs) - 1, 1)
