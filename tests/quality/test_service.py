@@ -210,3 +210,13 @@ def test_demo_step_reports_on_sites_with_data(
     ]
     assert all(p.exists() for p in reports)
     assert {r["site"] for r in store.load_index(pmhub_home)} == {"clean", "defects"}
+
+
+def test_a_postgresql_schema_without_a_cdm_is_refused(pg_schema: tuple[str, str]):
+    from pmhub.errors import CdwNotInitialisedError
+
+    url, name = pg_schema
+    SiteRegistry(load_settings()).add("bare", f"{url}?schema={name}")
+    with pytest.raises(CdwNotInitialisedError, match="no OMOP CDM schema") as err:
+        service.run_quality("bare")
+    assert "pmhub cdm init" in err.value.hint
