@@ -104,9 +104,11 @@ def render_site(document: dict[str, Any]) -> str:
     for c in d["checks"]:
         if c["status"] in ("pass", "fail"):
             by_category.setdefault(c["category"], []).append(c)
+    shown = failed[:MAX_FAILED_IN_CHART]
     chart = svg.hbars(
-        [(c["id"], c["pct_violated"]) for c in failed[:MAX_FAILED_IN_CHART]],
+        [(c["id"].split("/", 1)[1], c["pct_violated"]) for c in shown],
         "percent of rows violating, failed checks",
+        tips=[f"{c['id']}: {c['description']}" for c in shown],
     )
     return (
         environment()

@@ -41,8 +41,14 @@ def _svg(width: int, height: int, body: list[str], label: str) -> Markup:
     return Markup(head + "".join(body) + "</svg>")
 
 
-def hbars(items: Sequence[tuple[str, float]], label: str, width: int = 560) -> Markup:
-    """Horizontal bars, one per item, value at the end of the bar."""
+def hbars(
+    items: Sequence[tuple[str, float]],
+    label: str,
+    width: int = 560,
+    tips: Sequence[str] | None = None,
+) -> Markup:
+    """Horizontal bars, one per item, value at the end of the bar; ``tips`` (one per item)
+    replace the names as hover text."""
     if not items:
         return Markup("")
     row, left, right = 18, 300, 60
@@ -53,7 +59,8 @@ def hbars(items: Sequence[tuple[str, float]], label: str, width: int = 560) -> M
         w = (width - left - right) * max(value, 0) / top
         short = name if len(name) <= 46 else name[:44] + "…"
         body.append(
-            f'<text x="{left - 6}" y="{y + 13}" text-anchor="end"><title>{_t(name)}</title>'
+            f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">'
+            f"<title>{_t(tips[i] if tips else name)}</title>"
             f"{_t(short)}</text>"
             f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" fill="{color(0)}"/>'
             f'<text x="{left + w + 4:.1f}" y="{y + 13}">{_t(_fmt(value))}</text>'
