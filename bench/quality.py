@@ -299,6 +299,7 @@ def load(backend: Backend, gen: Generator) -> dict[str, int]:
         rows[name] = backend.insert_batches(name, arrow_schema, table.to_batches(1_000_000))
         for statement in ddl.create_indexes(spec.table(name)):
             backend.execute(statement)
+        backend.execute(f"ANALYZE {name}")  # statistics for the planner, as after any load
     return rows
 
 

@@ -31,6 +31,7 @@ from pmhub.quality.checks import (
     histogram_query,
     histogram_violations,
     measurement_query,
+    source_value_query,
     uses_histogram,
 )
 from pmhub.quality.definitions import GENDER_DOMAIN_TABLES, CheckDefinitions, GenderConcept
@@ -100,11 +101,12 @@ class _Plan:
     concept: dict[tuple[str, str, str], list[Check]] = field(default_factory=dict)
     done: dict[str, CheckResult] = field(default_factory=dict)
     histogram: dict[str, list[Check]] = field(default_factory=dict)
+    sources: dict[str, list[Check]] = field(default_factory=dict)
     person: str = "person"  # as the gender queries join it: many-to-one even without a key
     concept_table: str = "concept"  # likewise, as the value counts join it
 
     def queries(self) -> int:
-        return len(self.row) + len(self.concept) + len(self.histogram)
+        return len(self.row) + len(self.concept) + len(self.histogram) + len(self.sources)
 
 
 def run_checks(
@@ -135,6 +137,15 @@ def run_checks(
             progress(done, total, label)
         started = time.perf_counter()
         for result in _run_histogram(backend, table, group, counts[table], plan.concept_table):
+            plan.done[result.check.id] = result
+        run.seconds[label] = time.perf_counter() - started
+        done += 1
+    for table, group in plan.sources.items():
+        label = f"{table} source values"
+        if progress:
+            progress(done, total, label)
+        started = time.perf_counter()
+        for result in _run_sources(backend, table, group):
             plan.done[result.check.id] = result
         run.seconds[label] = time.perf_counter() - started
         done += 1
@@ -174,6 +185,8 @@ def _plan(
             plan.done[check.id] = CheckResult(check, 0, 0, NOT_APPLICABLE)
         elif uses_histogram(check):
             plan.histogram.setdefault(check.table, []).append(check)
+        elif check.type == "source_value_unmapped":
+            plan.sources.setdefault(check.table, []).append(check)
         elif check.type in CONCEPT_TYPES:
             key = _concept_key(check)
             plan.concept.setdefault(key, []).append(check)
@@ -261,6 +274,19 @@ def _run_histogram(
         for f, v, n, cid, dom, std, inv in found
     ]
     return [judge(c, histogram_violations(c, counts), rows) for c in checks]
+
+
+def _run_sources(backend: Backend, table: str, checks: list[Check]) -> list[CheckResult]:
+    try:
+        rows = backend.fetchall(source_value_query(table, checks))
+    except Exception as exc:
+        return [CheckResult(c, 0, 0, ERROR, _first_line(exc)) for c in checks]
+    found = {str(f): (int(n), int(u or 0)) for f, n, u in rows}
+    results = []
+    for check in checks:
+        values, unmapped = found.get(str(check.field), (0, 0))
+        results.append(judge(check, unmapped, values))
+    return results
 
 
 def _first_line(exc: Exception) -> str:
