@@ -64,7 +64,8 @@ def test_profiles_count_what_was_loaded(defects_site: Site):
     }
     assert glucose_units == {cdw.MG_DL: 10, cdw.KG: 1}
     assert p["top_concepts"]["drug_exposure"][0] == [cdw.METFORMIN, "Metformin", 10, 10]
-    assert p["visit_types"][0][:4] == [cdw.INPATIENT, "Inpatient Visit", 11, 10]
+    # 10 stays of 4 days and the planted one ending 9 days before it starts
+    assert p["visit_types"][0] == [cdw.INPATIENT, "Inpatient Visit", 11, 10, round(31 / 11, 6)]
     assert p["records_per_month"]["observation"] == [[202003, 10], [203101, 1]]
     assert p["records_per_person"]["measurement"]["max"] == 4  # 3 + one planted
     assert p["missingness"]["person"]["month_of_birth"] == pytest.approx(100 * 2 / 12, abs=1e-4)
