@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -442,6 +444,134 @@ def privacy_evaluate_text(
             f"{s['coverage']:.4f}",
         )
     console.print(table)
+
+
+# --- quality ---------------------------------------------------------------------------
+
+quality_app = typer.Typer(
+    help="Data quality: Achilles-style profiles and DQD-style checks of a site's CDW.",
+    no_args_is_help=True,
+)
+app.add_typer(quality_app, name="quality")
+
+HtmlOption = Annotated[Path, typer.Option("--html", help="The HTML file to write.")]
+
+
+def _as_of(text: str | None) -> dt.date | None:
+    from pmhub.quality.errors import QualityError
+
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise QualityError(
+            f"--as-of {text[:40]!r} is not a date", hint="Write it as YYYY-MM-DD."
+        ) from None
+
+
+@quality_app.command("run")
+def quality_run(
+    site: SiteOption,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the results JSON into this folder.")
+    ] = None,
+    checks: Annotated[
+        Path | None, typer.Option("--checks", help="A check file (default: the shipped one).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Dates after this day are implausible (default: today)."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Most frequent concepts per table.")] = 20,
+) -> None:
+    """Profile the site's CDW and run every check; store the results."""
+    from pmhub.quality import service
+
+    with _count_progress() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(phase: str, done: int, total: int, what: str) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total, what="")
+            bar.update(tasks[phase], completed=done, total=total, what=what)
+
+        run = service.run_quality(
+            site, out_dir=out, check_file=checks, as_of=_as_of(as_of), top_n=top, progress=report
+        )
+    table = Table("category", "passed", "failed", "not applicable", "could not run")
+    for category, counts in run.document["summary"].items():
+        table.add_row(
+            category,
+            str(counts["pass"]),
+            f"[red]{counts['fail']}[/]" if counts["fail"] else "0",
+            str(counts["not_applicable"]),
+            str(counts["error"]),
+        )
+    console.print(table)
+    for check in run.failed[:20]:
+        console.print(
+            f"  [red]failed[/] {check['id']}: {check['violated']:,} of {check['denominator']:,} "
+            f"({check['pct_violated']:.2f} % > {check['threshold']:g} %)",
+            highlight=False,
+        )
+    if len(run.failed) > 20:
+        console.print(f"  … and {len(run.failed) - 20} more (see the report)")
+    console.print(f"site [bold]{site}[/]: run {run.run_id} stored in {run.path}")
+    if run.copy is not None:
+        console.print(f"  copy: {run.copy}")
+
+
+@quality_app.command("report")
+def quality_report(
+    site: SiteOption,
+    html: HtmlOption,
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: the latest).")] = None,
+) -> None:
+    """Write a site's stored run as one self-contained HTML report."""
+    from pmhub.quality import service
+
+    path = service.write_report(site, html, run_id=run)
+    console.print(f"site [bold]{site}[/]: report written to {path}")
+
+
+@quality_app.command("compare")
+def quality_compare(
+    sites: Annotated[str, typer.Option("--sites", help="Sites to compare: A,B,C.")],
+    html: HtmlOption,
+) -> None:
+    """Put the latest runs of several sites side by side and highlight what differs."""
+    from pmhub.quality import service
+
+    path = service.write_comparison(sites.split(","), html)
+    console.print(f"comparison of {sites} written to {path}")
+
+
+@quality_app.command("runs")
+def quality_runs(site: SiteOption) -> None:
+    """List a site's stored quality runs."""
+    from pmhub.quality import service
+
+    runs = service.list_runs(site)
+    if not runs:
+        console.print(f"site {site} has no quality run yet; run `pmhub quality run --site {site}`")
+        return
+    table = Table("run", "finished", "failed checks")
+    for entry in runs:
+        failed = sum(c.get("fail", 0) for c in entry.get("summary", {}).values())
+        table.add_row(str(entry["run_id"]), str(entry["finished_at"]), str(failed))
+    console.print(table)
+
+
+def _count_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[what]}"),
+        console=err_console,
+        transient=False,
+    )
 
 
 def _progress() -> Progress:

@@ -101,6 +101,24 @@ def summary(sites: list[Site]) -> Table:
     return table
 
 
+def quality_step(sites: list[Site], home: Path) -> list[Path]:
+    """Profile and check every site that holds persons; a report each, and a comparison."""
+    from pmhub.quality import service
+
+    with_data = []
+    for site in sites:
+        with site.connect() as backend:
+            if backend.count("person") > 0:
+                with_data.append(site.name)
+    reports = []
+    for name in with_data:
+        service.run_quality(name)
+        reports.append(service.write_report(name, home / "reports" / f"quality-{name}.html"))
+    if len(with_data) > 1:
+        reports.append(service.write_comparison(with_data, home / "reports" / "quality-sites.html"))
+    return reports
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=None, help="platform home (PMHUB_HOME)")
@@ -119,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         load_synthetic_data(sites, registry.settings.seed, registry.settings.home_dir(), console)
         console.print(summary(sites))
+        for report in quality_step(sites, registry.settings.home_dir()):
+            console.print(f"data quality: {report}")
     except PmhubError as exc:
         console.print(f"[bold red]error:[/] {exc.message}\n[yellow]hint:[/] {exc.hint}")
         return exc.exit_code

@@ -1,5 +1,6 @@
-"""Fixtures of the quality tests: a hand-built CDW with the planted defects, built once per
-module (and per xdist worker), registered as a site in each test's own home."""
+"""Fixtures of the quality tests: hand-built CDWs (clean, and with the planted defects), built
+once per session and xdist worker, never written to by the tests that read them, and
+registered as a site in each test's own home."""
 
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ def build_duckdb(path: Path, rows: cdw.Rows) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def defects_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_duckdb(tmp_path_factory.mktemp("cdw") / "defects.duckdb", cdw.with_defects())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clean_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_duckdb(tmp_path_factory.mktemp("cdw") / "clean.duckdb", cdw.clean_rows())
 

@@ -227,3 +227,18 @@ def test_any_type_name_other_than_a_known_one_is_refused(name: str):
         return
     with tempfile.TemporaryDirectory() as tmp, pytest.raises(CheckFileError):
         definitions.load(_write(Path(tmp), {"version": 1, "checks": [_entry(type=name)]}))
+
+
+def test_a_yaml_alias_bomb_is_refused(tmp_path: Path):
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 9):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    text = "\n".join(levels) + "\nversion: 1\nchecks: [*a8]\n"
+    with pytest.raises(CheckFileError):
+        definitions.load(_write(tmp_path, text))
+    entry_bomb = "\n".join(levels) + (
+        "\nversion: 1\nchecks:\n- {type: is_required, category: completeness, subcategory: x,"
+        " description: x, threshold: 0, exclude: *a8}\n"
+    )
+    with pytest.raises(CheckFileError):
+        definitions.load(_write(tmp_path, entry_bomb))

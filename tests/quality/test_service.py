@@ -24,7 +24,7 @@ from pmhub.quality.errors import (
     UnknownCheckTypeError,
 )
 from pmhub.settings import load_settings
-from pmhub.sites import Site
+from pmhub.sites import Site, SiteRegistry
 from tests.quality import cdw
 from tests.quality.conftest import build_duckdb, register
 
@@ -64,7 +64,8 @@ def test_profiles_count_what_was_loaded(defects_site: Site):
     }
     assert glucose_units == {cdw.MG_DL: 10, cdw.KG: 1}
     assert p["top_concepts"]["drug_exposure"][0] == [cdw.METFORMIN, "Metformin", 10, 10]
-    assert p["visit_types"][0][:4] == [cdw.INPATIENT, "Inpatient Visit", 11, 10]
+    # 10 stays of 4 days and the planted one ending 9 days before it starts
+    assert p["visit_types"][0] == [cdw.INPATIENT, "Inpatient Visit", 11, 10, round(31 / 11, 6)]
     assert p["records_per_month"]["observation"] == [[202003, 10], [203101, 1]]
     assert p["records_per_person"]["measurement"]["max"] == 4  # 3 + one planted
     assert p["missingness"]["person"]["month_of_birth"] == pytest.approx(100 * 2 / 12, abs=1e-4)
@@ -157,8 +158,6 @@ def test_duckdb_and_postgresql_give_identical_results(
         schema.init_cdm(backend, source_name="Test", abbreviation="test", holder="pmhub")
         cdw.load(backend, cdw.with_defects())
     register("duck", defects_file)
-    from pmhub.sites import SiteRegistry
-
     SiteRegistry(load_settings()).add("pg", f"{url}?schema={name}")
     duck = service.run_quality("duck", as_of=cdw.AS_OF).document
     pg = service.run_quality("pg", as_of=cdw.AS_OF).document
@@ -168,3 +167,57 @@ def test_duckdb_and_postgresql_give_identical_results(
 
 def test_check_file_errors_are_check_file_errors():
     assert issubclass(UnknownCheckTypeError, CheckFileError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"site_name": 123}, "site_name must be a str"),
+        ({"site_name": "defects", "top_n": "5"}, "top_n"),
+        ({"site_name": "defects", "top_n": True}, "top_n"),
+        ({"site_name": "defects", "as_of": "2026-01-01"}, "as_of must be a date"),
+        ({"site_name": "defects", "out_dir": "/tmp"}, "out_dir must be a Path"),
+        ({"site_name": "defects", "check_file": b"checks.yaml"}, "check_file must be a Path"),
+    ],
+)
+def test_wrong_typed_arguments_are_refused(
+    defects_site: Site, kwargs: dict[str, Any], message: str
+):
+    with pytest.raises(QualityError, match=message):
+        service.run_quality(**kwargs)
+
+
+def test_wrong_typed_report_and_compare_arguments_are_refused(defects_site: Site):
+    with pytest.raises(QualityError, match="html must be a Path"):
+        service.write_report("defects", "report.html")  # type: ignore[arg-type]
+    with pytest.raises(QualityError, match="list of site names"):
+        service.write_comparison("defects,clean", Path("c.html"))
+    with pytest.raises(QualityError, match="run_id must be a str"):
+        service.load_run("defects", run_id=5)  # type: ignore[arg-type]
+
+
+def test_demo_step_reports_on_sites_with_data(
+    defects_site: Site, clean_site: Site, tmp_path: Path, pmhub_home: Path
+):
+    from pmhub import demo
+
+    register("empty", build_duckdb(tmp_path / "empty.duckdb", {}))
+    sites = SiteRegistry(load_settings()).list()
+    reports = demo.quality_step(sites, pmhub_home)
+    assert sorted(p.name for p in reports) == [
+        "quality-clean.html",
+        "quality-defects.html",
+        "quality-sites.html",
+    ]
+    assert all(p.exists() for p in reports)
+    assert {r["site"] for r in store.load_index(pmhub_home)} == {"clean", "defects"}
+
+
+def test_a_postgresql_schema_without_a_cdm_is_refused(pg_schema: tuple[str, str]):
+    from pmhub.errors import CdwNotInitialisedError
+
+    url, name = pg_schema
+    SiteRegistry(load_settings()).add("bare", f"{url}?schema={name}")
+    with pytest.raises(CdwNotInitialisedError, match="no OMOP CDM schema") as err:
+        service.run_quality("bare")
+    assert "pmhub cdm init" in err.value.hint

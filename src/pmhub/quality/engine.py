@@ -1,5 +1,6 @@
-"""Runs checks on a CDW: one aggregate query per table for the row-level checks, one grouped
-query per table for the concept-level ones.
+"""Runs checks on a CDW: one aggregate query per table for the row-level checks, one query
+of value counts per table for its concept fields, one grouped query per table for the
+concept-level checks (units, value ranges, sex).
 
 Checks that cannot run (a column missing, or held as another type than the CDM's) get the
 status ``error`` with the reason, and the others still run: when a batched query fails, its
@@ -14,20 +15,24 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend
+from pmhub.quality.catalog import Catalog, read_catalog
 from pmhub.quality.checks import (
     CONCEPT_TYPES,
-    MEASUREMENT_COLUMNS,
     Check,
     CompileContext,
+    ConceptCount,
     Joins,
     RowMeasure,
     checked_tables,
     compile_row,
     expand,
     gender_query,
+    histogram_query,
+    histogram_violations,
     measurement_query,
+    source_value_query,
+    uses_histogram,
 )
 from pmhub.quality.definitions import GENDER_DOMAIN_TABLES, CheckDefinitions, GenderConcept
 
@@ -95,10 +100,13 @@ class _Plan:
     row: dict[str, list[tuple[Check, RowMeasure]]] = field(default_factory=dict)
     concept: dict[tuple[str, str, str], list[Check]] = field(default_factory=dict)
     done: dict[str, CheckResult] = field(default_factory=dict)
+    histogram: dict[str, list[Check]] = field(default_factory=dict)
+    sources: dict[str, list[Check]] = field(default_factory=dict)
     person: str = "person"  # as the gender queries join it: many-to-one even without a key
+    concept_table: str = "concept"  # likewise, as the value counts join it
 
     def queries(self) -> int:
-        return len(self.row) + len(self.concept)
+        return len(self.row) + len(self.concept) + len(self.histogram) + len(self.sources)
 
 
 def run_checks(
@@ -107,11 +115,12 @@ def run_checks(
     *,
     as_of: dt.date,
     row_counts: dict[str, int] | None = None,
+    catalog: Catalog | None = None,
     progress: Progress | None = None,
 ) -> CheckRun:
     checks = expand(definitions, as_of)
     counts = row_counts or {t.name: backend.count(t.name) for t in checked_tables()}
-    plan = _plan(backend, checks, counts, as_of)
+    plan = _plan(backend, checks, counts, as_of, catalog or read_catalog(backend))
     run = CheckRun(results=[])
     total, done = plan.queries(), 0
     for table, measures in plan.row.items():
@@ -121,6 +130,24 @@ def run_checks(
         for check, result in _run_table(backend, table, measures):
             plan.done[check.id] = result
         run.seconds[table] = time.perf_counter() - started
+        done += 1
+    for table, group in plan.histogram.items():
+        label = f"{table} concept fields"
+        if progress:
+            progress(done, total, label)
+        started = time.perf_counter()
+        for result in _run_histogram(backend, table, group, counts[table], plan.concept_table):
+            plan.done[result.check.id] = result
+        run.seconds[label] = time.perf_counter() - started
+        done += 1
+    for table, group in plan.sources.items():
+        label = f"{table} source values"
+        if progress:
+            progress(done, total, label)
+        started = time.perf_counter()
+        for result in _run_sources(backend, table, group):
+            plan.done[result.check.id] = result
+        run.seconds[label] = time.perf_counter() - started
         done += 1
     for key, group in plan.concept.items():
         label = f"{key[0]} concepts"
@@ -137,13 +164,10 @@ def run_checks(
     return run
 
 
-def _plan(backend: Backend, checks: list[Check], counts: dict[str, int], as_of: dt.date) -> _Plan:
-    columns = {t.name: set(backend.columns(t.name)) for t in checked_tables()}
-    incompatible = frozenset(
-        (p.table, p.column)
-        for p in schema.verify(backend)
-        if p.column is not None and p.problem.startswith("type ")
-    )
+def _plan(
+    backend: Backend, checks: list[Check], counts: dict[str, int], as_of: dt.date, cat: Catalog
+) -> _Plan:
+    incompatible = cat.incompatible()
     keys: dict[str, tuple[str, ...]] = {}
 
     def unique_keys(table: str) -> tuple[str, ...]:
@@ -154,17 +178,24 @@ def _plan(backend: Backend, checks: list[Check], counts: dict[str, int], as_of: 
     cc = CompileContext(backend.dialect.name, as_of, incompatible, Joins(unique_keys))
     plan = _Plan()
     for check in checks:
-        problem = _cannot_run(check, columns[check.table], incompatible)
+        problem = _cannot_run(check, cat.present(check.table), incompatible)
         if problem:
             plan.done[check.id] = CheckResult(check, 0, 0, ERROR, problem)
         elif counts.get(check.table, 0) == 0:
             plan.done[check.id] = CheckResult(check, 0, 0, NOT_APPLICABLE)
+        elif uses_histogram(check):
+            plan.histogram.setdefault(check.table, []).append(check)
+        elif check.type == "source_value_unmapped":
+            plan.sources.setdefault(check.table, []).append(check)
         elif check.type in CONCEPT_TYPES:
             key = _concept_key(check)
             plan.concept.setdefault(key, []).append(check)
         else:
             plan.row.setdefault(check.table, []).append((check, compile_row(check, cc)))
     plan.person = cc.joins.reference("person", "person_id", ("gender_concept_id",))
+    plan.concept_table = cc.joins.reference(
+        "concept", "concept_id", ("domain_id", "standard_concept", "invalid_reason")
+    )
     return plan
 
 
@@ -199,8 +230,7 @@ def _run_table(
             try:
                 results.extend(_batched(backend, table, [(check, measure)]))
             except Exception as exc:
-                message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-                results.append((check, CheckResult(check, 0, 0, ERROR, message or repr(exc))))
+                results.append((check, CheckResult(check, 0, 0, ERROR, _first_line(exc))))
         return results
 
 
@@ -231,6 +261,39 @@ def batch_sql(table: str, measures: Iterable[RowMeasure]) -> tuple[str, list[tup
     return f"SELECT {select} FROM {table} t {' '.join(joins.values())}".rstrip(), slots
 
 
+def _run_histogram(
+    backend: Backend, table: str, checks: list[Check], rows: int, concept: str
+) -> list[CheckResult]:
+    fields = sorted({str(c.field) for c in checks})
+    try:
+        found = backend.fetchall(histogram_query(table, fields, concept))
+    except Exception as exc:
+        return [CheckResult(c, 0, 0, ERROR, _first_line(exc)) for c in checks]
+    counts = [
+        ConceptCount(str(f), int(v), int(n), cid is not None, dom, std, inv)
+        for f, v, n, cid, dom, std, inv in found
+    ]
+    return [judge(c, histogram_violations(c, counts), rows) for c in checks]
+
+
+def _run_sources(backend: Backend, table: str, checks: list[Check]) -> list[CheckResult]:
+    try:
+        rows = backend.fetchall(source_value_query(table, checks))
+    except Exception as exc:
+        return [CheckResult(c, 0, 0, ERROR, _first_line(exc)) for c in checks]
+    found = {str(f): (int(n), int(u or 0)) for f, n, u in rows}
+    results = []
+    for check in checks:
+        values, unmapped = found.get(str(check.field), (0, 0))
+        results.append(judge(check, unmapped, values))
+    return results
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else repr(exc)
+
+
 def _run_concepts(
     backend: Backend, key: tuple[str, str, str], checks: list[Check], person: str
 ) -> list[CheckResult]:
@@ -239,8 +302,7 @@ def _run_concepts(
             return _gender_results(backend, key, checks, person)
         return _measurement_results(backend, checks)
     except Exception as exc:
-        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
-        return [CheckResult(c, 0, 0, ERROR, message) for c in checks]
+        return [CheckResult(c, 0, 0, ERROR, _first_line(exc)) for c in checks]
 
 
 def _measurement_results(backend: Backend, checks: list[Check]) -> list[CheckResult]:
@@ -292,7 +354,6 @@ def _gender_results(
 __all__ = [
     "ERROR",
     "FAIL",
-    "MEASUREMENT_COLUMNS",
     "NOT_APPLICABLE",
     "PASS",
     "CheckResult",

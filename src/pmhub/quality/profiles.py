@@ -16,6 +16,7 @@ from typing import Any
 from pmhub.cdm import spec
 from pmhub.cdm.backends import Backend
 from pmhub.cdm.ddl import quote
+from pmhub.quality.catalog import Catalog
 
 Progress = Callable[[int, int, str], None]
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -69,27 +70,52 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _quantile_sql(expr: str) -> str:
-    parts = [f"percentile_disc({q}) WITHIN GROUP (ORDER BY {expr})" for q in QUANTILES]
-    ends = [f"max({expr})", f"avg({expr})", f"stddev_samp({expr})"]
-    return ", ".join([f"count({expr})", f"min({expr})", *parts, *ends])
+STAT_NAMES = ("q_count", "q_min", "q_quantiles", "q_max", "q_mean", "q_sd")
+
+
+def _quantile_sql(expr: str, dialect: str, *, named: bool = False) -> str:
+    """count, min, the QUANTILES as one list, max, mean, sd of ``expr``. The list form sorts
+    once where separate percentile_disc calls sort once each (4x faster on DuckDB); both
+    engines define the discrete percentile the same way (the first value at or above it)."""
+    listed = ", ".join(str(q) for q in QUANTILES)
+    if dialect == "postgresql":
+        quantiles = f"percentile_disc(ARRAY[{listed}]) WITHIN GROUP (ORDER BY {expr})"
+    else:
+        quantiles = f"quantile_disc({expr}, [{listed}])"
+    parts = [
+        f"count({expr})",
+        f"min({expr})",
+        quantiles,
+        f"max({expr})",
+        f"avg({expr})",
+        f"stddev_samp({expr})",
+    ]
+    if named:
+        parts = [f"{p} AS {n}" for p, n in zip(parts, STAT_NAMES, strict=True)]
+    return ", ".join(parts)
 
 
 def _quantiles(row: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
     """The columns of :func:`_quantile_sql` as a dict."""
-    keys = ("count", "min", *QUANTILE_KEYS, "max", "mean", "sd")
-    out: dict[str, Any] = {}
-    for key, value in zip(keys, row, strict=True):
-        out[key] = int(value or 0) if key == "count" else _num(value)
+    count, low, quantiles, high, mean, sd = row
+    out: dict[str, Any] = {"count": int(count or 0), "min": _num(low)}
+    for key, value in zip(QUANTILE_KEYS, quantiles or [None] * len(QUANTILES), strict=True):
+        out[key] = _num(value)
+    out.update({"max": _num(high), "mean": _num(mean), "sd": _num(sd)})
     return out
 
 
 class Profiler:
-    def __init__(self, backend: Backend, row_counts: dict[str, int], top_n: int = 20) -> None:
+    def __init__(
+        self, backend: Backend, row_counts: dict[str, int], catalog: Catalog, top_n: int = 20
+    ) -> None:
         self.backend = backend
+        self.dialect = backend.dialect.name
+        self.catalog = catalog
         self.rows = row_counts
         self.top_n = top_n
         self.seconds: dict[str, float] = {}
+        self._per_person: dict[str, dict[str, Any]] = {}
 
     def _present(self) -> list[Domain]:
         return [d for d in domains() if self.rows.get(d.table, 0) > 0]
@@ -98,12 +124,12 @@ class Profiler:
         sections: list[tuple[str, Callable[[], Any]]] = [
             ("persons", self.persons),
             ("observation_periods", self.observation_periods),
+            ("records_per_person", self.records_per_person),
             ("records_per_domain", self.records_per_domain),
             ("top_concepts", self.top_concepts),
             ("visit_types", self.visit_types),
             ("records_per_month", self.records_per_month),
             ("measurement_values", self.measurement_values),
-            ("records_per_person", self.records_per_person),
             ("source_vocabularies", self.source_vocabularies),
             ("missingness", self.missingness),
         ]
@@ -146,7 +172,9 @@ class Profiler:
 
     def observation_periods(self) -> dict[str, Any]:
         length = "(observation_period_end_date - observation_period_start_date)"
-        stats = self._all(f"SELECT {_quantile_sql(length)} FROM observation_period")[0]
+        stats = self._all(f"SELECT {_quantile_sql(length, self.dialect)} FROM observation_period")[
+            0
+        ]
         years = self._all(
             f"SELECT CAST(FLOOR({length} / 365.25) AS INTEGER) AS y, count(*) "
             "FROM observation_period GROUP BY 1 ORDER BY 1"
@@ -160,36 +188,44 @@ class Profiler:
         }
 
     def records_per_domain(self) -> list[list[Any]]:
-        out = []
-        for d in self._present():
-            persons = self._all(f"SELECT count(DISTINCT person_id) FROM {d.table}")[0][0]
-            out.append([d.table, self.rows[d.table], int(persons)])
-        return out
+        """Records and persons per table; persons are the groups records_per_person counted."""
+        per_person = self._per_person or self.records_per_person()
+        return [
+            [d.table, self.rows[d.table], per_person[d.table]["count"]] for d in self._present()
+        ]
 
     def top_concepts(self) -> dict[str, list[list[Any]]]:
         out = {}
         for d in self._present():
             if d.concept is None:
                 continue
-            col = f"t.{quote(d.concept)}"
+            # Aggregate first and name after (joining every row to the vocabulary costs 3x);
+            # persons by grouping (concept, person), which both engines hash, rather than
+            # count(DISTINCT …), which PostgreSQL sorts.
+            col = quote(d.concept)
             rows = self._all(
-                f"SELECT {col}, c.concept_name, count(*), count(DISTINCT t.person_id) "
-                f"FROM {d.table} t LEFT JOIN concept c ON c.concept_id = {col} "
-                f"GROUP BY {col}, c.concept_name ORDER BY count(*) DESC, {col} "
-                f"LIMIT {int(self.top_n)}"
+                "SELECT x.k, c.concept_name, x.n, x.p FROM (SELECT y.k, sum(y.n) AS n, "
+                f"count(y.person_id) AS p FROM (SELECT {col} AS k, person_id, count(*) AS n "
+                f"FROM {d.table} GROUP BY {col}, person_id) y GROUP BY y.k "
+                f"ORDER BY n DESC, y.k LIMIT {int(self.top_n)}) x "
+                "LEFT JOIN concept c ON c.concept_id = x.k ORDER BY x.n DESC, x.k"
             )
             out[d.table] = [[_int(c), name or "unknown", int(n), int(p)] for c, name, n, p in rows]
         return out
 
     def visit_types(self) -> list[list[Any]]:
         rows = self._all(
-            "SELECT v.visit_concept_id, c.concept_name, count(*), count(DISTINCT v.person_id), "
-            "avg(v.visit_end_date - v.visit_start_date) FROM visit_occurrence v "
-            "LEFT JOIN concept c ON c.concept_id = v.visit_concept_id "
-            "GROUP BY v.visit_concept_id, c.concept_name ORDER BY count(*) DESC, 1"
+            "SELECT x.k, c.concept_name, x.n, x.p, x.days, x.m FROM (SELECT y.k, "
+            "sum(y.n) AS n, count(y.person_id) AS p, sum(y.days) AS days, sum(y.m) AS m "
+            "FROM (SELECT visit_concept_id AS k, person_id, count(*) AS n, "
+            "sum(visit_end_date - visit_start_date) AS days, "
+            "count(visit_end_date - visit_start_date) AS m FROM visit_occurrence "
+            "GROUP BY visit_concept_id, person_id) y GROUP BY y.k) x "
+            "LEFT JOIN concept c ON c.concept_id = x.k ORDER BY x.n DESC, x.k"
         )
         return [
-            [_int(v), name or "unknown", int(n), int(p), _num(days)] for v, name, n, p, days in rows
+            [_int(v), name or "unknown", int(n), int(p), _num(int(days) / int(m) if m else None)]
+            for v, name, n, p, days, m in rows
         ]
 
     def records_per_month(self) -> dict[str, list[list[int]]]:
@@ -209,15 +245,14 @@ class Profiler:
     def measurement_values(self) -> list[dict[str, Any]]:
         if not self.rows.get("measurement"):
             return []
+        names = ", ".join(f"x.{n}" for n in STAT_NAMES)
         rows = self._all(
-            "SELECT m.measurement_concept_id, c.concept_name, m.unit_concept_id, "
-            f"u.concept_name, u.concept_code, {_quantile_sql('m.value_as_number')} "
-            "FROM measurement m "
-            "LEFT JOIN concept c ON c.concept_id = m.measurement_concept_id "
-            "LEFT JOIN concept u ON u.concept_id = m.unit_concept_id "
-            "WHERE m.value_as_number IS NOT NULL "
-            "GROUP BY m.measurement_concept_id, c.concept_name, m.unit_concept_id, "
-            "u.concept_name, u.concept_code ORDER BY count(*) DESC, 1, 3"
+            f"SELECT x.k, c.concept_name, x.u, u.concept_name, u.concept_code, {names} FROM "
+            "(SELECT measurement_concept_id AS k, unit_concept_id AS u, "
+            f"{_quantile_sql('value_as_number', self.dialect, named=True)} FROM measurement "
+            "WHERE value_as_number IS NOT NULL GROUP BY measurement_concept_id, unit_concept_id) x "
+            "LEFT JOIN concept c ON c.concept_id = x.k LEFT JOIN concept u ON u.concept_id = x.u "
+            "ORDER BY x.q_count DESC, x.k, x.u"
         )
         return [
             {
@@ -235,10 +270,11 @@ class Profiler:
         out = {}
         for d in self._present():
             row = self._all(
-                f"SELECT {_quantile_sql('n')} FROM (SELECT person_id, count(*) AS n "
+                f"SELECT {_quantile_sql('n', self.dialect)} FROM (SELECT person_id, count(*) AS n "
                 f"FROM {d.table} GROUP BY person_id) x"
             )[0]
             out[d.table] = _quantiles(row)
+        self._per_person = out
         return out
 
     def source_vocabularies(self) -> dict[str, list[list[Any]]]:
@@ -248,15 +284,16 @@ class Profiler:
         for d in self._present():
             if d.source_concept is None or d.source_value is None:
                 continue
-            sc, sv = f"t.{quote(d.source_concept)}", f"t.{quote(d.source_value)}"
+            sc, sv = quote(d.source_concept), quote(d.source_value)
             rows = self._all(
-                "SELECT COALESCE(c.vocabulary_id, m.vocabulary_id, "
-                f"CASE WHEN {sv} IS NULL THEN '(no source value)' ELSE '(unknown)' END) AS v, "
-                f"count(*) FROM {d.table} t "
-                f"LEFT JOIN concept c ON c.concept_id = {sc} AND {sc} <> 0 "
+                "SELECT COALESCE(c.vocabulary_id, m.vocabulary_id, CASE WHEN x.sv IS NULL "
+                "THEN '(no source value)' ELSE '(unknown)' END) AS v, sum(x.n) FROM "
+                f"(SELECT {sc} AS sc, {sv} AS sv, count(*) AS n FROM {d.table} "
+                f"GROUP BY {sc}, {sv}) x "
+                "LEFT JOIN concept c ON c.concept_id = x.sc AND x.sc <> 0 "
                 "LEFT JOIN (SELECT source_code, min(source_vocabulary_id) AS vocabulary_id "
-                "FROM source_to_concept_map GROUP BY source_code) m "
-                f"ON m.source_code = {sv} GROUP BY 1 ORDER BY 2 DESC, 1"
+                "FROM source_to_concept_map GROUP BY source_code) m ON m.source_code = x.sv "
+                "GROUP BY 1 ORDER BY 2 DESC, 1"
             )
             out[d.table] = [[v, int(n)] for v, n in rows]
         return out
@@ -268,7 +305,7 @@ class Profiler:
             total = self.rows.get(table.name, 0)
             if table.schema != "CDM" or total == 0:
                 continue
-            present = self.backend.columns(table.name)
+            present = self.catalog.present(table.name)
             names = [f.name for f in table.fields if f.name in present]
             counts = self._all(
                 "SELECT " + ", ".join(f"count({quote(n)})" for n in names) + f" FROM {table.name}"
