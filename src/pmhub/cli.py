@@ -23,8 +23,14 @@ from rich.table import Table
 
 from pmhub import __version__
 from pmhub.cdm import schema
+from pmhub.cohorts import definition as cohorts_definition
+from pmhub.cohorts import library as cohorts_library
 from pmhub.errors import PmhubError
 from pmhub.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pmhub.cohorts.characterize import Table1
+    from pmhub.cohorts.federated import Combined
 from pmhub.sites import Site, SiteRegistry
 
 if TYPE_CHECKING:
@@ -572,6 +578,271 @@ def _count_progress() -> Progress:
         console=err_console,
         transient=False,
     )
+
+
+# --- cohorts ----------------------------------------------------------------------------
+
+cohort_app = typer.Typer(
+    help="Cohort definitions: validate, generate, characterize, incidence, survival.",
+    no_args_is_help=True,
+)
+app.add_typer(cohort_app, name="cohort")
+
+DefArgument = Annotated[
+    str, typer.Argument(help="Definition file (JSON/YAML) or a library name, e.g. type2_diabetes.")
+]
+OptionalSite = Annotated[
+    str | None, typer.Option("--site", "-s", help="Site name (see `pmhub sites list`).")
+]
+AllSites = Annotated[
+    bool, typer.Option("--all-sites", help="Run at every registered site; show only aggregates.")
+]
+
+
+def _definition(reference: str) -> cohorts_definition.Definition:
+    return cohorts_definition.load(cohorts_library.resolve(reference))
+
+
+def _one_place(site: str | None, all_sites: bool) -> None:
+    if (site is None) == (not all_sites):
+        raise typer.BadParameter("give either --site S or --all-sites")
+
+
+@cohort_app.command("list")
+def cohort_list() -> None:
+    """The example definitions shipped with pmhub."""
+    table = Table("name", "id", "title")
+    for name in cohorts_library.names():
+        definition = cohorts_library.example(name)
+        table.add_row(name, str(definition.id), definition.name)
+    console.print(table)
+
+
+@cohort_app.command("validate")
+def cohort_validate(definition: DefArgument, site: OptionalSite = None) -> None:
+    """Check a definition: format, concept ids and concept sets (against the site's
+    vocabulary, or the shipped one)."""
+    from pmhub.cohorts import service as cohorts_service
+
+    parsed = _definition(definition)
+    if site is None:
+        resolved = cohorts_service.validate(parsed)
+    else:
+        with _site(site).connect() as backend:
+            resolved = cohorts_service.validate(parsed, backend)
+    console.print(f"[green]valid[/]: {parsed.name} (cohort_definition_id {parsed.id})")
+    for name, count in resolved.items():
+        console.print(f"  concept set {name}: {count:,} concepts")
+
+
+@cohort_app.command("run")
+def cohort_run(
+    definition: DefArgument, site: OptionalSite = None, all_sites: AllSites = False
+) -> None:
+    """Generate the cohort into the OMOP cohort table of one site, or of every site."""
+    from pmhub.cohorts import network as cohorts_network
+    from pmhub.cohorts import service as cohorts_service
+
+    _one_place(site, all_sites)
+    parsed = _definition(definition)
+    if site is not None:
+        with _site(site).connect() as backend:
+            result = cohorts_service.generate_on(parsed, backend)
+        console.print(
+            f"site [bold]{site}[/]: {result.name}: {result.rows:,} cohort rows, "
+            f"{result.persons:,} persons ({result.seconds:.2f} s)"
+        )
+        return
+    _print_network(cohorts_network.run_network(parsed, None, registry(), settings()))
+
+
+def _print_network(result: Combined) -> None:
+    console.print(
+        f"cohort {result.definition_id} at {', '.join(result.sites)}: "
+        f"{result.persons:,} persons in all"
+    )
+    if result.persons_suppressed_at:
+        suppressed = ", ".join(result.persons_suppressed_at)
+        console.print(f"  (below the threshold, not counted: {suppressed})")
+    summary = Table("stratum", "persons (sum of reported cells)")
+    for key, value in {**result.by_sex, **result.by_age}.items():
+        summary.add_row(key, f"{value:,}")
+    console.print(summary)
+    if result.pooled_rate is not None:
+        r = result.pooled_rate
+        console.print(
+            f"pooled incidence: {r.events} events / {r.person_years:,.1f} PY = "
+            f"{r.rate:.2f} per 1,000 PY (95 % CI {r.lower:.2f}–{r.upper:.2f})"
+            if r.rate is not None
+            and r.lower is not None
+            and r.upper is not None
+            and r.person_years is not None
+            else "pooled incidence: suppressed"
+        )
+    if result.survival:
+        interval = result.life_table.interval_days if result.life_table else 0
+        points = ", ".join(
+            f"{(i + 1) * interval} d: {s:.3f}" for i, s in enumerate(result.survival[:8])
+        )
+        console.print(f"pooled survival (life table): {points}")
+
+
+@cohort_app.command("characterize")
+def cohort_characterize(
+    definitions: Annotated[list[str], typer.Argument(help="One or more definitions.")],
+    site: SiteOption,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    window: Annotated[int, typer.Option(min=0, max=36500, help="Days before the index.")] = 365,
+) -> None:
+    """Table 1 of one or several cohorts at a site, with standardized mean differences."""
+    from pmhub.cohorts import report as cohorts_report
+    from pmhub.cohorts import service as cohorts_service
+
+    parsed = [_definition(d) for d in definitions]
+    threshold = settings().small_cell_threshold
+    with _site(site).connect() as backend:
+        table1 = cohorts_service.characterize_at(backend, parsed, threshold, window)
+    console.print(_table1(table1))
+    if html is not None:
+        title = "Characterization: " + ", ".join(d.name for d in parsed)
+        cohorts_report.write(
+            html, cohorts_report.render(title=title, site=site, threshold=threshold, table1=table1)
+        )
+        console.print(f"report written to {html}")
+
+
+def _table1(table1: Table1) -> Table:
+    threshold = table1.threshold
+    names = [
+        f"{name} (n={n if n is not None else '<' + str(threshold)})"
+        for _, name, n in table1.cohorts
+    ]
+    table = Table("", *names, *(["SMD"] * (len(names) - 1)), title="Table 1")
+    for row in table1.rows:
+        cells = []
+        for cell in row.cells:
+            if cell.value is None:
+                cells.append("0" if cell.n == 0 else f"<{threshold}")
+            elif row.kind == "binary":
+                cells.append(f"{cell.n:,} ({100 * cell.value:.1f}%)")
+            else:
+                cells.append(f"{cell.value:.1f} ({cell.sd or 0:.1f})")
+        smds = [f"{s:.3f}" if s is not None else "—" for s in row.smd]
+        table.add_row(row.label, *cells, *smds)
+    return table
+
+
+TargetArgument = Annotated[str, typer.Argument(help="Target cohort definition (or library name).")]
+OutcomeArgument = Annotated[
+    str, typer.Argument(help="Outcome cohort definition (or library name).")
+]
+
+
+@cohort_app.command("incidence")
+def cohort_incidence(
+    target: TargetArgument,
+    outcome: OutcomeArgument,
+    site: OptionalSite = None,
+    all_sites: AllSites = False,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+) -> None:
+    """Incidence of the outcome after the target's start, per 1,000 person-years (exact CI)."""
+    from pmhub.cohorts import network as cohorts_network
+    from pmhub.cohorts import report as cohorts_report
+    from pmhub.cohorts import service as cohorts_service
+
+    _one_place(site, all_sites)
+    target_def, outcome_def = _definition(target), _definition(outcome)
+    if all_sites:
+        _print_network(cohorts_network.run_network(target_def, outcome_def, registry(), settings()))
+        return
+    assert site is not None
+    threshold = settings().small_cell_threshold
+    with _site(site).connect() as backend:
+        analysis = cohorts_service.outcome_at(backend, target_def, outcome_def, threshold)
+    table = Table(
+        "stratum", "level", "persons", "events", "person-years", "rate/1,000 PY", "95% CI"
+    )
+    for r in analysis.rates:
+        table.add_row(
+            r.stratum,
+            r.level,
+            "<" + str(threshold) if r.persons is None else f"{r.persons:,}",
+            "<" + str(threshold) if r.events is None else f"{r.events:,}",
+            "—" if r.person_years is None else f"{r.person_years:,.1f}",
+            "—" if r.rate is None else f"{r.rate:.2f}",
+            "—" if r.lower is None or r.upper is None else f"{r.lower:.2f}–{r.upper:.2f}",
+        )
+    console.print(table)
+    if html is not None:
+        cohorts_report.write(
+            html,
+            cohorts_report.render(
+                title=f"Incidence of {outcome_def.name} in {target_def.name}",
+                site=site,
+                threshold=threshold,
+                rates=analysis.rates,
+                outcome=outcome_def.name,
+            ),
+        )
+        console.print(f"report written to {html}")
+
+
+@cohort_app.command("survival")
+def cohort_survival(
+    target: TargetArgument,
+    outcome: OutcomeArgument,
+    site: OptionalSite = None,
+    all_sites: AllSites = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the KM plot (.png or .svg).")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+) -> None:
+    """Kaplan–Meier survival and cumulative incidence of the outcome after the target start."""
+    from pmhub.cohorts import network as cohorts_network
+    from pmhub.cohorts import report as cohorts_report
+    from pmhub.cohorts import service as cohorts_service
+    from pmhub.cohorts import survival as cohorts_survival
+
+    _one_place(site, all_sites)
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
+        raise typer.BadParameter(f"--plot {plot} must end in .png or .svg")
+    target_def, outcome_def = _definition(target), _definition(outcome)
+    if all_sites:
+        _print_network(cohorts_network.run_network(target_def, outcome_def, registry(), settings()))
+        return
+    assert site is not None
+    threshold = settings().small_cell_threshold
+    with _site(site).connect() as backend:
+        analysis = cohorts_service.outcome_at(backend, target_def, outcome_def, threshold)
+    curve = analysis.curve
+    if curve is None:
+        console.print(f"fewer than {threshold} subjects: the curve is suppressed")
+        return
+    for days in (365, 730, 1825):
+        before = [s for t, s in zip(curve.times, curve.survival, strict=True) if t <= days]
+        console.print(f"  survival at {days} days: {before[-1] if before else 1.0:.3f}")
+    console.print(f"  {curve.subjects:,} subjects, {curve.events:,} events")
+    if plot is not None:
+        fmt = plot.suffix.lower().lstrip(".")
+        plot.write_bytes(cohorts_survival.plot([curve], "survival", fmt))
+        console.print(f"plot written to {plot}")
+    if html is not None:
+        plots = [
+            ("Kaplan–Meier survival", cohorts_survival.plot([curve], "survival", "svg")),
+            ("Cumulative incidence", cohorts_survival.plot([curve], "incidence", "svg")),
+        ]
+        cohorts_report.write(
+            html,
+            cohorts_report.render(
+                title=f"{outcome_def.name} after {target_def.name}",
+                site=site,
+                threshold=threshold,
+                rates=analysis.rates,
+                outcome=outcome_def.name,
+                plots=plots,
+            ),
+        )
+        console.print(f"report written to {html}")
 
 
 def _progress() -> Progress:

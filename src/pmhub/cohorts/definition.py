@@ -1,0 +1,380 @@
+"""The cohort definition format: versioned JSON or YAML, validated by pydantic.
+
+It covers what OHDSI Circe definitions use in practice: concept sets (descendants through
+concept_ancestor, exclusions, source codes mapped through source_to_concept_map), entry
+events in any domain with first or all occurrences and required observation, inclusion
+rules (at least / at most / exactly N events in a window around the index; age; sex;
+measurement values), exit strategies, censoring events and era collapse.
+
+Every problem is reported with its path (``inclusion_rules[0].criteria[1].window``), so
+that a user can find it in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+from pmhub.cohorts.errors import CohortDefinitionError, DefinitionVersionError
+
+FORMAT_VERSION = 1
+MAX_DEFINITION_BYTES = 1 << 20  # a definition is a few kilobytes; refuse anything absurd
+MAX_DAYS = 36_500 * 2  # two centuries: any larger window is a typo
+
+Domain = Literal[
+    "condition", "drug", "measurement", "procedure", "visit", "observation", "death", "device"
+]
+VALUE_DOMAINS = ("measurement", "observation")
+Days = Annotated[int, Field(ge=-MAX_DAYS, le=MAX_DAYS)]
+NonNegDays = Annotated[int, Field(ge=0, le=MAX_DAYS)]
+ConceptId = Annotated[int, Field(ge=0, le=2_147_483_647)]
+SEX_CONCEPTS = {"male": 8507, "female": 8532}
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --- concept sets -----------------------------------------------------------------------
+
+
+class SourceCodes(Model):
+    """Local source codes (e.g. KCD-7) mapped to standard concepts by source_to_concept_map."""
+
+    vocabulary: Annotated[str, Field(min_length=1, max_length=20)]
+    codes: Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(min_length=1)]
+    prefix: bool = False  # E11 also matches E11.9
+
+
+class ConceptItem(Model):
+    concept_id: ConceptId | None = None
+    source_codes: SourceCodes | None = None
+    include_descendants: bool = False
+    exclude: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ConceptItem:
+        if (self.concept_id is None) == (self.source_codes is None):
+            raise ValueError("give exactly one of concept_id or source_codes")
+        return self
+
+
+class ConceptSet(Model):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+    name: Annotated[str, Field(max_length=200)] = ""
+    items: Annotated[list[ConceptItem], Field(max_length=10_000)]
+
+    @model_validator(mode="after")
+    def _includes_something(self) -> ConceptSet:
+        if not any(not item.exclude for item in self.items):
+            raise ValueError("the concept set is empty: it includes no concept")
+        return self
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+class ValueRange(Model):
+    min: float | None = None
+    max: float | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValueRange:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class Events(Model):
+    """Records of one domain whose concept is in a concept set (death: any, if none given)."""
+
+    domain: Domain
+    concept_set: str | None = None
+    first_occurrence: bool = False  # only each person's first such event, ever
+    value: ValueRange | None = None  # value_as_number (measurement, observation)
+    unit_concept_ids: list[ConceptId] | None = None
+
+    @model_validator(mode="after")
+    def _domain_fields(self) -> Events:
+        if self.concept_set is None and self.domain != "death":
+            raise ValueError(f"a {self.domain} criterion needs a concept_set")
+        if (self.value is not None or self.unit_concept_ids) and self.domain not in VALUE_DOMAINS:
+            raise ValueError(
+                f"value and unit_concept_ids apply to {VALUE_DOMAINS}, not {self.domain}"
+            )
+        return self
+
+
+class Observation(Model):
+    prior_days: NonNegDays = 0
+    post_days: NonNegDays = 0
+
+
+class Entry(Model):
+    criteria: Annotated[list[Events], Field(min_length=1, max_length=100)]
+    observation: Observation = Observation()
+    limit: Literal["first", "all"] = "all"
+
+
+# --- inclusion rules ---------------------------------------------------------------------
+
+
+class Window(Model):
+    """Days relative to the index event's start (or end); None is unbounded."""
+
+    start: Days | None = None
+    end: Days | None = None
+    anchor: Literal["start", "end"] = "start"
+    within_observation: bool = True  # Circe's default: only events in the index's period
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"the window ends (day {self.end}) before it starts ({self.start})")
+        return self
+
+
+class Count(Model):
+    at_least: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    at_most: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    exactly: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Count:
+        given = [v for v in (self.at_least, self.at_most, self.exactly) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of at_least, at_most, exactly")
+        return self
+
+
+class Occurrences(Model):
+    events: Events
+    window: Window = Window()
+    count: Count = Count(at_least=1)
+
+
+class Age(Model):
+    """Age at the index date: calendar year of the index minus year of birth (as Circe)."""
+
+    age: Annotated[dict[Literal["min", "max"], Annotated[int, Field(ge=0, le=150)]], Field()]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Age:
+        low, high = self.age.get("min"), self.age.get("max")
+        if low is None and high is None:
+            raise ValueError("give min, max or both")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"age min {low} is above max {high}")
+        return self
+
+
+class Sex(Model):
+    sex: Annotated[list[Literal["male", "female"] | ConceptId], Field(min_length=1)]
+
+    def concept_ids(self) -> tuple[int, ...]:
+        return tuple(sorted({SEX_CONCEPTS[s] if isinstance(s, str) else s for s in self.sex}))
+
+
+def _criterion_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("events", "age", "sex"):
+            if key in value:
+                return key
+    if isinstance(value, Occurrences):
+        return "events"
+    if isinstance(value, Age):
+        return "age"
+    if isinstance(value, Sex):
+        return "sex"
+    return "events"  # the most common kind gives the most useful errors
+
+
+Criterion = Annotated[
+    Annotated[Occurrences, Tag("events")] | Annotated[Age, Tag("age")] | Annotated[Sex, Tag("sex")],
+    Discriminator(_criterion_kind),
+]
+
+
+class InclusionRule(Model):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    match: Literal["all", "any"] = "all"
+    criteria: Annotated[list[Criterion], Field(min_length=1, max_length=100)]
+
+
+# --- exit, censoring, eras -----------------------------------------------------------------
+
+
+class EndOfObservation(Model):
+    type: Literal["end_of_observation"]
+
+
+class FixedOffset(Model):
+    type: Literal["fixed_offset"]
+    anchor: Literal["start", "end"] = "start"
+    days: NonNegDays
+
+
+class ContinuousExposure(Model):
+    """End of the era of a concept set's events that contains the index start: drug
+    exposures (``continuous_exposure``) or events of any domain (``era_end``)."""
+
+    type: Literal["continuous_exposure", "era_end"]
+    concept_set: str
+    domain: Domain = "drug"
+    gap_days: NonNegDays = 0
+    offset_days: NonNegDays = 0
+
+
+Exit = Annotated[EndOfObservation | FixedOffset | ContinuousExposure, Field(discriminator="type")]
+
+
+class Definition(Model):
+    format_version: Literal[1]
+    id: Annotated[int, Field(ge=1, le=2_147_483_647)]  # cohort_definition_id
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    description: Annotated[str, Field(max_length=10_000)] = ""
+    concept_sets: Annotated[list[ConceptSet], Field(max_length=500)] = []
+    entry: Entry
+    inclusion_rules: Annotated[list[InclusionRule], Field(max_length=100)] = []
+    limit: Literal["first", "all"] = "all"  # after the inclusion rules
+    exit: Exit = EndOfObservation(type="end_of_observation")
+    censoring: Annotated[list[Events], Field(max_length=100)] = []
+    era_pad_days: NonNegDays = 0
+
+    def concept_set(self, name: str) -> ConceptSet:
+        return next(c for c in self.concept_sets if c.id == name)
+
+
+# --- loading and error reporting -----------------------------------------------------------
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's location as the user's path: ``inclusion_rules[0].criteria[1].window``."""
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif i >= 4 and loc[i - 4] == "inclusion_rules" and loc[i - 2] == "criteria":
+            continue  # the discriminator's tag (events, age, sex) is not in the file
+        elif _IDENTIFIER.fullmatch(part):
+            out += f".{part}" if out else part
+        # other parts name union members (literal['male','female'], constrained-int)
+    return out or "(top level)"
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{_path(tuple(err['loc']))}: {msg}")
+    return problems
+
+
+def _references(definition: Definition) -> list[str]:
+    """Concept-set names must be defined once and exist where used."""
+    problems = []
+    names = [c.id for c in definition.concept_sets]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(f"concept_sets[{i}].id: concept set {name!r} is defined twice")
+    known = set(names)
+
+    def check(path: str, name: str | None) -> None:
+        if name is not None and name not in known:
+            problems.append(f"{path}: unknown concept set {name!r} (defined: {sorted(known)})")
+
+    for i, events in enumerate(definition.entry.criteria):
+        check(f"entry.criteria[{i}].concept_set", events.concept_set)
+    for r, rule in enumerate(definition.inclusion_rules):
+        for c, criterion in enumerate(rule.criteria):
+            if isinstance(criterion, Occurrences):
+                path = f"inclusion_rules[{r}].criteria[{c}].events.concept_set"
+                check(path, criterion.events.concept_set)
+    for i, events in enumerate(definition.censoring):
+        check(f"censoring[{i}].concept_set", events.concept_set)
+    if isinstance(definition.exit, ContinuousExposure):
+        check("exit.concept_set", definition.exit.concept_set)
+    return problems
+
+
+def parse(data: object, *, source: str = "definition") -> Definition:
+    """Validate a parsed JSON/YAML document; every problem names its path."""
+    if not isinstance(data, dict):
+        raise CohortDefinitionError(
+            f"{source}: a cohort definition is a mapping, not {type(data).__name__}"
+        )
+    version = data.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise DefinitionVersionError(
+            f"{source}: format_version {version} is newer than this pmhub reads "
+            f"(up to {FORMAT_VERSION})"
+        )
+    try:
+        definition = Definition.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems(exc)
+        raise CohortDefinitionError(_summary(source, problems), problems) from None
+    problems = _references(definition)
+    if problems:
+        raise CohortDefinitionError(_summary(source, problems), problems)
+    return definition
+
+
+def _summary(source: str, problems: list[str]) -> str:
+    shown = "\n  ".join(problems[:20])
+    more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
+    return f"{source} is not a valid cohort definition:\n  {shown}{more}"
+
+
+def loads(text: str, *, source: str = "definition") -> Definition:
+    """Parse JSON or YAML text (JSON is YAML; YAML's safe loader runs no code)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_DEFINITION_BYTES:
+        raise CohortDefinitionError(
+            f"{source} is larger than {MAX_DEFINITION_BYTES // 1024} KiB; not a cohort definition"
+        )
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise CohortDefinitionError(f"{source} is neither valid JSON nor YAML: {exc}") from None
+    return parse(data, source=source)
+
+
+def load(path: Path) -> Definition:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CohortDefinitionError(
+            f"cannot read cohort definition {path}: {exc.strerror}",
+            hint="Check the path; the examples are in pmhub/cohorts/library/.",
+        ) from None
+    if len(raw) > MAX_DEFINITION_BYTES:
+        raise CohortDefinitionError(f"{path} is larger than {MAX_DEFINITION_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CohortDefinitionError(f"{path} is not UTF-8 text ({exc.reason})") from None
+    return loads(text, source=str(path))
+
+
+def dumps(definition: Definition) -> str:
+    return json.dumps(definition.model_dump(mode="json", exclude_defaults=False), indent=2)

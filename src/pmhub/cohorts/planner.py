@@ -1,0 +1,378 @@
+"""Plan a cohort definition into the query model.
+
+The steps follow OHDSI Circe's cohort generation:
+
+1. events of each entry criterion (``first_occurrence``: each person's first ever);
+2. kept when inside an observation period with the required days before and after;
+3. entry limit (first per person, or all);
+4. inclusion rules: every rule must hold at the index event;
+5. limit after the rules;
+6. exit: end of observation, a fixed offset, or the end of an era (continuous drug
+   exposure with an allowed gap) — never past the end of the observation period;
+7. censoring: the first censoring event on or after the start ends the period;
+8. overlapping periods (or ones within ``era_pad_days``) collapse into one.
+
+Event dates: an event starts at its domain's start date and ends at its end date, or
+(drugs) start + days_supply, or else its start date; an end before the start is read as
+the start. Age is the index year minus the year of birth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pmhub.cohorts import query_model as q
+from pmhub.cohorts.concepts import ResolvedSets
+from pmhub.cohorts.definition import (
+    Age,
+    ContinuousExposure,
+    Count,
+    Definition,
+    Events,
+    FixedOffset,
+    InclusionRule,
+    Occurrences,
+    Sex,
+    Window,
+)
+from pmhub.cohorts.query_model import Col, Lit, col, eq, keep, lit_int, rename
+
+
+@dataclass(frozen=True)
+class DomainTable:
+    table: str
+    concept: str
+    start: str
+    end: str | None = None
+    value: str | None = None
+    unit: str | None = None
+    days_supply: str | None = None
+
+
+DOMAINS = {
+    "condition": DomainTable(
+        "condition_occurrence", "condition_concept_id", "condition_start_date", "condition_end_date"
+    ),
+    "drug": DomainTable(
+        "drug_exposure",
+        "drug_concept_id",
+        "drug_exposure_start_date",
+        "drug_exposure_end_date",
+        days_supply="days_supply",
+    ),
+    "measurement": DomainTable(
+        "measurement",
+        "measurement_concept_id",
+        "measurement_date",
+        value="value_as_number",
+        unit="unit_concept_id",
+    ),
+    "procedure": DomainTable(
+        "procedure_occurrence", "procedure_concept_id", "procedure_date", "procedure_end_date"
+    ),
+    "visit": DomainTable(
+        "visit_occurrence", "visit_concept_id", "visit_start_date", "visit_end_date"
+    ),
+    "observation": DomainTable(
+        "observation",
+        "observation_concept_id",
+        "observation_date",
+        value="value_as_number",
+        unit="unit_concept_id",
+    ),
+    "death": DomainTable("death", "cause_concept_id", "death_date"),
+    "device": DomainTable(
+        "device_exposure",
+        "device_concept_id",
+        "device_exposure_start_date",
+        "device_exposure_end_date",
+    ),
+}
+EVENT_COLUMNS = q.ERA_COLUMNS  # person_id, start_date, end_date
+INDEX_COLUMNS = (*EVENT_COLUMNS, "op_start", "op_end")
+OBSERVATION_PERIOD = q.Table(
+    "observation_period",
+    ("person_id", "observation_period_start_date", "observation_period_end_date"),
+)
+PERSON = q.Table("person", ("person_id", "year_of_birth", "gender_concept_id"))
+
+
+def _table(domain: DomainTable) -> q.Table:
+    names = [domain.concept, domain.start, domain.end, domain.value, domain.unit]
+    names.append(domain.days_supply)
+    return q.Table(domain.table, ("person_id", *(n for n in names if n is not None)))
+
+
+def _end_date(domain: DomainTable) -> q.Expr:
+    start = col(domain.start)
+    options: list[q.Expr] = []
+    if domain.end is not None:
+        options.append(col(domain.end))
+    if domain.days_supply is not None:
+        options.append(q.AddDays(start, col(domain.days_supply)))
+    options.append(start)
+    end = options[0] if len(options) == 1 else q.Coalesce(tuple(options))
+    return end if end == start else q.Greatest((end, start))
+
+
+def _filters(events: Events, domain: DomainTable, concepts: ResolvedSets) -> list[q.Expr]:
+    preds: list[q.Expr] = []
+    if events.concept_set is not None:
+        preds.append(q.InValues(col(domain.concept), concepts[events.concept_set]))
+    if events.value is not None and domain.value is not None:
+        value = col(domain.value)
+        if events.value.min is not None:
+            preds.append(q.Cmp(">=", value, Lit(float(events.value.min), "float")))
+        if events.value.max is not None:
+            preds.append(q.Cmp("<=", value, Lit(float(events.value.max), "float")))
+    if events.unit_concept_ids and domain.unit is not None:
+        preds.append(q.InValues(col(domain.unit), tuple(sorted(set(events.unit_concept_ids)))))
+    return preds
+
+
+def first_per_person(source: q.Relation, order: tuple[str, ...]) -> q.Relation:
+    numbered = q.RowNumber(source, ("person_id",), order, "rn")
+    return keep(q.Where(numbered, eq(col("rn"), lit_int(1))), *source.columns)
+
+
+def events(spec: Events, concepts: ResolvedSets) -> q.Relation:
+    """person_id, start_date, end_date of the criterion's records."""
+    domain = DOMAINS[spec.domain]
+    source: q.Relation = _table(domain)
+    preds = _filters(spec, domain, concepts)
+    if preds:
+        source = q.Where(source, q.And(tuple(preds)))
+    selected = q.Select(
+        source,
+        (
+            ("person_id", col("person_id")),
+            ("start_date", col(domain.start)),
+            ("end_date", _end_date(domain)),
+        ),
+    )
+    if spec.first_occurrence:
+        return first_per_person(selected, ("start_date", "end_date"))
+    return selected
+
+
+def _union(relations: list[q.Relation]) -> q.Relation:
+    return relations[0] if len(relations) == 1 else q.UnionAll(tuple(relations))
+
+
+def entry_events(definition: Definition, concepts: ResolvedSets) -> q.Relation:
+    """Index events: entry criteria inside an observation period, with its dates."""
+    entry = definition.entry
+    found = _union([events(c, concepts) for c in entry.criteria])
+    periods = q.Select(
+        OBSERVATION_PERIOD,
+        (
+            ("op_person", col("person_id")),
+            ("op_start", col("observation_period_start_date")),
+            ("op_end", col("observation_period_end_date")),
+        ),
+    )
+    prior, post = entry.observation.prior_days, entry.observation.post_days
+    on = q.And(
+        (
+            eq(col("person_id"), col("op_person")),
+            q.Cmp("<=", q.AddDays(col("op_start"), lit_int(prior)), col("start_date")),
+            q.Cmp("<=", q.AddDays(col("start_date"), lit_int(post)), col("op_end")),
+        )
+    )
+    index: q.Relation = keep(q.Join(found, periods, on), *INDEX_COLUMNS)
+    if entry.limit == "first":
+        index = first_per_person(index, ("start_date", "end_date"))
+    return q.Distinct(index)
+
+
+# --- inclusion rules -------------------------------------------------------------------
+
+
+def _window(window: Window) -> q.Expr:
+    anchor = col("start_date" if window.anchor == "start" else "end_date")
+    event = col("e_start")
+    preds: list[q.Expr] = []
+    if window.start is not None:
+        preds.append(q.Cmp(">=", event, q.AddDays(anchor, lit_int(window.start))))
+    if window.end is not None:
+        preds.append(q.Cmp("<=", event, q.AddDays(anchor, lit_int(window.end))))
+    if window.within_observation:
+        preds.append(q.Cmp(">=", event, col("op_start")))
+        preds.append(q.Cmp("<=", event, col("op_end")))
+    return q.And(tuple(preds)) if preds else Lit(True, "bool")
+
+
+def _count_test(count: Count, n: q.Expr) -> q.Expr:
+    if count.at_least is not None:
+        return q.Cmp(">=", n, lit_int(count.at_least))
+    if count.at_most is not None:
+        return q.Cmp("<=", n, lit_int(count.at_most))
+    return eq(n, lit_int(count.exactly))
+
+
+def _age_test(age: Age) -> q.Expr:
+    years = q.Sub(q.Year(col("start_date")), col("year_of_birth"))
+    preds: list[q.Expr] = []
+    if "min" in age.age:
+        preds.append(q.Cmp(">=", years, lit_int(age.age["min"])))
+    if "max" in age.age:
+        preds.append(q.Cmp("<=", years, lit_int(age.age["max"])))
+    return q.And(tuple(preds))
+
+
+def _occurrences(rules: list[InclusionRule]) -> list[Occurrences]:
+    return [c for r in rules for c in r.criteria if isinstance(c, Occurrences)]
+
+
+def _with_person(index: q.Relation) -> q.Relation:
+    person = q.Select(
+        PERSON,
+        (
+            ("p_person", col("person_id")),
+            ("year_of_birth", col("year_of_birth")),
+            ("gender", col("gender_concept_id")),
+        ),
+    )
+    joined = q.Join(index, person, eq(col("person_id"), col("p_person")))
+    return keep(joined, *index.columns, "year_of_birth", "gender")
+
+
+def _counted(index: q.Relation, found: list[Occurrences], concepts: ResolvedSets) -> q.Relation:
+    """Index rows with n0, n1, … : how many events of each criterion fall in its window."""
+    tagged = [
+        q.Select(
+            events(c.events, concepts),
+            (
+                ("e_person", col("person_id")),
+                ("e_start", col("start_date")),
+                ("crit", lit_int(i)),
+            ),
+        )
+        for i, c in enumerate(found)
+    ]
+    windows = q.Or(
+        tuple(q.And((eq(col("crit"), lit_int(i)), _window(c.window))) for i, c in enumerate(found))
+    )
+    on = q.And((eq(col("person_id"), col("e_person")), windows))
+    joined = q.Join(index, _union(list(tagged)), on, how="left")
+    counts = tuple(
+        (f"n{i}", q.Agg("sum", q.Case(eq(col("crit"), lit_int(i)), lit_int(1), lit_int(0))))
+        for i in range(len(found))
+    )
+    return q.Aggregate(joined, index.columns, counts)
+
+
+def _rule_test(rule: InclusionRule, found: list[Occurrences]) -> q.Expr:
+    tests: list[q.Expr] = []
+    for criterion in rule.criteria:
+        if isinstance(criterion, Occurrences):
+            number = next(i for i, c in enumerate(found) if c is criterion)
+            tests.append(_count_test(criterion.count, col(f"n{number}")))
+        elif isinstance(criterion, Age):
+            tests.append(_age_test(criterion))
+        else:
+            assert isinstance(criterion, Sex)
+            tests.append(q.InValues(col("gender"), criterion.concept_ids()))
+    return q.And(tuple(tests)) if rule.match == "all" else q.Or(tuple(tests))
+
+
+def qualified(definition: Definition, index: q.Relation, concepts: ResolvedSets) -> q.Relation:
+    rules = definition.inclusion_rules
+    if not rules:
+        return index
+    source = index
+    if any(isinstance(c, Age | Sex) for r in rules for c in r.criteria):
+        source = _with_person(source)
+    found = _occurrences(rules)
+    if found:
+        source = _counted(source, found, concepts)
+    test = q.And(tuple(_rule_test(r, found) for r in rules))
+    return keep(q.Where(source, test), *INDEX_COLUMNS)
+
+
+# --- exit, censoring, eras ---------------------------------------------------------------
+
+
+def _exit_date(definition: Definition, index: q.Relation, concepts: ResolvedSets) -> q.Relation:
+    """person_id, start_date, end_date with the exit strategy's end."""
+    exit_ = definition.exit
+    if isinstance(exit_, FixedOffset):
+        anchor = col("start_date" if exit_.anchor == "start" else "end_date")
+        end: q.Expr = q.Least((q.AddDays(anchor, lit_int(exit_.days)), col("op_end")))
+        return q.Select(
+            index,
+            (("person_id", col("person_id")), ("start_date", col("start_date")), ("end_date", end)),
+        )
+    if isinstance(exit_, ContinuousExposure):
+        return _era_exit(exit_, index, concepts)
+    return q.Select(
+        index,
+        (
+            ("person_id", col("person_id")),
+            ("start_date", col("start_date")),
+            ("end_date", col("op_end")),
+        ),
+    )
+
+
+def _era_exit(exit_: ContinuousExposure, index: q.Relation, concepts: ResolvedSets) -> q.Relation:
+    spec = Events(domain=exit_.domain, concept_set=exit_.concept_set)
+    eras = rename(
+        q.Eras(events(spec, concepts), exit_.gap_days),
+        {"person_id": "x_person", "start_date": "x_start", "end_date": "x_end"},
+    )
+    on = q.And(
+        (
+            eq(col("person_id"), col("x_person")),
+            q.Cmp("<=", col("x_start"), col("start_date")),
+            q.Cmp("<=", col("start_date"), col("x_end")),
+        )
+    )
+    joined = q.Join(index, eras, on, how="left")
+    era_end = q.Coalesce((q.AddDays(col("x_end"), lit_int(exit_.offset_days)), col("start_date")))
+    end = q.Least((era_end, col("op_end")))
+    return q.Select(
+        joined,
+        (("person_id", col("person_id")), ("start_date", col("start_date")), ("end_date", end)),
+    )
+
+
+def _censored(definition: Definition, periods: q.Relation, concepts: ResolvedSets) -> q.Relation:
+    if not definition.censoring:
+        return periods
+    found = _union([events(c, concepts) for c in definition.censoring])
+    censors = q.Select(found, (("c_person", col("person_id")), ("c_start", col("start_date"))))
+    on = q.And(
+        (eq(col("person_id"), col("c_person")), q.Cmp(">=", col("c_start"), col("start_date")))
+    )
+    first = q.Aggregate(
+        q.Join(periods, censors, on, how="left"),
+        EVENT_COLUMNS,
+        (("censor", q.Agg("min", col("c_start"))),),
+    )
+    end = q.Least((col("end_date"), col("censor")))
+    return q.Select(
+        first,
+        (("person_id", col("person_id")), ("start_date", col("start_date")), ("end_date", end)),
+    )
+
+
+def plan(definition: Definition, concepts: ResolvedSets) -> q.Relation:
+    """The cohort's rows: cohort_definition_id, subject_id, cohort_start_date, cohort_end_date."""
+    index = qualified(definition, entry_events(definition, concepts), concepts)
+    if definition.limit == "first":
+        index = first_per_person(index, ("start_date", "end_date"))
+    periods = _censored(definition, _exit_date(definition, index, concepts), concepts)
+    eras = q.Eras(periods, definition.era_pad_days)
+    return q.Select(
+        eras,
+        (
+            ("cohort_definition_id", Lit(definition.id, "int")),
+            ("subject_id", col("person_id")),
+            ("cohort_start_date", col("start_date")),
+            ("cohort_end_date", col("end_date")),
+        ),
+    )
+
+
+__all__ = ["DOMAINS", "Col", "entry_events", "events", "plan"]

@@ -1,0 +1,116 @@
+"""Cohort services that the CLI and the API call: validate, generate, read back."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pmhub.cdm import schema
+from pmhub.cdm.backends import Backend
+from pmhub.cdm.backends.duckdb import DuckDBBackend
+from pmhub.cohorts import characterize, incidence, outcomes, planner, survival
+from pmhub.cohorts import concepts as concept_sets
+from pmhub.cohorts import query_model as q
+from pmhub.cohorts.definition import Definition
+from pmhub.cohorts.engines import CohortRow, Engine, SqlEngine
+
+
+@dataclass(frozen=True)
+class RunResult:
+    definition_id: int
+    name: str
+    engine: str
+    rows: int
+    persons: int
+    seconds: float
+
+
+def build(definition: Definition, engine: Engine) -> q.Relation:
+    """Resolve the concept sets on the engine's vocabulary and plan the query."""
+    return planner.plan(definition, concept_sets.resolve(definition, engine))
+
+
+def generate(definition: Definition, engine: Engine) -> RunResult:
+    """Write the cohort's rows into the OMOP cohort table (replacing earlier ones)."""
+    started = time.perf_counter()
+    rows = engine.write_cohort(definition.id, build(definition, engine))
+    persons = len({r[1] for r in engine.cohort_rows(definition.id)}) if rows else 0
+    return RunResult(
+        definition.id, definition.name, engine.name, rows, persons, time.perf_counter() - started
+    )
+
+
+def generate_on(definition: Definition, backend: Backend) -> RunResult:
+    schema.require_cdm(backend)
+    return generate(definition, SqlEngine(backend))
+
+
+def cohort_rows(definition_id: int, backend: Backend) -> list[CohortRow]:
+    return SqlEngine(backend).cohort_rows(definition_id)
+
+
+@functools.cache
+def _shipped_vocabulary() -> Path:
+    """A throwaway DuckDB holding the shipped vocabulary, for checks without a site."""
+    path = Path(tempfile.mkdtemp(prefix="pmhub-vocab-")) / "vocabulary.duckdb"
+    with DuckDBBackend(path) as backend:
+        schema.init_cdm(backend, source_name="vocabulary", abbreviation="vocab", holder="pmhub")
+    return path
+
+
+def validate(definition: Definition, backend: Backend | None = None) -> dict[str, int]:
+    """Check the concepts against a site's vocabulary (or the shipped one) and resolve the
+    concept sets; return how many concepts each set resolves to."""
+    if backend is None:
+        with DuckDBBackend(_shipped_vocabulary(), read_only=True) as shipped:
+            return validate(definition, shipped)
+    resolved = concept_sets.resolve(definition, SqlEngine(backend))
+    planner.plan(definition, resolved)  # the plan builds: every node checked its columns
+    return {name: len(ids) for name, ids in resolved.items()}
+
+
+# --- analyses the CLI and the API call ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomeAnalysis:
+    target: Definition
+    outcome: Definition
+    rates: list[incidence.Rate]
+    curve: survival.Curve | None  # None when suppressed: fewer subjects than the threshold
+    life_table: survival.LifeTable
+
+
+def characterize_at(
+    backend: Backend, definitions: list[Definition], threshold: int, window_days: int = 365
+) -> characterize.Table1:
+    """Generate each cohort at the site, then its Table 1 (small cells suppressed)."""
+    for definition in definitions:
+        generate_on(definition, backend)
+    cohorts = [(d.id, d.name) for d in definitions]
+    return characterize.characterize(SqlEngine(backend), cohorts, threshold, window_days)
+
+
+def outcome_at(
+    backend: Backend,
+    target: Definition,
+    outcome: Definition,
+    threshold: int,
+    interval_days: int = 90,
+    horizon_days: int = 3650,
+) -> OutcomeAnalysis:
+    """Generate target and outcome at the site; incidence, KM curve and life table."""
+    generate_on(target, backend)
+    generate_on(outcome, backend)
+    frame = outcomes.time_at_risk(SqlEngine(backend), target.id, outcome.id)
+    curve = survival.kaplan_meier(frame, target.name) if len(frame) >= threshold else None
+    return OutcomeAnalysis(
+        target,
+        outcome,
+        incidence.incidence(frame, threshold),
+        curve,
+        survival.life_table(frame, interval_days, horizon_days, threshold),
+    )

@@ -1,0 +1,577 @@
+"""The cohort spec suite: one small dataset and the expected cohort per feature, run on
+every engine (reference, DuckDB, PostgreSQL, Spark) with identical expectations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pmhub.cohorts.definition import Definition, parse
+from tests.backends.conftest import SpecSite, every_engine
+from tests.backends.harness import cohort
+
+# real concept ids of the shipped vocabulary
+T2DM, T1DM, DM, GDM = 201826, 201254, 201820, 4024659
+HBA1C, PERCENT, MG_DL = 3004410, 8554, 8840
+METFORMIN, WARFARIN = 1503297, 1310149
+AF, STROKE, CVA = 313217, 443454, 381316
+ECHO, TTE = 4230911, 4335825
+OUTPATIENT, INPATIENT = 9202, 9201
+SMOKES = 42709996
+
+PEOPLE = """
+person
+  person_id | year_of_birth | gender_concept_id
+  1         | 1950          | 8507
+  2         | 1960          | 8532
+  3         | 1970          | 8507
+  4         | 2005          | 8532
+
+observation_period
+  person_id | observation_period_start_date | observation_period_end_date
+  1         | 2010-01-01                    | 2020-12-31
+  2         | 2015-01-01                    | 2020-12-31
+  3         | 2010-01-01                    | 2012-12-31
+  3         | 2016-01-01                    | 2020-12-31
+  4         | 2019-06-01                    | 2020-12-31
+"""
+
+
+def define(**parts: Any) -> Definition:
+    data: dict[str, Any] = {
+        "format_version": 1,
+        "id": 7,
+        "name": "spec",
+        "concept_sets": [
+            {"id": "t2dm", "items": [{"concept_id": T2DM}]},
+            {"id": "hba1c", "items": [{"concept_id": HBA1C}]},
+            {"id": "metformin", "items": [{"concept_id": METFORMIN}]},
+            {"id": "stroke", "items": [{"concept_id": CVA, "include_descendants": True}]},
+            {"id": "t1dm", "items": [{"concept_id": T1DM}]},
+        ],
+        "entry": {"criteria": [{"domain": "condition", "concept_set": "t2dm"}]},
+    }
+    data.update(parts)
+    return parse(data)
+
+
+def test_condition_entry_inside_observation_to_its_end(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date | condition_end_date
+  1         | 201826               | 2012-03-01           | 2012-03-10
+  2         | 201826               | 2014-05-01           |
+  3         | 201826               | 2014-01-01           |
+  3         | 201826               | 2017-02-01           |
+  4         | 201254               | 2019-07-01           |
+"""
+    )
+    # person 2's event precedes observation; person 3's 2014 event falls in a gap
+    assert site.run(define()) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-03-01 | 2020-12-31
+        3       | 2017-02-01 | 2020-12-31
+        """
+    )
+
+
+def test_first_occurrence_and_required_prior_observation(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2010-03-01
+  1         | 201826               | 2011-06-01
+  2         | 201826               | 2016-02-01
+  3         | 201826               | 2016-03-01
+  3         | 201826               | 2017-03-01
+"""
+    )
+    entry = {
+        "criteria": [{"domain": "condition", "concept_set": "t2dm", "first_occurrence": True}],
+        "observation": {"prior_days": 365},
+    }
+    # person 1's first ever event has 59 days of prior observation: no entry at all;
+    # person 3's first event (2016-03) lacks a year in its period, the 2017 one is not first
+    assert site.run(define(entry=entry, exit={"type": "fixed_offset", "days": 0})) == cohort(
+        """
+        subject | start      | end
+        2       | 2016-02-01 | 2016-02-01
+        """
+    )
+
+
+def test_entry_limit_first_keeps_the_earliest_qualifying_event(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2010-03-01
+  1         | 201826               | 2011-06-01
+  1         | 201826               | 2013-06-01
+"""
+    )
+    entry = {
+        "criteria": [{"domain": "condition", "concept_set": "t2dm"}],
+        "observation": {"prior_days": 365},
+        "limit": "first",
+    }
+    exit_ = {"type": "fixed_offset", "days": 30}
+    assert site.run(define(entry=entry, exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2011-06-01 | 2011-07-01
+        """
+    )
+    entry["limit"] = "all"
+    assert site.run(define(entry=entry, exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2011-06-01 | 2011-07-01
+        1       | 2013-06-01 | 2013-07-01
+        """
+    )
+
+
+def test_descendants_and_exclusions(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2012-01-01
+  2         | 201254               | 2016-01-01
+  3         | 4024659              | 2017-01-01
+  4         | 201820               | 2020-01-01
+"""
+    )
+    sets = [
+        {
+            "id": "dm",
+            "items": [
+                {"concept_id": DM, "include_descendants": True},
+                {"concept_id": T1DM, "exclude": True},
+            ],
+        }
+    ]
+    entry = {"criteria": [{"domain": "condition", "concept_set": "dm"}]}
+    assert site.run(
+        define(concept_sets=sets, entry=entry, exit={"type": "fixed_offset", "days": 1})
+    ) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-01-02
+        3       | 2017-01-01 | 2017-01-02
+        4       | 2020-01-01 | 2020-01-02
+        """
+    )
+
+
+@every_engine
+def test_kcd7_source_codes_map_to_standard_concepts(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2012-01-01
+  2         | 201254               | 2016-01-01
+  3         | 313217               | 2017-01-01
+"""
+    )
+    sets = [
+        {
+            "id": "dm",
+            "items": [{"source_codes": {"vocabulary": "KCD7", "codes": ["E1"], "prefix": True}}],
+        },
+        {"id": "af", "items": [{"source_codes": {"vocabulary": "KCD7", "codes": ["I48"]}}]},
+    ]
+    entry = {
+        "criteria": [
+            {"domain": "condition", "concept_set": "dm"},
+            {"domain": "condition", "concept_set": "af"},
+        ]
+    }
+    assert site.run(
+        define(concept_sets=sets, entry=entry, exit={"type": "fixed_offset", "days": 0})
+    ) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-01-01
+        2       | 2016-01-01 | 2016-01-01
+        3       | 2017-01-01 | 2017-01-01
+        """
+    )
+
+
+def test_measurement_entry_with_value_and_unit(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+measurement
+  person_id | measurement_concept_id | measurement_date | value_as_number | unit_concept_id
+  1         | 3004410                | 2012-01-01       | 7.1             | 8554
+  1         | 3004410                | 2012-02-01       | 6.4             | 8554
+  2         | 3004410                | 2016-01-01       | 6.5             | 8554
+  3         | 3004410                | 2017-01-01       | 8.0             | 8840
+  3         | 3004410                | 2017-02-01       |                 | 8554
+  4         | 3004410                | 2020-01-01       | 12.5            | 8554
+"""
+    )
+    entry = {
+        "criteria": [
+            {
+                "domain": "measurement",
+                "concept_set": "hba1c",
+                "value": {"min": 6.5, "max": 12},
+                "unit_concept_ids": [PERCENT],
+            }
+        ]
+    }
+    assert site.run(define(entry=entry, exit={"type": "fixed_offset", "days": 0})) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-01-01
+        2       | 2016-01-01 | 2016-01-01
+        """
+    )
+
+
+DRUGS = """
+drug_exposure
+  person_id | drug_concept_id | drug_exposure_start_date | drug_exposure_end_date | days_supply
+  1         | 1503297         | 2012-01-01               | 2012-01-30             | 30
+  1         | 1503297         | 2012-02-20               | 2012-03-20             | 30
+  1         | 1503297         | 2012-06-01               | 2012-06-30             | 30
+  2         | 1503297         | 2016-01-01               | 2016-01-30             | 30
+  2         | 1310149         | 2016-01-15               | 2016-12-31             | 350
+  3         | 1503297         | 2020-11-01               | 2021-03-01             | 120
+"""
+
+
+@every_engine
+def test_continuous_drug_exposure_exit_with_allowed_gap(site: SpecSite) -> None:
+    site.load(PEOPLE + DRUGS)
+    entry = {"criteria": [{"domain": "drug", "concept_set": "metformin"}], "limit": "first"}
+    exit_ = {"type": "continuous_exposure", "concept_set": "metformin", "gap_days": 30}
+    # person 1: 21 days between the first two fills (within the gap), 73 before the third;
+    # person 3's exposure runs past the end of observation, which caps it
+    assert site.run(define(entry=entry, exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-03-20
+        2       | 2016-01-01 | 2016-01-30
+        3       | 2020-11-01 | 2020-12-31
+        """
+    )
+    exit_ |= {"gap_days": 10, "offset_days": 7}
+    assert site.run(define(entry=entry, exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-02-06
+        2       | 2016-01-01 | 2016-02-06
+        3       | 2020-11-01 | 2020-12-31
+        """
+    )
+
+
+def test_era_end_exit_of_another_domain_and_no_containing_era(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + DRUGS
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date | condition_end_date
+  1         | 201826               | 2012-01-10           | 2012-04-01
+  2         | 201826               | 2017-01-01           | 2017-01-05
+"""
+    )
+    exit_ = {"type": "era_end", "concept_set": "metformin", "domain": "drug", "gap_days": 30}
+    # person 2's diagnosis lies in no metformin era: the period ends where it starts
+    assert site.run(define(exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-10 | 2012-03-20
+        2       | 2017-01-01 | 2017-01-01
+        """
+    )
+
+
+def test_fixed_offset_from_end_is_capped_by_observation(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date | condition_end_date
+  1         | 201826               | 2012-01-01           | 2012-01-31
+  3         | 201826               | 2012-12-01           | 2012-12-05
+"""
+    )
+    exit_ = {"type": "fixed_offset", "anchor": "end", "days": 60}
+    assert site.run(define(exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-03-31
+        3       | 2012-12-01 | 2012-12-31
+        """
+    )
+
+
+HBA1C_HISTORY = """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2012-06-01
+  2         | 201826               | 2016-06-01
+  3         | 201826               | 2017-06-01
+  4         | 201826               | 2020-06-01
+
+measurement
+  person_id | measurement_concept_id | measurement_date | value_as_number
+  1         | 3004410                | 2012-01-01       | 7.0
+  1         | 3004410                | 2012-05-01       | 7.5
+  2         | 3004410                | 2015-01-01       | 8.0
+  3         | 3004410                | 2015-06-01       | 9.0
+  3         | 3004410                | 2017-05-01       | 6.0
+  4         | 3004410                | 2020-06-01       | 7.0
+  4         | 3004410                | 2020-07-01       | 7.0
+"""
+
+
+def _rule(count: dict[str, int], window: dict[str, Any], **events: Any) -> dict[str, Any]:
+    spec = {"domain": "measurement", "concept_set": "hba1c", **events}
+    return {"name": "hba1c", "criteria": [{"events": spec, "window": window, "count": count}]}
+
+
+def _subjects(site: SpecSite, *rules: dict[str, Any], **parts: Any) -> list[int]:
+    exit_ = {"type": "fixed_offset", "days": 0}
+    return sorted(
+        {r[0] for r in site.run(define(inclusion_rules=list(rules), exit=exit_, **parts))}
+    )
+
+
+def test_inclusion_at_least_at_most_exactly_in_a_window(site: SpecSite) -> None:
+    site.load(PEOPLE + HBA1C_HISTORY)
+    year_before = {"start": -365, "end": 0}
+    assert _subjects(site, _rule({"at_least": 2}, year_before)) == [1]
+    assert _subjects(site, _rule({"at_least": 1}, year_before)) == [1, 3, 4]
+    assert _subjects(site, _rule({"exactly": 1}, year_before)) == [3, 4]
+    assert _subjects(site, _rule({"at_most": 0}, {"start": -30, "end": 30})) == [1, 2, 3]
+    assert _subjects(site, _rule({"at_least": 1}, {"end": -1})) == [1, 2, 3]
+    # person 3's 2015 value lies in an earlier observation period: counted only on request
+    high = {"min": 8.5}
+    assert _subjects(site, _rule({"at_least": 1}, {"end": -1}, value=high)) == []
+    unrestricted = {"end": -1, "within_observation": False}
+    assert _subjects(site, _rule({"at_least": 1}, unrestricted, value=high)) == [3]
+
+
+@every_engine
+def test_inclusion_on_measurement_values_and_window_after_the_index(site: SpecSite) -> None:
+    site.load(PEOPLE + HBA1C_HISTORY)
+    high = _rule({"at_least": 1}, {"start": -365, "end": 0}, value={"min": 7.2})
+    assert _subjects(site, high) == [1]
+    after = _rule({"at_least": 1}, {"start": 1, "end": 60})
+    assert _subjects(site, after) == [4]
+
+
+@every_engine
+def test_inclusion_age_sex_and_any_of(site: SpecSite) -> None:
+    site.load(PEOPLE + HBA1C_HISTORY)
+    adults = {"name": "adult", "criteria": [{"age": {"min": 18, "max": 60}}]}
+    assert _subjects(site, adults) == [2, 3]
+    women = {"name": "women", "criteria": [{"sex": ["female"]}]}
+    assert _subjects(site, women) == [2, 4]
+    assert _subjects(site, adults, women) == [2]
+    either = {
+        "name": "either",
+        "match": "any",
+        "criteria": [{"age": {"max": 20}}, {"sex": [8507]}],
+    }
+    assert _subjects(site, either) == [1, 3, 4]
+
+
+def test_limit_after_inclusion_rules(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2011-01-01
+  1         | 201826               | 2013-01-01
+  1         | 201826               | 2015-01-01
+
+measurement
+  person_id | measurement_concept_id | measurement_date | value_as_number
+  1         | 3004410                | 2012-12-01       | 7.0
+  1         | 3004410                | 2014-12-01       | 7.0
+"""
+    )
+    rule = _rule({"at_least": 1}, {"start": -60, "end": 0})
+    exit_ = {"type": "fixed_offset", "days": 0}
+    assert site.run(define(inclusion_rules=[rule], exit=exit_, limit="first")) == cohort(
+        """
+        subject | start      | end
+        1       | 2013-01-01 | 2013-01-01
+        """
+    )
+
+
+@every_engine
+def test_censoring_ends_the_period_at_the_first_event_on_or_after_start(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2012-01-01
+  1         | 443454               | 2011-01-01
+  1         | 443454               | 2014-05-01
+  1         | 381316               | 2013-05-01
+  2         | 201826               | 2016-01-01
+  3         | 201826               | 2017-01-01
+
+death
+  person_id | death_date
+  3         | 2017-01-01
+"""
+    )
+    censoring = [
+        {"domain": "condition", "concept_set": "stroke"},
+        {"domain": "death"},
+    ]
+    assert site.run(define(censoring=censoring)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2013-05-01
+        2       | 2016-01-01 | 2020-12-31
+        3       | 2017-01-01 | 2017-01-01
+        """
+    )
+
+
+def test_era_collapse_with_pad(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2012-01-01
+  1         | 201826               | 2012-01-20
+  1         | 201826               | 2012-02-05
+  1         | 201826               | 2012-04-01
+  2         | 201826               | 2016-01-01
+  2         | 201826               | 2016-01-01
+"""
+    )
+    exit_ = {"type": "fixed_offset", "days": 10}
+    assert site.run(define(exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-01-11
+        1       | 2012-01-20 | 2012-01-30
+        1       | 2012-02-05 | 2012-02-15
+        1       | 2012-04-01 | 2012-04-11
+        2       | 2016-01-01 | 2016-01-11
+        """
+    )
+    assert site.run(define(exit=exit_, era_pad_days=9)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-02-15
+        1       | 2012-04-01 | 2012-04-11
+        2       | 2016-01-01 | 2016-01-11
+        """
+    )
+
+
+def test_entry_in_every_domain(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+visit_occurrence
+  person_id | visit_concept_id | visit_start_date | visit_end_date
+  1         | 9201             | 2012-01-01       | 2012-01-05
+  1         | 9202             | 2012-02-01       | 2012-02-01
+
+procedure_occurrence
+  person_id | procedure_concept_id | procedure_date
+  2         | 4335825              | 2016-01-01
+
+observation
+  person_id | observation_concept_id | observation_date | value_as_number
+  3         | 42709996               | 2017-01-01       | 20
+
+device_exposure
+  person_id | device_concept_id | device_exposure_start_date | device_exposure_end_date
+  4         | 4230911           | 2020-01-01                 | 2020-01-03
+
+death
+  person_id | death_date
+  2         | 2018-01-01
+"""
+    )
+    sets = [
+        {"id": "inpatient", "items": [{"concept_id": INPATIENT}]},
+        {"id": "echo", "items": [{"concept_id": ECHO, "include_descendants": True}]},
+        {"id": "smokes", "items": [{"concept_id": SMOKES}]},
+    ]
+    entry = {
+        "criteria": [
+            {"domain": "visit", "concept_set": "inpatient"},
+            {"domain": "procedure", "concept_set": "echo"},
+            {"domain": "observation", "concept_set": "smokes", "value": {"min": 10}},
+            {"domain": "device", "concept_set": "echo"},
+            {"domain": "death"},
+        ]
+    }
+    exit_ = {"type": "fixed_offset", "anchor": "end", "days": 0}
+    assert site.run(define(concept_sets=sets, entry=entry, exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-01-05
+        2       | 2016-01-01 | 2016-01-01
+        2       | 2018-01-01 | 2018-01-01
+        3       | 2017-01-01 | 2017-01-01
+        4       | 2020-01-01 | 2020-01-03
+        """
+    )
+
+
+def test_window_anchored_at_the_index_end(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+visit_occurrence
+  person_id | visit_concept_id | visit_start_date | visit_end_date
+  1         | 9201             | 2012-01-01       | 2012-01-20
+  2         | 9201             | 2016-01-01       | 2016-01-02
+
+measurement
+  person_id | measurement_concept_id | measurement_date
+  1         | 3004410                | 2012-01-25
+  2         | 3004410                | 2016-01-25
+"""
+    )
+    sets = [
+        {"id": "inpatient", "items": [{"concept_id": INPATIENT}]},
+        {"id": "hba1c", "items": [{"concept_id": HBA1C}]},
+    ]
+    entry = {"criteria": [{"domain": "visit", "concept_set": "inpatient"}]}
+    rule = _rule({"at_least": 1}, {"start": 0, "end": 7, "anchor": "end"})
+    exit_ = {"type": "fixed_offset", "days": 0}
+    assert site.run(
+        define(concept_sets=sets, entry=entry, inclusion_rules=[rule], exit=exit_)
+    ) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-01 | 2012-01-01
+        """
+    )
+
+
+def test_an_empty_cdw_gives_an_empty_cohort(site: SpecSite) -> None:
+    site.load(PEOPLE)
+    assert site.run(define()) == []
