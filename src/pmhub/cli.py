@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from pmhub.cohorts.characterize import Table1
     from pmhub.cohorts.federated import Combined
 from pmhub.sites import Site, SiteRegistry
+
+if TYPE_CHECKING:
+    from pmhub.ingest.service import IngestReport
 
 app = typer.Typer(
     name="pmhub",
@@ -184,6 +189,395 @@ def vocab_load(
     for table, rows in result.rows.items():
         console.print(f"  {table}: {rows:,} rows")
     console.print(f"site [bold]{site}[/]: vocabulary loaded from {result.source}")
+
+
+# --- synth ------------------------------------------------------------------------------
+
+
+@app.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (new or empty).")],
+    sites: Annotated[int, typer.Option(help="Hospitals in the network (1-12).")] = 3,
+    patients: Annotated[int, typer.Option(help="People in the population.")] = 1_000,
+    years: Annotated[int, typer.Option(help="Years of history.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 20261122,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="omop | synthea-csv | fhir")] = "omop",
+    end_year: Annotated[int, typer.Option(help="Last simulated calendar year.")] = 2025,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty output folder.")] = False,
+    force: Annotated[bool, typer.Option(help="Allow sizes above the documented limits.")] = False,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (output does not depend on it).")
+    ] = 2,
+) -> None:
+    """Generate a synthetic Korean hospital network (Gangwon) with known ground truth."""
+    from rich.progress import MofNCompleteColumn
+
+    from pmhub.synth.service import generate
+
+    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err_console) as bar:
+        task = bar.add_task("synth (chunks)", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = generate(
+            out,
+            sites=sites,
+            patients=patients,
+            years=years,
+            seed=seed,
+            fmt=fmt,
+            end_year=end_year,
+            overwrite=overwrite,
+            force=force,
+            workers=workers,
+            progress=report,
+        )
+    table = Table("file", "rows", title=f"pmhub synth: {result.format} in {result.folder}")
+    for name, rows in sorted(result.rows.items()):
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+
+
+# --- ingest ---------------------------------------------------------------------------
+
+
+@app.command("ingest")
+def ingest_command(
+    path: Annotated[Path, typer.Argument(help="Export folder (or FHIR JSON/NDJSON file).")],
+    site: SiteOption,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="synthea-csv, fhir or omop-csv.")
+    ] = "synthea-csv",
+    allow_quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--allow-quarantine", help="Exit 0 even when rows were set aside in quarantine."
+        ),
+    ] = False,
+    encoding: Annotated[
+        str, typer.Option(help="auto (UTF-8, UTF-8 with BOM or CP949), utf-8 or cp949.")
+    ] = "auto",
+) -> None:
+    """Import source data into a site's CDW; print where every source row went."""
+    from pmhub.ingest import ingest_site
+    from pmhub.ingest.errors import RowsQuarantinedError
+
+    def say(message: str) -> None:
+        err_console.print(f"[dim]{message}…[/]", highlight=False)
+
+    report = ingest_site(site, fmt, path, encoding=encoding, allow_quarantine=True, progress=say)
+    _print_ingest(site, report)
+    if report.quarantined and not allow_quarantine:
+        raise RowsQuarantinedError(
+            f"{report.quarantined:,} of {report.read:,} source rows were quarantined "
+            f"(load {report.load_id}); the other {report.loaded:,} were loaded"
+        )
+
+
+def _print_ingest(site: str, report: IngestReport) -> None:
+    files = Table("file", "read", "loaded", "quarantined", "encoding", title="source rows")
+    for f in report.files:
+        files.add_row(f.file, f"{f.read:,}", f"{f.loaded:,}", f"{f.quarantined:,}", f.encoding)
+    files.add_row("total", f"{report.read:,}", f"{report.loaded:,}", f"{report.quarantined:,}", "")
+    console.print(files)
+    tables = Table("CDM table", "rows written", title="CDM rows")
+    for name, rows in report.tables.items():
+        tables.add_row(name, f"{rows:,}")
+    console.print(tables)
+    for name, rows in report.unmapped.items():
+        console.print(f"  {name}: {rows:,} rows with codes no vocabulary maps (concept 0)")
+    for name, why in report.ignored.items():
+        console.print(f"  ignored {name}: {why}")
+    state = "already loaded; nothing changed" if report.already_loaded else "loaded"
+    console.print(
+        f"site [bold]{site}[/]: load {report.load_id} {state} "
+        f"(read {report.read:,} = loaded {report.loaded:,} + quarantined {report.quarantined:,})"
+    )
+
+
+# --- privacy ---------------------------------------------------------------------------
+
+privacy_app = typer.Typer(
+    help="Pseudonymize and anonymize data and notes (PIPC / health-data guidelines).",
+    no_args_is_help=True,
+)
+app.add_typer(privacy_app, name="privacy")
+
+
+@privacy_app.command("key-create")
+def privacy_key_create(
+    project: Annotated[str, typer.Option(help="Project whose pseudonyms the key makes.")],
+) -> None:
+    """Create a project's pseudonymization key in the key store (never shown, never replaced)."""
+    from pmhub.privacy.keys import KeyStore
+
+    path = KeyStore(settings()).create(project)
+    console.print(f"created the key of project [bold]{project}[/] in {path.parent} (mode 600)")
+
+
+@privacy_app.command("anonymize")
+def privacy_anonymize(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="CSV/Parquet file, folder of tables, or DuckDB file.")
+    ],
+    policy_path: Annotated[Path, typer.Option("--policy", help="Policy YAML.")],
+    out: Annotated[Path, typer.Option(help="New folder for the release and its report.")],
+    output_format: Annotated[str, typer.Option("--format", help="same, csv or parquet.")] = "same",
+) -> None:
+    """Release a dataset under its policy: data files, report.json and report.html."""
+    from pmhub.privacy import service
+
+    with _progress() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=done)
+
+        release = service.anonymize_files(
+            input_path,
+            policy_path,
+            out,
+            settings(),
+            output_format=output_format,
+            progress=report,
+        )
+    for name, table in release.report["tables"].items():
+        achieved = table["achieved"]
+        console.print(
+            f"table [bold]{name}[/]: {table['rows_out']:,} rows, models hold:"
+            f" {achieved['models_hold']}, suppressed {achieved['suppressed']:,},"
+            f" smallest class {achieved['min_class']}"
+        )
+        if table["utility"]:
+            console.print(
+                f"  loss {table['utility']['loss']:.4f}; levels {table['search']['levels']}"
+            )
+    console.print(f"release and adequacy report written to {release.out}")
+
+
+@privacy_app.command("risk")
+def privacy_risk(
+    input_path: Annotated[Path, typer.Option("--input", help="CSV or Parquet file.")],
+    qi: Annotated[str, typer.Option(help="Quasi-identifier columns, comma-separated.")],
+    threshold: Annotated[float, typer.Option(help="Risk threshold (0.2 = classes < 5).")] = 0.2,
+    population_size: Annotated[
+        int | None, typer.Option(help="People in the population the data is drawn from.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Re-identification risk (prosecutor, journalist, marketer) of the data as it stands."""
+    import json
+
+    from pmhub.privacy import service
+
+    columns = [c.strip() for c in qi.split(",") if c.strip()]
+    risk = service.risk_of(
+        input_path, columns, threshold=threshold, population_size=population_size
+    )
+    if as_json:
+        console.print_json(json.dumps(risk.as_dict()))
+        return
+    table = Table("measure", "highest", "average", f"records > {threshold:g}")
+    for name, m in (("prosecutor", risk.prosecutor), ("journalist", risk.journalist)):
+        table.add_row(name, f"{m.highest:.4f}", f"{m.average:.4f}", f"{m.share_above:.2%}")
+    console.print(table)
+    console.print(
+        f"marketer {risk.marketer:.4f}; {risk.records:,} records in {risk.classes:,} classes;"
+        f" sample uniques {risk.sample_uniques:,} ({risk.sample_unique_share:.2%});"
+        f" estimated population uniques {risk.population_uniques_estimate:,.1f} ({risk.model})"
+    )
+
+
+@privacy_app.command("deid-text")
+def privacy_deid_text(
+    input_path: Annotated[
+        Path,
+        typer.Option(
+            "--input", help="Notes CSV: note_id,person_id,note_date,note_title,note_text."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="New folder for notes.csv and summary.json.")],
+    project: Annotated[str, typer.Option(help="Project whose key pseudonymizes and shifts dates.")],
+    mode: Annotated[str, typer.Option(help="tag ([NAME]) or surrogate (made-up values).")] = "tag",
+    names: Annotated[
+        Path | None, typer.Option(help="CSV person_id,name of patients' and staff names.")
+    ] = None,
+    max_days: Annotated[int, typer.Option(help="Largest date shift in days.")] = 30,
+) -> None:
+    """De-identify Korean clinical notes: identifiers replaced, dates shifted per person."""
+    from pmhub.privacy.errors import PrivacyInputError
+    from pmhub.privacy.keys import KeyStore
+    from pmhub.privacy.text.notes import deidentify_notes
+
+    if mode not in ("tag", "surrogate"):
+        raise PrivacyInputError(f"--mode must be tag or surrogate, not {mode!r}")
+    if not 1 <= max_days <= 3650:
+        raise PrivacyInputError(f"--max-days must be between 1 and 3650, not {max_days}")
+    key = KeyStore(settings()).get(project)
+    release = deidentify_notes(
+        input_path,
+        out,
+        key,
+        mode="tag" if mode == "tag" else "surrogate",
+        names_csv=names,
+        max_days=max_days,
+    )
+    found = ", ".join(f"{k} {v:,}" for k, v in sorted(release.found.items())) or "none"
+    console.print(f"{release.notes:,} notes de-identified ({found}) → {release.out}")
+
+
+@privacy_app.command("evaluate-text")
+def privacy_evaluate_text(
+    notes: Annotated[Path, typer.Option(help="Notes CSV.")],
+    spans: Annotated[Path, typer.Option(help="Gold spans CSV: note_id,start,end,type,text.")],
+) -> None:
+    """Precision and recall of the note de-identifier per identifier type on gold spans."""
+    from pmhub.privacy.text.evaluate import evaluate_deid
+
+    scores = evaluate_deid(notes, spans)
+    table = Table("type", "gold", "detected", "recall", "precision", "char coverage")
+    for kind, s in scores.items():
+        table.add_row(
+            kind,
+            f"{s['gold']:,}",
+            f"{s['detected']:,}",
+            f"{s['recall']:.4f}",
+            f"{s['precision']:.4f}",
+            f"{s['coverage']:.4f}",
+        )
+    console.print(table)
+
+
+# --- quality ---------------------------------------------------------------------------
+
+quality_app = typer.Typer(
+    help="Data quality: Achilles-style profiles and DQD-style checks of a site's CDW.",
+    no_args_is_help=True,
+)
+app.add_typer(quality_app, name="quality")
+
+HtmlOption = Annotated[Path, typer.Option("--html", help="The HTML file to write.")]
+
+
+def _as_of(text: str | None) -> dt.date | None:
+    from pmhub.quality.errors import QualityError
+
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise QualityError(
+            f"--as-of {text[:40]!r} is not a date", hint="Write it as YYYY-MM-DD."
+        ) from None
+
+
+@quality_app.command("run")
+def quality_run(
+    site: SiteOption,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the results JSON into this folder.")
+    ] = None,
+    checks: Annotated[
+        Path | None, typer.Option("--checks", help="A check file (default: the shipped one).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Dates after this day are implausible (default: today)."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Most frequent concepts per table.")] = 20,
+) -> None:
+    """Profile the site's CDW and run every check; store the results."""
+    from pmhub.quality import service
+
+    with _count_progress() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(phase: str, done: int, total: int, what: str) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total, what="")
+            bar.update(tasks[phase], completed=done, total=total, what=what)
+
+        run = service.run_quality(
+            site, out_dir=out, check_file=checks, as_of=_as_of(as_of), top_n=top, progress=report
+        )
+    table = Table("category", "passed", "failed", "not applicable", "could not run")
+    for category, counts in run.document["summary"].items():
+        table.add_row(
+            category,
+            str(counts["pass"]),
+            f"[red]{counts['fail']}[/]" if counts["fail"] else "0",
+            str(counts["not_applicable"]),
+            str(counts["error"]),
+        )
+    console.print(table)
+    for check in run.failed[:20]:
+        console.print(
+            f"  [red]failed[/] {check['id']}: {check['violated']:,} of {check['denominator']:,} "
+            f"({check['pct_violated']:.2f} % > {check['threshold']:g} %)",
+            highlight=False,
+        )
+    if len(run.failed) > 20:
+        console.print(f"  … and {len(run.failed) - 20} more (see the report)")
+    console.print(f"site [bold]{site}[/]: run {run.run_id} stored in {run.path}")
+    if run.copy is not None:
+        console.print(f"  copy: {run.copy}")
+
+
+@quality_app.command("report")
+def quality_report(
+    site: SiteOption,
+    html: HtmlOption,
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: the latest).")] = None,
+) -> None:
+    """Write a site's stored run as one self-contained HTML report."""
+    from pmhub.quality import service
+
+    path = service.write_report(site, html, run_id=run)
+    console.print(f"site [bold]{site}[/]: report written to {path}")
+
+
+@quality_app.command("compare")
+def quality_compare(
+    sites: Annotated[str, typer.Option("--sites", help="Sites to compare: A,B,C.")],
+    html: HtmlOption,
+) -> None:
+    """Put the latest runs of several sites side by side and highlight what differs."""
+    from pmhub.quality import service
+
+    path = service.write_comparison(sites.split(","), html)
+    console.print(f"comparison of {sites} written to {path}")
+
+
+@quality_app.command("runs")
+def quality_runs(site: SiteOption) -> None:
+    """List a site's stored quality runs."""
+    from pmhub.quality import service
+
+    runs = service.list_runs(site)
+    if not runs:
+        console.print(f"site {site} has no quality run yet; run `pmhub quality run --site {site}`")
+        return
+    table = Table("run", "finished", "failed checks")
+    for entry in runs:
+        failed = sum(c.get("fail", 0) for c in entry.get("summary", {}).values())
+        table.add_row(str(entry["run_id"]), str(entry["finished_at"]), str(failed))
+    console.print(table)
+
+
+def _count_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[what]}"),
+        console=err_console,
+        transient=False,
+    )
 
 
 # --- cohorts ----------------------------------------------------------------------------

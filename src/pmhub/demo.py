@@ -29,9 +29,6 @@ class DemoSite:
     title_en: str
 
 
-DEMO_PERSONS = {"university": 6_000, "general": 3_000, "county": 1_000}
-
-
 NETWORK = (
     DemoSite("chuncheon_univ", "university", "춘천대학교병원", "Chuncheon University Hospital"),
     DemoSite(
@@ -56,15 +53,42 @@ def build_network(registry: SiteRegistry) -> list[Site]:
     return sites
 
 
+# Demo size: small enough that `make demo` stays quick, large enough for cohorts and models.
+DEMO_PATIENTS = 2_000
+DEMO_YEARS = 10
+
+
+def load_synthetic_data(sites: list[Site], seed: int, home: Path, console: Console) -> None:
+    """Fill the sites' CDWs with the synthetic network (skipped when already loaded); its
+    ground truth, notes' gold spans and identifiers go to PMHUB_HOME/synth/."""
+    from pmhub.synth.load import load_sites
+
+    backends = {site.name: site.connect() for site in sites}
+    truth_dir = home / "synth" / f"seed-{seed}"
+    try:
+        result = load_sites(
+            backends, patients=DEMO_PATIENTS, years=DEMO_YEARS, seed=seed, truth_dir=truth_dir
+        )
+    finally:
+        for backend in backends.values():
+            backend.close()
+    for name in result.skipped:
+        console.print(f"  {name}: synthetic data (seed {seed}) already loaded")
+    for name, tables in result.loaded.items():
+        verb = "replaced with" if name in result.replaced else "loaded"
+        console.print(
+            f"  {name}: {verb} {tables.get('person', 0):,} persons, "
+            f"{tables.get('visit_occurrence', 0):,} visits, "
+            f"{tables.get('measurement', 0):,} measurements"
+        )
+    if result.loaded:
+        console.print(f"  ground truth, notes' gold spans and identifiers: {truth_dir}")
+
+
 def cohorts_step(registry: SiteRegistry, console: Console) -> None:
-    """Generated patients for empty demo sites, then the example cohorts across the network:
-    the hub sees only suppressed aggregates."""
+    """The example cohorts across the network: the hub sees only suppressed aggregates."""
     from pmhub.cohorts import network
 
-    persons = {d.name: DEMO_PERSONS[d.kind] for d in NETWORK}
-    loaded = network.populate_empty(registry, persons, registry.settings.seed)
-    if loaded:
-        console.print(f"generated demo patients: {loaded}")
     table = Table(
         "example cohort",
         "sites",
@@ -99,6 +123,24 @@ def summary(sites: list[Site]) -> Table:
     return table
 
 
+def quality_step(sites: list[Site], home: Path) -> list[Path]:
+    """Profile and check every site that holds persons; a report each, and a comparison."""
+    from pmhub.quality import service
+
+    with_data = []
+    for site in sites:
+        with site.connect() as backend:
+            if backend.count("person") > 0:
+                with_data.append(site.name)
+    reports = []
+    for name in with_data:
+        service.run_quality(name)
+        reports.append(service.write_report(name, home / "reports" / f"quality-{name}.html"))
+    if len(with_data) > 1:
+        reports.append(service.write_comparison(with_data, home / "reports" / "quality-sites.html"))
+    return reports
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=None, help="platform home (PMHUB_HOME)")
@@ -111,8 +153,15 @@ def main(argv: list[str] | None = None) -> int:
         registry = SiteRegistry(load_settings())
         console.print(f"building the demo network in {registry.settings.home_dir().resolve()}")
         sites = build_network(registry)
+        console.print(
+            f"synthetic network: {DEMO_PATIENTS:,} people, {DEMO_YEARS} years, "
+            f"seed {registry.settings.seed}"
+        )
+        load_synthetic_data(sites, registry.settings.seed, registry.settings.home_dir(), console)
         cohorts_step(registry, console)
         console.print(summary(sites))
+        for report in quality_step(sites, registry.settings.home_dir()):
+            console.print(f"data quality: {report}")
     except PmhubError as exc:
         console.print(f"[bold red]error:[/] {exc.message}\n[yellow]hint:[/] {exc.hint}")
         return exc.exit_code

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from pmhub import cli
 from pmhub.cdm import schema
 from pmhub.cli import main
 from pmhub.cohorts import benchdata
@@ -14,13 +17,19 @@ from pmhub.sites import SiteRegistry
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The real entry point, its consoles writing to a buffer (other tests swap them)."""
+    out = io.StringIO()
+    saved = cli.console, cli.err_console
+    cli.console = cli.err_console = Console(file=out, width=200)
     try:
         main(list(args))
         code = 0
     except SystemExit as exc:
         code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    finally:
+        cli.console, cli.err_console = saved
+    captured = capsys.readouterr()  # typer writes usage errors to the real streams
+    return code, out.getvalue() + captured.out + captured.err
 
 
 @pytest.fixture

@@ -1,0 +1,758 @@
+"""The clinical transform: Synthea-shaped stage tables → OMOP CDM rows, as set-based SQL.
+
+Both the Synthea CSV importer and the FHIR importer fill stage tables named and shaped as
+Synthea's CSV files (``patients``, ``encounters``, ``conditions`` …, text columns plus
+``_line``); this module validates them, routes bad rows to quarantine, and builds one
+``out_<cdm table>`` stage table per CDM table. Conventions follow OHDSI ETL-Synthea:
+
+* person from patients (gender M/F → 8507/8532, race and ethnicity by name), location from
+  the patients' addresses, death from DEATHDATE;
+* care_site from organizations, provider from providers;
+* visit_occurrence: inpatient encounters of a patient that overlap or lie at most one day
+  apart are rolled up into one inpatient visit (9201); any other encounter that starts
+  inside such a stay joins it; every other encounter is its own visit (emergency and
+  urgent care 9203, ambulatory/wellness/outpatient 9202, anything else 0 with its class kept
+  as the source value). visit_detail keeps one row per encounter, linked to its visit.
+* conditions, medications, immunizations, procedures, observations, allergies and devices
+  go to the table of their mapped standard concept's domain; unmapped codes (concept 0) go
+  to the file's usual table with their source value and source concept.
+* observation_period and the eras are derived afterwards in the CDW (:mod:`derived`).
+
+Timestamps keep their wall-clock value (Synthea's ``Z`` marks UTC; offsets are dropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pmhub.ingest.engine import STAGE, Engine
+from pmhub.ingest.mapping import known_persons, map_codes
+from pmhub.ingest.sqlgen import (
+    Rule,
+    cdm_select,
+    literal,
+    quarantine_rows,
+    quote_value,
+    rules_columns,
+)
+from pmhub.ingest.stage import add_missing_columns, empty_stage
+
+S = STAGE
+
+# Columns the transform reads from each Synthea-shaped file (lower case). Columns a source
+# lacks are added as NULL; the required ones must be in the header.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "patients": (
+        "id", "birthdate", "deathdate", "race", "ethnicity", "gender", "address", "city",
+        "state", "county", "zip", "lat", "lon",
+    ),
+    "organizations": ("id", "name", "address", "city", "state", "zip", "lat", "lon"),
+    "providers": ("id", "organization", "name", "gender", "speciality"),
+    "encounters": (
+        "id", "start", "stop", "patient", "organization", "provider", "encounterclass", "code",
+    ),
+    "conditions": ("start", "stop", "patient", "encounter", "system", "code", "description"),
+    "medications": ("start", "stop", "patient", "encounter", "code", "dispenses"),
+    "immunizations": ("date", "patient", "encounter", "code"),
+    "procedures": ("start", "date", "stop", "patient", "encounter", "system", "code"),
+    "observations": (
+        "date", "patient", "encounter", "category", "code", "value", "units", "type",
+    ),
+    "allergies": ("start", "stop", "patient", "encounter", "system", "code", "category"),
+    "devices": ("start", "stop", "patient", "encounter", "code", "udi"),
+}  # fmt: skip
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "patients": ("id", "birthdate"),
+    "organizations": ("id",),
+    "providers": ("id",),
+    "encounters": ("id", "start", "patient"),
+    "conditions": ("start", "patient", "code"),
+    "medications": ("start", "patient", "code"),
+    "immunizations": ("date", "patient", "code"),
+    "procedures": ("patient", "code"),
+    "observations": ("date", "patient", "code"),
+    "allergies": ("start", "patient", "code"),
+    "devices": ("start", "patient", "code"),
+}
+EVENT_FILES = (
+    "conditions", "medications", "immunizations", "procedures", "observations", "allergies",
+    "devices",
+)  # fmt: skip
+# ETL-Synthea does not map these into clinical tables; they are reported, never read.
+IGNORED_FILES = (
+    "careplans", "claims", "claims_transactions", "imaging_studies", "payers",
+    "payer_transitions", "supplies",
+)  # fmt: skip
+
+EVENT_TABLES = (
+    "condition_occurrence", "drug_exposure", "procedure_occurrence", "measurement",
+    "observation", "device_exposure",
+)  # fmt: skip
+DOMAIN_TABLE = {
+    "Condition": "condition_occurrence",
+    "Drug": "drug_exposure",
+    "Procedure": "procedure_occurrence",
+    "Measurement": "measurement",
+    "Observation": "observation",
+    "Device": "device_exposure",
+}
+EHR = 32817  # Type Concept 'EHR'
+EHR_ENCOUNTER = 32827  # 'EHR encounter record': visits, immunizations
+EHR_PRESCRIPTION = 32838
+
+_BY_SYSTEM = (
+    "CASE WHEN lower(t.system) LIKE '%rxnorm%' THEN 'RxNorm' "
+    "WHEN lower(t.system) LIKE '%loinc%' THEN 'LOINC' "
+    "WHEN lower(t.system) LIKE '%kcd%' THEN 'KCD7' "
+    "WHEN lower(t.system) LIKE '%icd%10%' THEN 'ICD10' ELSE 'SNOMED' END"
+)
+# Synthea 3.0 conditions carry no SYSTEM column; Korean exports write KCD-7 codes (a letter
+# and two digits: E11.9, E119) where Synthea writes SNOMED (digits only).
+_DIAGNOSIS = (
+    "CASE WHEN t.system IS NULL AND regexp_matches(t.code, '^[A-Za-z][0-9][0-9]') "
+    f"THEN 'KCD7' ELSE {_BY_SYSTEM} END"
+)
+# Per event file: vocabulary, value, units, extra (quantity / UDI / type), category.
+_EVENT_COLUMNS = {
+    "conditions": (_DIAGNOSIS, "NULL", "NULL", "NULL", "NULL"),
+    "medications": ("'RxNorm'", "NULL", "NULL", "t.dispenses", "NULL"),
+    "immunizations": ("'CVX'", "NULL", "NULL", "NULL", "NULL"),
+    "procedures": (_BY_SYSTEM, "NULL", "NULL", "NULL", "NULL"),
+    "observations": ("'LOINC'", "t.value", "t.units", "t.type", "t.category"),
+    "allergies": (_BY_SYSTEM, "NULL", "NULL", "NULL", "t.category"),
+    "devices": ("'SNOMED'", "NULL", "NULL", "t.udi", "NULL"),
+}
+
+# The order in which tables are published (foreign keys point backwards).
+PUBLISH_ORDER = (
+    "location", "care_site", "provider", "person", "visit_occurrence", "visit_detail",
+    *EVENT_TABLES, "death",
+)  # fmt: skip
+
+
+@dataclass
+class Transform:
+    engine: Engine
+    bases: dict[str, int]
+    now: str  # the load's start, as an ISO timestamp: dates after it are in the future
+    present: set[str]  # stage tables that came from a source file
+    delimiters: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # stage table → file name shown
+    load_id: int = 0
+
+    def run(self) -> None:
+        for name, columns in COLUMNS.items():
+            if name in self.present:
+                add_missing_columns(self.engine, name, columns)
+            else:
+                empty_stage(self.engine, name, columns)
+        self._patients()
+        self._organizations()
+        self._providers()
+        self._encounters()
+        self._visits()
+        self._events()
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _date_rules(self, label: str, raw: str, typed: str, *, required: bool) -> list[Rule]:
+        """Rules on a date column, checked on its parsed value (parsed once)."""
+        rules = []
+        if required:
+            rules.append(Rule(label, f"{raw} IS NULL", "'missing'"))
+        rules.append(
+            Rule(
+                label,
+                f"{raw} IS NOT NULL AND {typed} IS NULL",
+                f"'not a valid date: ' || {quote_value(raw)}",
+            )
+        )
+        rules.append(
+            Rule(
+                label,
+                f"{typed} > TIMESTAMP {literal(self.now)}",
+                f"'date in the future: ' || {quote_value(raw)}",
+            )
+        )
+        return rules
+
+    def _id_rules(self, label: str, column: str = "id") -> list[Rule]:
+        """Missing, overlong and repeated ids; a repeat keeps its first row (``_first``
+        comes from the duplicate join that :meth:`_validate` adds for ``dup_key``)."""
+        return [
+            Rule(label, f"{column} IS NULL OR trim({column}) = ''", "'missing id'"),
+            Rule(label, f"length({column}) > 50", "'id longer than 50 characters'"),
+            Rule(
+                label,
+                "_first IS NOT NULL AND _line <> _first",
+                f"'duplicate id ' || {quote_value(column)} || ' (first on line ' || _first || ')'",
+            ),
+        ]
+
+    def _validate(
+        self,
+        name: str,
+        rules: list[Rule],
+        *,
+        typed: dict[str, str] | None = None,
+        joins: str = "",
+        dup_key: str | None = None,
+        narrow: bool = False,
+    ) -> None:
+        """``v_<name>``: each stage row's typed values with ``_field``/``_reason`` (NULL
+        when it passes). Values are parsed and joined once, here; the rules read them.
+        A ``narrow`` table keeps only ``_line`` and the typed columns (large files)."""
+        typed = typed or {}
+        extra = "".join(f", {expr} AS {col}" for col, expr in typed.items())
+        if dup_key:
+            extra += ", _d._first"
+            joins += (
+                f" LEFT JOIN (SELECT {dup_key} AS _dup_key, min(_line) AS _first "
+                f"FROM {S}.{name} GROUP BY {dup_key} HAVING count(*) > 1) _d "
+                f"ON _d._dup_key = t.{dup_key}"
+            )
+        else:
+            extra += ", CAST(NULL AS BIGINT) AS _first"
+        kept = ", ".join(["_line", *typed]) if narrow else "* EXCLUDE (_first)"
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.v_{name} AS SELECT {kept}, {rules_columns(rules)} "
+            f"FROM (SELECT t.*{extra} FROM {S}.{name} t {joins}) t"
+        )
+        quarantine_rows(
+            self.engine,
+            f"v_{name}",
+            name,
+            self.files.get(name, f"{name}.csv"),
+            [c for c in self._stage_columns(name) if not c.startswith("_")],
+            self.delimiters.get(name, ","),
+        )
+
+    def _stage_columns(self, name: str) -> list[str]:
+        return self.engine.columns(name)
+
+    def _valid(self, name: str) -> str:
+        return f"(SELECT * FROM {S}.v_{name} WHERE _reason IS NULL)"
+
+    # --- people, places, providers --------------------------------------------------
+
+    def _patients(self) -> None:
+        rules = [
+            *self._id_rules("Id"),
+            *self._date_rules("BIRTHDATE", "birthdate", "birth_ts", required=True),
+            *self._date_rules("DEATHDATE", "deathdate", "death_ts", required=False),
+            Rule(
+                "DEATHDATE",
+                "death_ts < birth_ts",
+                "'death (' || deathdate || ') before birth (' || birthdate || ')'",
+            ),
+        ]
+        typed = {"birth_ts": "pmhub_ts(t.birthdate)", "death_ts": "pmhub_ts(t.deathdate)"}
+        self._validate("patients", rules, typed=typed, dup_key="id")
+        known_persons(
+            self.engine,
+            " UNION ".join(
+                f"SELECT DISTINCT patient AS source_id FROM {S}.{n}"
+                for n in ("encounters", *EVENT_FILES)
+            )
+            + f" UNION SELECT id FROM {S}.patients",
+            self.load_id,
+        )
+        base = self.bases["person"]
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.new_person AS SELECT p.*, "
+            f"{base} + row_number() OVER (ORDER BY p._line) AS person_id "
+            f"FROM {self._valid('patients')} p "
+            f"WHERE p.id NOT IN (SELECT source_id FROM {S}.known_person)"
+        )
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.person_ids AS "
+            f"SELECT source_id, CAST(person_id AS BIGINT) AS person_id FROM {S}.known_person "
+            f"UNION ALL SELECT id, person_id FROM {S}.new_person"
+        )
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.out_person_map AS SELECT id AS source_id, "
+            f"CAST(person_id AS BIGINT) AS person_id, CAST({self.load_id} AS BIGINT) AS load_id "
+            f"FROM {S}.new_person"
+        )
+        self._locations()
+        self._person()
+
+    def _locations(self) -> None:
+        base = self.bases["location"]
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.loc AS SELECT address, city, state, zip, county, "
+            "min(lat) AS lat, min(lon) AS lon, "
+            f"{base} + row_number() OVER (ORDER BY min(_line)) AS location_id "
+            f"FROM {S}.new_person WHERE coalesce(address, city, state, zip, county) IS NOT NULL "
+            "GROUP BY ALL"
+        )
+        select = cdm_select(
+            "location",
+            {
+                "location_id": "location_id",
+                "address_1": "address",
+                "city": "city",
+                "state": "state",
+                "zip": "zip",
+                "county": "county",
+                "location_source_value": "concat_ws(' ', address, city, state, zip)",
+                "latitude": "pmhub_num(lat)",
+                "longitude": "pmhub_num(lon)",
+            },
+        )
+        self.engine.run(f"CREATE OR REPLACE TABLE {S}.out_location AS SELECT {select} FROM {S}.loc")
+
+    def _person(self) -> None:
+        gender = (
+            "CASE upper(trim(p.gender)) WHEN 'M' THEN 8507 WHEN 'MALE' THEN 8507 "
+            "WHEN '남' THEN 8507 WHEN 'F' THEN 8532 WHEN 'FEMALE' THEN 8532 "
+            "WHEN '여' THEN 8532 ELSE 0 END"
+        )
+        race = (
+            "CASE lower(trim(p.race)) WHEN 'white' THEN 8527 WHEN 'black' THEN 8516 "
+            "WHEN 'asian' THEN 8515 WHEN 'korean' THEN 8515 WHEN 'native' THEN 8657 "
+            "WHEN 'hawaiian' THEN 8557 ELSE 0 END"
+        )
+        ethnicity = (
+            "CASE lower(trim(p.ethnicity)) WHEN 'hispanic' THEN 38003563 "
+            "WHEN 'nonhispanic' THEN 38003564 ELSE 0 END"
+        )
+        select = cdm_select(
+            "person",
+            {
+                "person_id": "p.person_id",
+                "gender_concept_id": gender,
+                "year_of_birth": "year(p.birth_ts)",
+                "month_of_birth": "month(p.birth_ts)",
+                "day_of_birth": "day(p.birth_ts)",
+                "birth_datetime": "p.birth_ts",
+                "race_concept_id": race,
+                "ethnicity_concept_id": ethnicity,
+                "location_id": "l.location_id",
+                "person_source_value": "p.id",
+                "gender_source_value": "p.gender",
+                "gender_source_concept_id": "0",
+                "race_source_value": "p.race",
+                "race_source_concept_id": "0",
+                "ethnicity_source_value": "p.ethnicity",
+                "ethnicity_source_concept_id": "0",
+            },
+        )
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.out_person AS SELECT {select} FROM {S}.new_person p "
+            f"LEFT JOIN {S}.loc l ON l.address IS NOT DISTINCT FROM p.address "
+            "AND l.city IS NOT DISTINCT FROM p.city AND l.state IS NOT DISTINCT FROM p.state "
+            "AND l.zip IS NOT DISTINCT FROM p.zip AND l.county IS NOT DISTINCT FROM p.county"
+        )
+        death = cdm_select(
+            "death",
+            {
+                "person_id": "person_id",
+                "death_date": "CAST(death_ts AS DATE)",
+                "death_datetime": "death_ts",
+                "death_type_concept_id": str(EHR),
+                "cause_concept_id": "0",
+                "cause_source_concept_id": "0",
+            },
+        )
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.out_death AS SELECT {death} FROM {S}.new_person "
+            "WHERE death_ts IS NOT NULL"
+        )
+
+    def _organizations(self) -> None:
+        self._validate("organizations", self._id_rules("Id"), dup_key="id")
+        base = self.bases["care_site"]
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.org AS SELECT id, name, "
+            f"{base} + row_number() OVER (ORDER BY _line) AS care_site_id "
+            f"FROM {self._valid('organizations')}"
+        )
+        select = cdm_select(
+            "care_site",
+            {
+                "care_site_id": "care_site_id",
+                "care_site_name": "name",
+                "place_of_service_concept_id": "0",
+                "care_site_source_value": "id",
+            },
+        )
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.out_care_site AS SELECT {select} FROM {S}.org"
+        )
+
+    def _orphan(self, label: str, column: str, found: str) -> Rule:
+        """A reference that the joined table (``found`` from it) does not resolve."""
+        return Rule(
+            label,
+            f"{column} IS NOT NULL AND {found} IS NULL",
+            f"'{label} ' || {quote_value(column)} || ' not found in the "
+            f"{label.lower()} file (or set aside there)'",
+        )
+
+    def _providers(self) -> None:
+        rules = self._id_rules("Id")
+        if "organizations" in self.present:
+            rules.append(self._orphan("ORGANIZATION", "organization", "care_site_id"))
+        self._validate(
+            "providers",
+            rules,
+            typed={"care_site_id": "o.care_site_id"},
+            joins=f"LEFT JOIN {S}.org o ON o.id = t.organization",
+            dup_key="id",
+        )
+        base = self.bases["provider"]
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.prov AS SELECT p.*, "
+            f"{base} + row_number() OVER (ORDER BY p._line) AS provider_id "
+            f"FROM {self._valid('providers')} p"
+        )
+        select = cdm_select(
+            "provider",
+            {
+                "provider_id": "provider_id",
+                "provider_name": "name",
+                "specialty_concept_id": "0",
+                "care_site_id": "care_site_id",
+                "gender_concept_id": "CASE upper(gender) WHEN 'M' THEN 8507 "
+                "WHEN 'F' THEN 8532 ELSE 0 END",
+                "provider_source_value": "id",
+                "specialty_source_value": "speciality",
+                "specialty_source_concept_id": "0",
+                "gender_source_value": "gender",
+                "gender_source_concept_id": "0",
+            },
+        )
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.out_provider AS SELECT {select} FROM {S}.prov"
+        )
+
+    # --- encounters → visits ----------------------------------------------------------
+
+    def _person_rules(self) -> list[Rule]:
+        return [
+            Rule("PATIENT", "patient IS NULL", "'missing patient'"),
+            Rule(
+                "PATIENT",
+                "person_id IS NULL",
+                f"'PATIENT ' || {quote_value('patient')} || ' not found in patients "
+                "nor in earlier loads (or set aside there)'",
+            ),
+        ]
+
+    def _encounters(self) -> None:
+        rules = [
+            *self._id_rules("Id"),
+            *self._person_rules(),
+            *self._date_rules("START", "start", "start_ts", required=True),
+            *self._date_rules("STOP", "stop", "stop_raw_ts", required=False),
+            Rule("STOP", "stop_raw_ts < start_ts", "'STOP before START'"),
+        ]
+        if "organizations" in self.present:
+            rules.append(self._orphan("ORGANIZATION", "organization", "care_site_id"))
+        if "providers" in self.present:
+            rules.append(self._orphan("PROVIDER", "provider", "provider_id"))
+        typed = {
+            "id": "t.id",
+            "person_id": "pi.person_id",
+            "class": "lower(trim(t.encounterclass))",
+            "start_ts": "pmhub_ts(t.start)",
+            "stop_raw_ts": "pmhub_ts(t.stop)",
+            "provider_id": "pr.provider_id",
+            "care_site_id": "o.care_site_id",
+        }
+        joins = (
+            f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
+            f"LEFT JOIN {S}.prov pr ON pr.id = t.provider "
+            f"LEFT JOIN {S}.org o ON o.id = t.organization"
+        )
+        self._validate("encounters", rules, typed=typed, joins=joins, dup_key="id", narrow=True)
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.enc AS SELECT id, _line, person_id, class, start_ts, "
+            "coalesce(stop_raw_ts, start_ts) AS stop_ts, provider_id, care_site_id "
+            f"FROM {self._valid('encounters')}"
+        )
+
+    def _visits(self) -> None:
+        e = self.engine
+        # Inpatient stays: a new stay starts when an admission begins more than one day
+        # after every earlier inpatient encounter of the patient has ended.
+        e.run(
+            f"CREATE OR REPLACE TABLE {S}.ip AS WITH ordered AS (SELECT *, "
+            "CASE WHEN CAST(start_ts AS DATE) <= max(CAST(stop_ts AS DATE)) OVER (PARTITION BY "
+            "person_id ORDER BY start_ts, stop_ts, _line ROWS BETWEEN UNBOUNDED PRECEDING AND "
+            "1 PRECEDING) + 1 THEN 0 ELSE 1 END AS new_stay "
+            f"FROM {S}.enc WHERE class = 'inpatient'), grouped AS (SELECT *, sum(new_stay) "
+            "OVER (PARTITION BY person_id ORDER BY start_ts, stop_ts, _line ROWS UNBOUNDED "
+            "PRECEDING) AS stay FROM ordered) "
+            "SELECT person_id, stay, min(start_ts) AS start_ts, max(stop_ts) AS stop_ts, "
+            "arg_min(id, _line) AS first_id, min(_line) AS first_line FROM grouped "
+            "GROUP BY person_id, stay"
+        )
+        # Every encounter's visit: its stay if it starts within one, else its own.
+        e.run(
+            f"CREATE OR REPLACE TABLE {S}.enc_stay AS SELECT en.id, "
+            "min(ip.first_line) AS stay_line "
+            f"FROM {S}.enc en JOIN {S}.ip ON ip.person_id = en.person_id "
+            "AND en.start_ts >= ip.start_ts AND en.start_ts <= ip.stop_ts GROUP BY en.id"
+        )
+        base_vo = self.bases["visit_occurrence"]
+        e.run(
+            f"CREATE OR REPLACE TABLE {S}.visit AS WITH units AS ("
+            "SELECT first_line AS vline, person_id, start_ts, stop_ts, first_id AS source, "
+            f"'inpatient' AS class FROM {S}.ip UNION ALL "
+            "SELECT en._line, en.person_id, en.start_ts, en.stop_ts, en.id, en.class "
+            f"FROM {S}.enc en WHERE en.id NOT IN (SELECT id FROM {S}.enc_stay)) "
+            f"SELECT *, {base_vo} + row_number() OVER (ORDER BY vline) AS visit_occurrence_id "
+            "FROM units"
+        )
+        base_vd = self.bases["visit_detail"]
+        e.run(
+            f"CREATE OR REPLACE TABLE {S}.enc_visit AS SELECT en.*, v.visit_occurrence_id, "
+            f"{base_vd} + row_number() OVER (ORDER BY en._line) AS visit_detail_id "
+            f"FROM {S}.enc en LEFT JOIN {S}.enc_stay st ON st.id = en.id "
+            f"JOIN {S}.visit v ON v.vline = coalesce(st.stay_line, en._line)"
+        )
+        concept = (
+            "CASE {c} WHEN 'inpatient' THEN 9201 WHEN 'emergency' THEN 9203 "
+            "WHEN 'urgent' THEN 9203 WHEN 'urgentcare' THEN 9203 WHEN 'ambulatory' THEN 9202 "
+            "WHEN 'wellness' THEN 9202 WHEN 'outpatient' THEN 9202 ELSE 0 END"
+        )
+        first = f"{S}.enc_visit f ON f.id = v.source"
+        vo = cdm_select(
+            "visit_occurrence",
+            {
+                "visit_occurrence_id": "v.visit_occurrence_id",
+                "person_id": "v.person_id",
+                "visit_concept_id": concept.format(c="v.class"),
+                "visit_start_date": "CAST(v.start_ts AS DATE)",
+                "visit_start_datetime": "v.start_ts",
+                "visit_end_date": "CAST(v.stop_ts AS DATE)",
+                "visit_end_datetime": "v.stop_ts",
+                "visit_type_concept_id": str(EHR_ENCOUNTER),
+                "provider_id": "f.provider_id",
+                "care_site_id": "f.care_site_id",
+                "visit_source_value": "v.source",
+                "visit_source_concept_id": "0",
+                "admitted_from_concept_id": "0",
+                "discharged_to_concept_id": "0",
+                "preceding_visit_occurrence_id": "lag(v.visit_occurrence_id) OVER (PARTITION BY "
+                "v.person_id ORDER BY v.start_ts, v.visit_occurrence_id)",
+            },
+        )
+        e.run(
+            f"CREATE OR REPLACE VIEW {S}.out_visit_occurrence AS SELECT {vo} "
+            f"FROM {S}.visit v JOIN {first}"
+        )
+        vd = cdm_select(
+            "visit_detail",
+            {
+                "visit_detail_id": "visit_detail_id",
+                "person_id": "person_id",
+                "visit_detail_concept_id": concept.format(c="class"),
+                "visit_detail_start_date": "CAST(start_ts AS DATE)",
+                "visit_detail_start_datetime": "start_ts",
+                "visit_detail_end_date": "CAST(stop_ts AS DATE)",
+                "visit_detail_end_datetime": "stop_ts",
+                "visit_detail_type_concept_id": str(EHR_ENCOUNTER),
+                "provider_id": "provider_id",
+                "care_site_id": "care_site_id",
+                "visit_detail_source_value": "id",
+                "visit_detail_source_concept_id": "0",
+                "admitted_from_concept_id": "0",
+                "discharged_to_concept_id": "0",
+                "preceding_visit_detail_id": "lag(visit_detail_id) OVER (PARTITION BY "
+                "person_id ORDER BY start_ts, visit_detail_id)",
+                "visit_occurrence_id": "visit_occurrence_id",
+            },
+        )
+        e.run(f"CREATE OR REPLACE VIEW {S}.out_visit_detail AS SELECT {vd} FROM {S}.enc_visit")
+
+    # --- clinical events ---------------------------------------------------------------
+
+    def _event_rules(self, start: str, *, has_stop: bool) -> list[Rule]:
+        rules = [
+            *self._person_rules(),
+            Rule(
+                "ENCOUNTER",
+                "encounter IS NOT NULL AND visit_occurrence_id IS NULL",
+                f"'ENCOUNTER ' || {quote_value('encounter')} || ' not found in encounters "
+                "(or set aside there)'",
+            ),
+            Rule("CODE", "code IS NULL OR trim(code) = ''", "'missing code'"),
+            Rule("CODE", "length(code) > 50", "'code longer than 50 characters'"),
+            *self._date_rules(start.upper(), start, "start_ts", required=True),
+        ]
+        if has_stop:
+            rules += [
+                *self._date_rules("STOP", "stop", "stop_ts", required=False),
+                Rule("STOP", "stop_ts < start_ts", f"'STOP before {start.upper()}'"),
+            ]
+        return rules
+
+    def _events(self) -> None:
+        for order, name in enumerate(EVENT_FILES):
+            self._validate_events(order, name)
+        renamed = (
+            "* EXCLUDE (_field, _reason) RENAME (ev_code AS code, ev_value AS value, "
+            "ev_units AS units, ev_category AS category)"
+        )
+        valid = [f"SELECT {renamed} FROM {S}.v_{n} WHERE _reason IS NULL" for n in EVENT_FILES]
+        map_codes(
+            self.engine,
+            " UNION ".join(
+                f"SELECT DISTINCT vocabulary_id, ev_code AS code FROM {S}.v_{n} "
+                "WHERE _reason IS NULL"
+                for n in EVENT_FILES
+            )
+            + " UNION "
+            + " UNION ".join(
+                f"SELECT DISTINCT 'UCUM', ev_units FROM {S}.v_{n} WHERE _reason IS NULL "
+                "AND ev_units IS NOT NULL"
+                for n in EVENT_FILES
+            ),
+        )
+        self._route(" UNION ALL ".join(valid))
+        for target in EVENT_TABLES:
+            self._event_table(target)
+
+    def _validate_events(self, order: int, name: str) -> None:
+        """``v_<name>``: one narrow, typed row per event, its person and visit joined."""
+        start = {"immunizations": "date", "observations": "date"}.get(name, "start")
+        if name == "procedures":
+            # Synthea 2.x wrote DATE where 3.x writes START
+            self.engine.run(f"UPDATE {S}.procedures SET start = coalesce(start, date)")
+        has_stop = name not in ("immunizations", "observations")
+        vocabulary, value, units, extra, category = _EVENT_COLUMNS[name]
+        typed = {
+            "file_order": str(order),
+            "file": literal(name),
+            "person_id": "pi.person_id",
+            "visit_occurrence_id": "ev.visit_occurrence_id",
+            "visit_detail_id": "ev.visit_detail_id",
+            "provider_id": "ev.provider_id",
+            "start_ts": f"pmhub_ts(t.{start})",
+            "stop_ts": "pmhub_ts(t.stop)" if has_stop else "CAST(NULL AS TIMESTAMP)",
+            "vocabulary_id": vocabulary,
+            "ev_code": "trim(t.code)",
+            "ev_value": f"CAST({value} AS VARCHAR)",
+            "ev_units": f"CAST({units} AS VARCHAR)",
+            "extra": f"CAST({extra} AS VARCHAR)",
+            "ev_category": f"CAST({category} AS VARCHAR)",
+        }
+        joins = (
+            f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
+            f"LEFT JOIN {S}.enc_visit ev ON ev.id = t.encounter"
+        )
+        rules = self._event_rules(start, has_stop=has_stop)
+        self._validate(name, rules, typed=typed, joins=joins, narrow=True)
+
+    def _route(self, events: str) -> None:
+        default = (
+            "CASE e.file WHEN 'conditions' THEN 'condition_occurrence' "
+            "WHEN 'medications' THEN 'drug_exposure' WHEN 'immunizations' THEN 'drug_exposure' "
+            "WHEN 'procedures' THEN 'procedure_occurrence' WHEN 'devices' THEN 'device_exposure' "
+            "WHEN 'allergies' THEN 'observation' "
+            "WHEN pmhub_num(e.value) IS NOT NULL OR lower(e.category) IN "
+            "('vital-signs', 'laboratory') THEN 'measurement' ELSE 'observation' END"
+        )
+        by_domain = " ".join(
+            f"WHEN {literal(domain)} THEN {literal(target)}"
+            for domain, target in DOMAIN_TABLE.items()
+        )
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.routed AS SELECT e.*, "
+            "coalesce(m.source_concept_id, 0) AS source_concept_id, "
+            "coalesce(m.concept_id, 0) AS concept_id, "
+            f"coalesce(CASE m.domain_id {by_domain} END, {default}) AS target, "
+            "coalesce(u.concept_id, 0) AS unit_concept_id "
+            f"FROM ({events}) e LEFT JOIN {S}.code_map m ON m.vocabulary_id = e.vocabulary_id "
+            f"AND m.code = e.code LEFT JOIN {S}.code_map u ON u.vocabulary_id = 'UCUM' "
+            "AND u.code = e.units AND u.concept_id <> 0"
+        )
+
+    def _event_table(self, target: str) -> None:
+        prefix = {
+            "condition_occurrence": "condition",
+            "drug_exposure": "drug",
+            "procedure_occurrence": "procedure",
+            "measurement": "measurement",
+            "observation": "observation",
+            "device_exposure": "device",
+        }[target]
+        base = self.bases[target]
+        id_col = f"{target}_id" if target != "condition_occurrence" else "condition_occurrence_id"
+        type_concept = (
+            f"CASE file WHEN 'medications' THEN {EHR_PRESCRIPTION} "
+            f"WHEN 'immunizations' THEN {EHR_ENCOUNTER} ELSE {EHR} END"
+        )
+        exprs = {
+            id_col: f"{base} + row_number() OVER (ORDER BY file_order, _line, concept_id)",
+            "person_id": "person_id",
+            f"{prefix}_concept_id": "concept_id",
+            f"{prefix}_type_concept_id": type_concept,
+            "provider_id": "provider_id",
+            "visit_occurrence_id": "visit_occurrence_id",
+            "visit_detail_id": "visit_detail_id",
+            f"{prefix}_source_value": "code",
+            f"{prefix}_source_concept_id": "source_concept_id",
+        }
+        exprs.update(_dates(target, prefix))
+        exprs.update(_values(target))
+        select = cdm_select(target, exprs)
+        self.engine.run(
+            f"CREATE OR REPLACE VIEW {S}.out_{target} AS SELECT {select} FROM {S}.routed "
+            f"WHERE target = {literal(target)}"
+        )
+
+
+def _dates(target: str, prefix: str) -> dict[str, str]:
+    start, stop = "CAST(start_ts AS DATE)", "CAST(stop_ts AS DATE)"
+    if target == "drug_exposure":
+        return {
+            "drug_exposure_start_date": start,
+            "drug_exposure_start_datetime": "start_ts",
+            "drug_exposure_end_date": f"coalesce({stop}, {start})",
+            "drug_exposure_end_datetime": "coalesce(stop_ts, start_ts)",
+            "verbatim_end_date": stop,
+            "days_supply": f"CASE WHEN stop_ts IS NOT NULL THEN {stop} - {start} END",
+        }
+    if target == "procedure_occurrence":
+        return {
+            "procedure_date": start,
+            "procedure_datetime": "start_ts",
+            "procedure_end_date": stop,
+            "procedure_end_datetime": "stop_ts",
+        }
+    if target in ("measurement", "observation"):
+        return {f"{prefix}_date": start, f"{prefix}_datetime": "start_ts"}
+    dated = "device_exposure" if target == "device_exposure" else prefix
+    return {
+        f"{dated}_start_date": start,
+        f"{dated}_start_datetime": "start_ts",
+        f"{dated}_end_date": stop,
+        f"{dated}_end_datetime": "stop_ts",
+    }
+
+
+def _values(target: str) -> dict[str, str]:
+    if target == "measurement":
+        return {
+            "value_as_number": "pmhub_num(value)",
+            "unit_concept_id": "unit_concept_id",
+            "unit_source_value": "units",
+            "value_source_value": "value",
+        }
+    if target == "observation":
+        return {
+            "value_as_number": "pmhub_num(value)",
+            "value_as_string": "CASE WHEN pmhub_num(value) IS NULL THEN value END",
+            "unit_concept_id": "unit_concept_id",
+            "unit_source_value": "units",
+            "value_source_value": "value",
+        }
+    if target == "drug_exposure":
+        return {"quantity": "pmhub_num(extra)"}
+    if target == "device_exposure":
+        return {"unique_device_id": "extra"}
+    return {}

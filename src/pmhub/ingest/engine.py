@@ -1,0 +1,192 @@
+"""Where the ETL runs: a DuckDB work engine next to the target CDW.
+
+Staging, validation and the mapping to OMOP are set-based SQL in DuckDB. On a DuckDB CDW
+the work engine *is* the CDW's connection, so staged rows reach the CDM tables by
+``INSERT … SELECT`` without leaving the engine. On PostgreSQL the work engine is an
+embedded DuckDB (spilling to disk past its memory limit); vocabulary look-ups run inside
+PostgreSQL on the small set of distinct codes, and results reach the CDM tables through
+``COPY`` (``Backend.insert_batches``). One SQL dialect for the transform, and no row ever
+travels one at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pmhub.cdm import ddl
+from pmhub.cdm.backends import Backend
+from pmhub.cdm.backends.duckdb import DuckDBBackend
+from pmhub.cdm.ddl import quote
+from pmhub.cdm.spec import arrow_schema, table
+
+STAGE = "pmhub_stage"
+MEMORY_LIMIT = "3GB"
+BATCH_ROWS = 200_000
+REBUILD_BELOW = 5_000_000  # rows in a CDM table under which PostgreSQL rebuilds indexes
+PROFILE = os.environ.get("PMHUB_INGEST_PROFILE") == "1"
+
+
+class Engine:
+    def __init__(self, target: Backend, workdir: Path | None = None) -> None:
+        self.target = target
+        self._tmp = tempfile.TemporaryDirectory(prefix="pmhub-ingest-")
+        self.workdir = workdir or Path(self._tmp.name)
+        self.same = isinstance(target, DuckDBBackend)
+        if isinstance(target, DuckDBBackend):
+            self.work = target.con
+        else:
+            self.work = duckdb.connect(":memory:")
+        self.work.execute(f"SET temp_directory = '{self.workdir / 'spill'}'")
+        self.work.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        # Stage tables live in an attached in-memory database: no WAL writes for scratch
+        # data, nothing left in the CDW file if the process dies, spilling to
+        # temp_directory when large.
+        self.work.execute(f"DETACH DATABASE IF EXISTS {STAGE}")
+        self.work.execute(f"ATTACH ':memory:' AS {STAGE}")
+        _macros(self.work)
+
+    def close(self) -> None:
+        try:
+            self.work.execute(f"DETACH DATABASE IF EXISTS {STAGE}")
+        finally:
+            if not self.same:
+                self.work.close()
+            self._tmp.cleanup()
+
+    # --- work engine ----------------------------------------------------------------
+
+    def run(self, sql: str, params: list[Any] | None = None) -> None:
+        started = time.perf_counter()
+        self.work.execute(sql, params or [])
+        if PROFILE:
+            print(f"{time.perf_counter() - started:7.2f}s {' '.join(sql.split())[:110]}")
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.work.execute(sql, params or []).fetchall()
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        return self.rows(sql, params)[0][0]
+
+    def has(self, name: str) -> bool:
+        found = self.rows(
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? "
+            "AND table_name = ?",
+            [STAGE, name],
+        )
+        return bool(found[0][0])
+
+    def columns(self, name: str) -> list[str]:
+        """A stage table's columns, in order."""
+        rows = self.rows(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? "
+            "AND table_name = ? ORDER BY ordinal_position",
+            [STAGE, name],
+        )
+        return [str(r[0]) for r in rows]
+
+    def put(self, name: str, data: pa.Table) -> None:
+        """A small Arrow table as a stage table."""
+        view = f"__pmhub_put_{uuid.uuid4().hex[:8]}"
+        self.work.register(view, data)
+        try:
+            self.run(f"CREATE OR REPLACE TABLE {STAGE}.{name} AS SELECT * FROM {view}")
+        finally:
+            self.work.unregister(view)
+
+    # --- target ---------------------------------------------------------------------
+
+    def target_lookup(self, name: str, data: pa.Table, sql: str) -> pa.Table:
+        """Run ``sql`` in the target CDW with ``data`` available as table ``name``.
+
+        Used for vocabulary and person-map look-ups: the keys are few (distinct codes,
+        source patient ids), so they travel to the target and the answer travels back.
+        """
+        if self.same:
+            self.work.register(name, data)
+            try:
+                result: pa.Table = self.work.sql(sql).to_arrow_table()
+            finally:
+                self.work.unregister(name)
+            return result
+        columns = ", ".join(f"{quote(f.name)} {_pg_type(f.type)}" for f in data.schema)
+        self.target.execute(f"DROP TABLE IF EXISTS {name}")
+        self.target.execute(f"CREATE TEMP TABLE {name} ({columns})")
+        try:
+            self.target.insert_batches(name, data.schema, data.to_batches(BATCH_ROWS))
+            return self.target.fetch_arrow(sql)
+        finally:
+            self.target.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def publish(self, stage_table: str, cdm_table: str) -> int:
+        """Append a stage table (spec columns) to a CDM table; return the rows written.
+
+        Call inside a transaction. On PostgreSQL, while the table is small its secondary
+        indexes are dropped and rebuilt around the insert (a B-tree build from a bulk
+        load is far faster than row-by-row maintenance); DuckDB's ART indexes cost more
+        to rebuild than to maintain (measured), so DuckDB keeps them.
+        """
+        spec = table(cdm_table)
+        schema = arrow_schema(spec)
+        names = ", ".join(quote(n) for n in schema.names)
+        select = f"SELECT {names} FROM {STAGE}.{stage_table}"
+        before = self.target.count(cdm_table)
+        rebuild = not self.same and before < REBUILD_BELOW
+        if rebuild:
+            for statement in ddl.drop_indexes(spec):
+                self.target.execute(statement)
+        if self.same:
+            self.run(f"INSERT INTO main.{cdm_table} ({names}) {select}")
+            written = self.target.count(cdm_table) - before
+        else:
+            written = self.target.insert_batches(cdm_table, schema, self._batches(select, schema))
+        if rebuild:
+            for statement in ddl.create_indexes(spec):
+                self.target.execute(statement)
+        return written
+
+    def copy_to_target(self, stage_table: str, target_table: str, schema: pa.Schema) -> int:
+        names = ", ".join(quote(n) for n in schema.names)
+        select = f"SELECT {names} FROM {STAGE}.{stage_table}"
+        if self.same:
+            self.run(f"INSERT INTO main.{target_table} ({names}) {select}")
+            return int(self.scalar(f"SELECT count(*) FROM {STAGE}.{stage_table}"))
+        return self.target.insert_batches(target_table, schema, self._batches(select, schema))
+
+    def _batches(self, select: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        """The query's rows as batches typed as ``schema`` (without its NOT NULL flags)."""
+        reader = self.work.sql(select).to_arrow_reader(BATCH_ROWS)
+        if reader is None:
+            return
+        plain = pa.schema([pa.field(f.name, f.type) for f in schema])
+        for batch in reader:
+            yield batch.cast(plain)
+
+
+def _pg_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_integer(arrow_type):
+        return "bigint"
+    if pa.types.is_floating(arrow_type):
+        return "double precision"
+    return "text"
+
+
+def _macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Parsing helpers for messy sources: ISO timestamps (Synthea's 2019-02-17T05:07:38Z),
+    plain dates, and Korean compact forms (YYYYMMDD, with or without a time). Impossible
+    dates such as 2023-02-30 parse to NULL, which validation reports."""
+    con.execute(
+        "CREATE OR REPLACE MACRO pmhub_ts(x) AS coalesce(try_cast(trim(x) AS TIMESTAMP), "
+        "try_strptime(trim(x), ['%Y%m%d', '%Y%m%d%H%M%S', '%Y%m%d %H%M%S', "
+        "'%Y%m%d %H:%M:%S', '%Y%m%d %H:%M', '%Y%m%d%H%M', '%Y.%m.%d', '%Y/%m/%d', "
+        "'%Y/%m/%d %H:%M:%S']))"
+    )
+    con.execute("CREATE OR REPLACE MACRO pmhub_num(x) AS try_cast(trim(x) AS DOUBLE)")

@@ -1,0 +1,53 @@
+"""Ingest errors (exit codes 50-59): each says what was wrong with the input and what to do."""
+
+from __future__ import annotations
+
+from pmhub.errors import PmhubError
+
+
+class IngestError(PmhubError):
+    exit_code = 50
+    hint = "Check the input named in the message; nothing was loaded from it."
+
+
+class InputNotFoundError(IngestError):
+    exit_code = 51
+    hint = "Give the path of an existing file or folder."
+
+
+class EmptyInputError(IngestError):
+    exit_code = 52
+    hint = "Point at a folder that holds the export's files (e.g. patients.csv, encounters.csv)."
+
+
+class UnknownFormatError(IngestError):
+    exit_code = 53
+    hint = "Use --format synthea-csv, fhir or omop-csv."
+
+
+class InputFormatError(IngestError):
+    exit_code = 54
+    hint = "Fix the file's header or layout (the message names the file), then run again."
+
+
+class EncodingError(IngestError):
+    exit_code = 55
+    hint = "Save the file as UTF-8, or give --encoding cp949 for a Korean (EUC-KR) export."
+
+
+class RowsQuarantinedError(IngestError):
+    exit_code = 56
+    hint = (
+        "See the rows set aside in the site's pmhub_quarantine table (file, line, reason); "
+        "fix the source and import again, or accept them with --allow-quarantine."
+    )
+
+
+class NotFhirError(InputFormatError):
+    exit_code = 57
+    hint = "Give FHIR R4 JSON: a Bundle, a single resource, or bulk-export NDJSON files."
+
+
+class IngestTargetError(IngestError):
+    exit_code = 58
+    hint = "Create the site's CDM first with `pmhub cdm init --site NAME`, then import."

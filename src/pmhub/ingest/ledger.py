@@ -1,0 +1,174 @@
+"""pmhub's own tables in a site's CDW: load log, steps, files, quarantine, person map.
+
+A load is identified by its *key*: the format and the SHA-256 of every input file. Its
+row in ``pmhub_load_log`` holds the id bases (the largest id of each CDM table when the
+load began), so a load that was killed and started again assigns the very same ids.
+Each step (a CDM table, the quarantine, the eras) commits in one transaction together
+with its row in ``pmhub_load_step``; a rerun skips the steps that committed.
+
+``pmhub_person_map`` (source patient id → person_id) stays inside the site's CDW: it is
+how the same patient keeps one person_id across loads, and nothing exports it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pmhub.cdm.backends import Backend
+from pmhub.cdm.spec import tables
+
+PMHUB_TABLES = (
+    "pmhub_load_log",
+    "pmhub_load_step",
+    "pmhub_load_file",
+    "pmhub_quarantine",
+    "pmhub_person_map",
+    "pmhub_derived_period",
+)
+
+
+def ddl(backend: Backend) -> list[str]:
+    double = backend.dialect.float
+    return [
+        "CREATE TABLE IF NOT EXISTS pmhub_load_log (load_id BIGINT PRIMARY KEY, "
+        "load_key VARCHAR(64) NOT NULL, format VARCHAR(20) NOT NULL, source TEXT, "
+        "status VARCHAR(20) NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP, "
+        "id_bases TEXT, report TEXT)",
+        "CREATE TABLE IF NOT EXISTS pmhub_load_step (load_id BIGINT NOT NULL, "
+        "step VARCHAR(100) NOT NULL, rows_written BIGINT, seconds "
+        f"{double}, finished_at TIMESTAMP, PRIMARY KEY (load_id, step))",
+        "CREATE TABLE IF NOT EXISTS pmhub_load_file (load_id BIGINT NOT NULL, "
+        "file TEXT NOT NULL, sha256 VARCHAR(64), bytes BIGINT, encoding VARCHAR(20), "
+        f"rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, seconds {double})",
+        "CREATE TABLE IF NOT EXISTS pmhub_quarantine (load_id BIGINT NOT NULL, file TEXT, "
+        "line BIGINT, field TEXT, reason TEXT, raw TEXT)",
+        "CREATE TABLE IF NOT EXISTS pmhub_person_map (source_id TEXT PRIMARY KEY, "
+        "person_id BIGINT NOT NULL, load_id BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS pmhub_derived_period (person_id BIGINT PRIMARY KEY)",
+    ]
+
+
+def ensure_tables(backend: Backend) -> None:
+    with backend.transaction():
+        for statement in ddl(backend):
+            backend.execute(statement)
+
+
+@dataclass
+class Load:
+    load_id: int
+    key: str
+    status: str
+    bases: dict[str, int]
+    report: dict[str, Any] | None
+
+
+def id_bases(backend: Backend) -> dict[str, int]:
+    """The largest id of every CDM table with a single-column primary key."""
+    bases: dict[str, int] = {}
+    for spec in tables().values():
+        pk = spec.primary_key
+        if spec.schema != "CDM" or pk is None or pk.datatype != "integer":
+            continue
+        rows = backend.fetchall(f"SELECT max({pk.name}) FROM {spec.name}")
+        bases[spec.name] = int(rows[0][0] or 0)
+    rows = backend.fetchall("SELECT max(person_id) FROM pmhub_person_map")
+    bases["person"] = max(bases["person"], int(rows[0][0] or 0))
+    return bases
+
+
+def find(backend: Backend, key: str) -> Load | None:
+    rows = backend.fetchall(
+        "SELECT load_id, status, id_bases, report FROM pmhub_load_log WHERE load_key = ? "
+        "ORDER BY load_id DESC",
+        [key],
+    )
+    if not rows:
+        return None
+    load_id, status, bases, report = rows[0]
+    return Load(int(load_id), key, str(status), json.loads(bases), _json(report))
+
+
+def _json(text: str | None) -> dict[str, Any] | None:
+    return json.loads(text) if text else None
+
+
+def begin(backend: Backend, key: str, fmt: str, source: str) -> Load:
+    """A new load, or the unfinished one with the same key (resumed with its id bases)."""
+    with backend.transaction():
+        existing = find(backend, key)
+        if existing is not None and existing.status in ("running", "done"):
+            return existing
+        # steps outlive a log row someone deleted: never reuse their load id
+        rows = backend.fetchall(
+            "SELECT coalesce(max(load_id), 0) + 1 FROM (SELECT load_id FROM pmhub_load_log "
+            "UNION ALL SELECT load_id FROM pmhub_load_step) ids"
+        )
+        load_id = int(rows[0][0])
+        bases = id_bases(backend)
+        backend.execute(
+            "INSERT INTO pmhub_load_log (load_id, load_key, format, source, status, "
+            "started_at, id_bases) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+            [load_id, key, fmt, source, _now(), json.dumps(bases)],
+        )
+    return Load(load_id, key, "running", bases, None)
+
+
+def done_steps(backend: Backend, load_id: int) -> dict[str, int]:
+    rows = backend.fetchall(
+        "SELECT step, rows_written FROM pmhub_load_step WHERE load_id = ?", [load_id]
+    )
+    return {str(r[0]): int(r[1] or 0) for r in rows}
+
+
+@contextmanager
+def step(backend: Backend, load_id: int, name: str) -> Iterator[list[int]]:
+    """One committed step: the caller's writes and the step's log row, all or nothing.
+
+    The caller appends the rows it wrote to the yielded list.
+    """
+    started = dt.datetime.now()
+    written: list[int] = []
+    with backend.transaction():
+        yield written
+        backend.execute(
+            "INSERT INTO pmhub_load_step (load_id, step, rows_written, seconds, finished_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [load_id, name, sum(written), (dt.datetime.now() - started).total_seconds(), _now()],
+        )
+
+
+def finish(backend: Backend, load_id: int, report: dict[str, Any]) -> None:
+    with backend.transaction():
+        backend.execute("DELETE FROM pmhub_load_file WHERE load_id = ?", [load_id])
+        for f in report["files"]:
+            backend.execute(
+                "INSERT INTO pmhub_load_file (load_id, file, sha256, bytes, encoding, "
+                "rows_read, rows_loaded, rows_quarantined, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    load_id,
+                    f["file"],
+                    f["sha256"],
+                    f["bytes"],
+                    f["encoding"],
+                    f["read"],
+                    f["loaded"],
+                    f["quarantined"],
+                    f["seconds"],
+                ],
+            )
+        backend.execute(
+            "UPDATE pmhub_load_log SET status = 'done', finished_at = ?, report = ? "
+            "WHERE load_id = ?",
+            [_now(), json.dumps(report), load_id],
+        )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now().replace(microsecond=0)

@@ -1,0 +1,326 @@
+"""Import a source into a site's CDW: the function the CLI verb and the service job call.
+
+A load runs in three phases. *Stage*: every input file is fingerprinted (SHA-256,
+encoding) and parsed into stage tables; unparseable lines go to quarantine. *Transform*:
+set-based SQL validates rows (bad ones to quarantine with file, line, field and reason)
+and builds the CDM rows with ids counted from the load's id bases. *Publish*: one
+transaction per CDM table, each recorded in the load log; then the derived tables, the
+accounting and cdm_source. The same input again is recognised by its checksums and
+changes nothing; a load killed at any point resumes where it stopped, with the same ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pmhub.cdm import schema
+from pmhub.cdm.backends import Backend
+from pmhub.ingest import derived, ledger
+from pmhub.ingest.engine import STAGE, Engine
+from pmhub.ingest.errors import RowsQuarantinedError, UnknownFormatError
+from pmhub.ingest.plan import Plan
+
+IMPORTERS = {"synthea-csv": "synthea", "fhir": "fhir", "omop-csv": "omop_csv"}
+FORMATS = tuple(IMPORTERS)
+Progress = Callable[[str], None]
+
+_INT: pa.DataType = pa.int64()
+_TEXT: pa.DataType = pa.string()
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("load_id", _INT),
+        ("file", _TEXT),
+        ("line", _INT),
+        ("field", _TEXT),
+        ("reason", _TEXT),
+        ("raw", _TEXT),
+    ]
+)
+PERSON_MAP_SCHEMA = pa.schema([("source_id", _TEXT), ("person_id", _INT), ("load_id", _INT)])
+
+
+@dataclass
+class FileAccount:
+    file: str
+    sha256: str
+    bytes: int
+    encoding: str
+    read: int
+    loaded: int
+    quarantined: int
+    seconds: float
+
+
+@dataclass
+class IngestReport:
+    load_id: int
+    format: str
+    source: str
+    files: list[FileAccount]
+    tables: dict[str, int]  # CDM table → rows written by this load
+    ignored: dict[str, str] = field(default_factory=dict)
+    unmapped: dict[str, int] = field(default_factory=dict)  # CDM table → rows with concept 0
+    seconds: float = 0.0
+    already_loaded: bool = False
+    resumed: bool = False
+
+    @property
+    def read(self) -> int:
+        return sum(f.read for f in self.files)
+
+    @property
+    def loaded(self) -> int:
+        return sum(f.loaded for f in self.files)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(f.quarantined for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(read=self.read, loaded=self.loaded, quarantined=self.quarantined)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestReport:
+        files = [FileAccount(**f) for f in data["files"]]
+        return cls(
+            load_id=data["load_id"],
+            format=data["format"],
+            source=data["source"],
+            files=files,
+            tables=dict(data["tables"]),
+            ignored=dict(data.get("ignored", {})),
+            unmapped=dict(data.get("unmapped", {})),
+            seconds=float(data.get("seconds", 0.0)),
+        )
+
+
+def ingest(
+    backend: Backend,
+    fmt: str,
+    path: Path,
+    *,
+    encoding: str = "auto",
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Load ``path`` (a ``fmt`` export) into the CDW behind ``backend``; return the
+    accounting. Rows set aside are in ``pmhub_quarantine``; the caller decides whether
+    quarantined rows make the command fail."""
+    say = progress or (lambda _message: None)
+    started = time.perf_counter()
+    importer = _importer(fmt)
+    schema.require_cdm(backend)
+    ledger.ensure_tables(backend)
+    say("checking input files")
+    plan = importer.discover(path, encoding)
+    key = plan.key()
+    existing = ledger.find(backend, key)
+    if existing is not None and existing.status == "done" and existing.report:
+        report = IngestReport.from_dict(existing.report)
+        report.already_loaded = True
+        return report
+    load = ledger.begin(backend, key, fmt, str(path))
+    resumed = load.status == "running" and bool(ledger.done_steps(backend, load.load_id))
+    plan.load_id = load.load_id
+    engine = Engine(backend)
+    try:
+        say("staging source files")
+        importer.stage(engine, plan)
+        say("mapping to OMOP")
+        importer.transform(engine, plan, load.bases, _load_time(backend, load.load_id))
+        order = importer.publish_order(engine)
+        one_step = bool(getattr(importer, "ONE_STEP", False))
+        tables = _publish(engine, load.load_id, order, say, one_step=one_step)
+        tables.update(_derive(backend, load.load_id, importer.derived(plan), say))
+        files = _accounting(engine, plan)
+        unmapped = _unmapped(engine)
+    finally:
+        engine.close()
+    report = IngestReport(
+        load_id=load.load_id,
+        format=fmt,
+        source=str(path),
+        files=files,
+        tables=tables,
+        ignored=plan.ignored,
+        unmapped=unmapped,
+        seconds=round(time.perf_counter() - started, 3),
+        resumed=resumed,
+    )
+    _record_source(backend, fmt)
+    ledger.finish(backend, load.load_id, report.to_dict())
+    return report
+
+
+def _importer(fmt: str) -> Any:
+    """The module that reads ``fmt``: discover, stage, transform, publish_order, derived."""
+    if fmt not in IMPORTERS:
+        raise UnknownFormatError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return importlib.import_module(f"pmhub.ingest.{IMPORTERS[fmt]}")
+
+
+def _load_time(backend: Backend, load_id: int) -> str:
+    rows = backend.fetchall("SELECT started_at FROM pmhub_load_log WHERE load_id = ?", [load_id])
+    started = rows[0][0]
+    if isinstance(started, str):
+        started = dt.datetime.fromisoformat(started)
+    # a day's grace: an export written today in another time zone is not "in the future"
+    return str((started + dt.timedelta(days=1)).isoformat(sep=" "))
+
+
+def _publish(
+    engine: Engine, load_id: int, order: list[str], say: Progress, *, one_step: bool
+) -> dict[str, int]:
+    """Quarantine, then the CDM tables: one committed step per table (or one for all)."""
+    backend = engine.target
+    done = ledger.done_steps(backend, load_id)
+    if "quarantine" not in done:
+        engine.run(
+            f"CREATE OR REPLACE TABLE {STAGE}.out_quarantine AS SELECT "
+            f"CAST({load_id} AS BIGINT) AS load_id, file, CAST(line AS BIGINT) AS line, "
+            f"field, reason, raw FROM {STAGE}.quarantine ORDER BY file, line"
+        )
+        with ledger.step(backend, load_id, "quarantine") as rows:
+            backend.execute("DELETE FROM pmhub_quarantine WHERE load_id = ?", [load_id])
+            rows.append(
+                engine.copy_to_target("out_quarantine", "pmhub_quarantine", QUARANTINE_SCHEMA)
+            )
+    written: dict[str, int] = {}
+    # one_step: every table's step inside one outer transaction (the inner ones join it)
+    with backend.transaction() if one_step else nullcontext():
+        for name in order:
+            step = f"table:{name}"
+            if step in done:
+                written[name] = done[step]
+                continue
+            say(f"writing {name}")
+            with ledger.step(backend, load_id, step) as rows:
+                rows.append(engine.publish(f"out_{name}", name))
+                if name == "person" and engine.has("out_person_map"):
+                    engine.copy_to_target("out_person_map", "pmhub_person_map", PERSON_MAP_SCHEMA)
+            written[name] = rows[0]
+    return written
+
+
+def _derive(backend: Backend, load_id: int, wanted: list[str], say: Progress) -> dict[str, int]:
+    done = ledger.done_steps(backend, load_id)
+    counts: dict[str, int] = {}
+    functions = {
+        "observation_period": derived.observation_period,
+        "condition_era": derived.condition_era,
+        "drug_era": derived.drug_era,
+    }
+    for name in wanted:
+        step = f"derived:{name}"
+        if step in done:
+            counts[name] = done[step]
+            continue
+        say(f"deriving {name}")
+        with ledger.step(backend, load_id, step) as rows:
+            rows.append(functions[name](backend))
+        counts[name] = rows[0]
+    return counts
+
+
+def _unmapped(engine: Engine) -> dict[str, int]:
+    """Rows loaded with concept 0 (a code no vocabulary maps), per CDM table."""
+    if not engine.has("routed"):
+        return {}
+    rows = engine.rows(
+        f"SELECT target, count(*) FROM {STAGE}.routed WHERE concept_id = 0 GROUP BY target "
+        "ORDER BY target"
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:
+    quarantined = dict(engine.rows(f"SELECT file, count(*) FROM {STAGE}.quarantine GROUP BY file"))
+    accounts = []
+    for name, source in plan.sources.items():
+        staged = plan.staged[name]
+        bad = int(quarantined.get(source.name, 0))
+        _check_balance(engine, name, staged.read - bad)
+        accounts.append(
+            FileAccount(
+                file=source.name,
+                sha256=source.sha256,
+                bytes=source.size,
+                encoding=source.encoding,
+                read=staged.read,
+                loaded=staged.read - bad,
+                quarantined=bad,
+                seconds=round(staged.seconds, 3),
+            )
+        )
+    return accounts
+
+
+def _check_balance(engine: Engine, name: str, loaded: int) -> None:
+    """Every row read is loaded or quarantined: the validated table must agree."""
+    if not engine.has(f"v_{name}"):
+        return
+    valid = int(engine.scalar(f"SELECT count(*) FROM {STAGE}.v_{name} WHERE _reason IS NULL"))
+    if valid != loaded:
+        raise AssertionError(f"accounting of {name} does not balance: {valid} != {loaded}")
+
+
+def _record_source(backend: Backend, fmt: str) -> None:
+    """Provenance in cdm_source: when the CDW last took source data, and from what."""
+    with backend.transaction():
+        backend.execute(
+            "UPDATE cdm_source SET source_release_date = ?, cdm_etl_reference = ?",
+            [dt.date.today(), f"pmhub ingest {fmt}"],
+        )
+
+
+def ingest_site(
+    site: str,
+    fmt: str,
+    path: Path,
+    *,
+    encoding: str = "auto",
+    allow_quarantine: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Import into a registered site; raise when rows were quarantined unless allowed.
+
+    The load is committed either way: the error tells the caller (the CLI's exit code, a
+    job's failed state) that the accounting needs a look.
+    """
+    from pmhub.settings import load_settings
+    from pmhub.sites import SiteRegistry
+
+    entry = SiteRegistry(load_settings()).get(site)
+    with entry.connect() as backend:
+        report = ingest(backend, fmt, path, encoding=encoding, progress=progress)
+    if report.quarantined and not allow_quarantine:
+        raise RowsQuarantinedError(
+            f"{report.quarantined:,} of {report.read:,} source rows were quarantined "
+            f"(load {report.load_id}); the other {report.loaded:,} were loaded"
+        )
+    return report
+
+
+def ingest_job(params: dict[str, Any]) -> dict[str, Any]:
+    """The job the service starts: JSON-able parameters in, the accounting out.
+
+    ``params``: site, format, path, and optionally encoding and allow_quarantine.
+    """
+    report = ingest_site(
+        str(params["site"]),
+        str(params["format"]),
+        Path(str(params["path"])),
+        encoding=str(params.get("encoding", "auto")),
+        allow_quarantine=bool(params.get("allow_quarantine", False)),
+    )
+    return report.to_dict()

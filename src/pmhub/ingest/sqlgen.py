@@ -1,0 +1,108 @@
+"""Small SQL builders shared by the format modules: validation rules and CDM projections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pmhub.cdm.ddl import DUCKDB, quote
+from pmhub.cdm.spec import table
+from pmhub.ingest.engine import STAGE, Engine
+from pmhub.ingest.stage import RAW_LIMIT
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A row is quarantined when ``bad`` holds; the first failing rule names field and reason.
+
+    ``reason`` is a SQL expression (so it can quote the offending value).
+    """
+
+    field: str
+    bad: str
+    reason: str
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def rules_columns(rules: Sequence[Rule]) -> str:
+    """``_field`` and ``_reason`` columns: NULL for a row that passes every rule."""
+    if not rules:
+        return "CAST(NULL AS VARCHAR) AS _field, CAST(NULL AS VARCHAR) AS _reason"
+    fields = " ".join(f"WHEN {r.bad} THEN {literal(r.field)}" for r in rules)
+    reasons = " ".join(f"WHEN {r.bad} THEN {r.reason}" for r in rules)
+    return f"CASE {fields} END AS _field, CASE {reasons} END AS _reason"
+
+
+def quote_value(column: str, limit: int = 40) -> str:
+    """A reason fragment quoting the offending value, shortened."""
+    return f"'''' || left(coalesce({column}, ''), {limit}) || ''''"
+
+
+def quarantine_invalid(
+    engine: Engine, validated: str, file: str, raw_columns: Sequence[str], delimiter: str = ","
+) -> int:
+    """Copy a validated stage table's failing rows into the stage quarantine.
+
+    The raw row is the source's fields joined again; stage tables that carry their own
+    ``_file`` and ``_raw`` (one per row, as FHIR's do) give those instead.
+    """
+    if "_raw" in raw_columns:
+        file_sql, raw = "_file", "_raw"
+    else:
+        fields = ", ".join(f"coalesce(CAST({quote(c)} AS VARCHAR), '')" for c in raw_columns)
+        file_sql, raw = literal(file), f"concat_ws({literal(delimiter)}, {fields})"
+    engine.run(
+        f"INSERT INTO {STAGE}.quarantine SELECT {file_sql}, _line, _field, _reason, "
+        f"left({raw}, {RAW_LIMIT}) FROM {STAGE}.{validated} WHERE _reason IS NOT NULL"
+    )
+    return int(engine.scalar(f"SELECT count(*) FROM {STAGE}.{validated} WHERE _reason IS NOT NULL"))
+
+
+def cdm_select(cdm_table: str, exprs: dict[str, str]) -> str:
+    """Every column of a CDM table in spec order, typed as the spec says.
+
+    Unlisted columns are NULL; text is cut to the spec's length, since PostgreSQL refuses
+    longer values (codes are checked for length before, so only free text is cut).
+    """
+    spec = table(cdm_table)
+    unknown = set(exprs) - set(spec.column_names)
+    if unknown:
+        raise KeyError(f"{cdm_table} has no columns {sorted(unknown)}")
+    parts = []
+    for f in spec.fields:
+        expr = exprs.get(f.name, "NULL")
+        if f.datatype == "varchar" and f.length is not None and expr != "NULL":
+            expr = f"left(CAST({expr} AS VARCHAR), {f.length})"
+        parts.append(f"CAST({expr} AS {DUCKDB.column_type(f)}) AS {quote(f.name)}")
+    return ",\n  ".join(parts)
+
+
+def quarantine_rows(
+    engine: Engine,
+    validated: str,
+    stage: str,
+    file: str,
+    raw_columns: Sequence[str],
+    delimiter: str = ",",
+) -> None:
+    """Quarantine a narrow validated table's failing rows, with the raw row taken from
+    the stage table (joined on ``_line``, only for the failing rows).
+
+    Stage tables that carry ``_file``, ``_pos`` and ``_raw`` (FHIR's: many files, one
+    position per resource) give those instead of the file name and the joined fields.
+    """
+    columns = {r[0] for r in engine.rows(f"DESCRIBE {STAGE}.{stage}")}
+    if "_raw" in columns:
+        file_sql, line_sql, raw = "t._file", "t._pos", "t._raw"
+    else:
+        fields = ", ".join(f"coalesce(CAST(t.{quote(c)} AS VARCHAR), '')" for c in raw_columns)
+        file_sql, line_sql = literal(file), "v._line"
+        raw = f"concat_ws({literal(delimiter)}, {fields})"
+    engine.run(
+        f"INSERT INTO {STAGE}.quarantine SELECT {file_sql}, {line_sql}, v._field, v._reason, "
+        f"left({raw}, {RAW_LIMIT}) FROM (SELECT * FROM {STAGE}.{validated} "
+        f"WHERE _reason IS NOT NULL) v JOIN {STAGE}.{stage} t ON t._line = v._line"
+    )

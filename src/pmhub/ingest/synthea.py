@@ -1,0 +1,81 @@
+"""Synthea CSV exports (Synthea's CSV File Data Dictionary, v2.7 and v3.x layouts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pmhub.ingest import clinical
+from pmhub.ingest.engine import Engine
+from pmhub.ingest.errors import EmptyInputError, InputFormatError, InputNotFoundError
+from pmhub.ingest.files import Header, SourceFile, fingerprint, read_header
+from pmhub.ingest.plan import Plan
+from pmhub.ingest.stage import stage_csv
+
+
+def discover(path: Path, encoding: str) -> Plan:
+    """The folder's files: those the ETL reads (fingerprinted) and those it ignores."""
+    if not path.exists():
+        raise InputNotFoundError(f"{path} does not exist")
+    if not path.is_dir():
+        raise InputFormatError(
+            f"{path} is a file; a Synthea CSV export is a folder (patients.csv, …)",
+            hint="Give the folder Synthea wrote (output/csv).",
+        )
+    plan = Plan(fmt="synthea-csv", root=path)
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        stem = file.stem.lower()
+        if file.suffix.lower() != ".csv":
+            plan.ignored[file.name] = "not a CSV file"
+        elif stem in clinical.COLUMNS:
+            plan.sources[stem] = fingerprint(file, file.name, encoding)
+        elif stem in clinical.IGNORED_FILES:
+            plan.ignored[file.name] = "not mapped to clinical tables by ETL-Synthea's conventions"
+        else:
+            plan.ignored[file.name] = "not a Synthea CSV file"
+    if not plan.sources:
+        raise EmptyInputError(
+            f"{path} holds none of Synthea's clinical CSV files "
+            f"({', '.join(f'{n}.csv' for n in clinical.COLUMNS)})"
+        )
+    return plan
+
+
+def stage(engine: Engine, plan: Plan) -> None:
+    for name, source in plan.sources.items():
+        header = _header(source, name)
+        plan.staged[name] = stage_csv(engine, source, header, name)
+        plan.delimiters[name] = header.delimiter
+
+
+def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> None:
+    clinical.Transform(
+        engine,
+        bases,
+        now,
+        present=set(plan.sources),
+        delimiters=plan.delimiters,
+        files=plan.file_names(),
+        load_id=plan.load_id,
+    ).run()
+
+
+def publish_order(engine: Engine) -> list[str]:
+    return list(clinical.PUBLISH_ORDER)
+
+
+def derived(plan: Plan) -> list[str]:
+    return ["observation_period", "condition_era", "drug_era"]
+
+
+def _header(source: SourceFile, name: str) -> Header:
+    expected = set(clinical.COLUMNS[name])
+    header = read_header(source, expected)
+    missing = [c for c in clinical.REQUIRED[name] if c not in header.columns]
+    if name == "procedures" and "start" in missing and "date" in header.columns:
+        missing.remove("start")  # Synthea 2.x
+    if missing:
+        raise InputFormatError(
+            f"{source.name} lacks the column(s) {', '.join(c.upper() for c in missing)}; "
+            f"its header is {', '.join(header.columns[:12])}"
+        )
+    return header

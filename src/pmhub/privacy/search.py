@@ -1,0 +1,190 @@
+"""Globally optimal full-domain generalization: branch and bound over the lattice.
+
+The lattice has one node per combination of hierarchy levels. Two facts prune it, as in
+ARX's Flash:
+
+- the models with a suppression budget are monotone: if a node needs too much suppression
+  so does every node below it (each of its levels lower or equal), which is then skipped
+  without a pass over the data ("predictive tagging");
+- the metric has a lower bound per node that needs no data pass (its value with nothing
+  suppressed, see :mod:`pmhub.privacy.metrics`), and suppression only adds to it.
+
+Nodes are visited in order of their lower bound; once the bound reaches the best loss
+found, no unvisited node can beat it, so the result is the global optimum. Ties go to the
+node with the fewest generalization steps, then the lexicographically smallest levels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pmhub.privacy.errors import PolicyError, UnsatisfiableError
+from pmhub.privacy.metrics import Metric, Utility, lower_bounds, measure
+from pmhub.privacy.models import Check, KAnonymity, Model, check
+from pmhub.privacy.qitable import QiTable, key_sizes
+
+TIE = 1e-9
+
+
+@dataclass
+class SearchResult:
+    levels: tuple[int, ...]
+    check: Check
+    utility: Utility
+    lattice_size: int
+    checked: int
+    tagged: int
+    seconds: float
+
+    def levels_by_name(self, table: QiTable) -> dict[str, int]:
+        return dict(zip(table.qis, self.levels, strict=True))
+
+
+def lattice(table: QiTable, bounds: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+    """Every node as a row of levels, within optional (min, max) level bounds per QI."""
+    ranges = []
+    for q, h in enumerate(table.hierarchies):
+        low, high = bounds[q] if bounds else (0, h.height - 1)
+        if not 0 <= low <= high <= h.height - 1:
+            raise PolicyError(
+                f"levels {low}..{high} of {table.qis[q]!r} are outside its hierarchy"
+                f" (levels 0..{h.height - 1})"
+            )
+        ranges.append(range(low, high + 1))
+    return np.array(list(itertools.product(*ranges)), dtype=np.int64).reshape(-1, len(ranges))
+
+
+def suppression_budget(table: QiTable, max_suppression: float) -> int:
+    if not 0 <= max_suppression <= 1:
+        raise PolicyError(f"max_suppression must be a share between 0 and 1, not {max_suppression}")
+    return int(np.floor(max_suppression * table.n + TIE))
+
+
+def optimal(
+    table: QiTable,
+    models: list[Model],
+    max_suppression: float,
+    metric: Metric = "loss",
+    bounds: Sequence[tuple[int, int]] | None = None,
+) -> SearchResult:
+    started = time.perf_counter()
+    for model in models:
+        model.check_input(table)
+    budget = suppression_budget(table, max_suppression)
+    nodes = lattice(table, bounds)
+    bound = lower_bounds(table, nodes, metric)
+    order = np.lexsort((*nodes.T[::-1], nodes.sum(axis=1), np.round(bound / TIE)))
+    best: tuple[float, Check] | None = None
+    failed = np.zeros((0, nodes.shape[1]), dtype=np.int64)
+    ceiling = nodes.max(axis=0)
+    checker = Checker(table, models, budget)
+    tagged = 0
+    for index in order:
+        if best is not None and bound[index] >= best[0] - TIE:
+            break
+        node = nodes[index]
+        if _dominated(node, failed):
+            tagged += 1
+            continue
+        key = tuple(int(v) for v in node)
+        if not checker.ok(key):
+            failed = _keep_maximal(failed, _climb(checker, node, ceiling, failed))
+            continue
+        result = checker.check(key)  # the full partition, for the node's loss
+        value = measure(table, result).value(metric)
+        if best is None or value < best[0] - TIE:
+            best = (value, result)
+    if best is None:
+        raise UnsatisfiableError(
+            f"no generalization within the hierarchies satisfies {describe(models)} with at"
+            f" most {max_suppression:.2%} of {table.n:,} records suppressed"
+        )
+    result = best[1]
+    return SearchResult(
+        levels=result.part.levels,
+        check=result,
+        utility=measure(table, result),
+        lattice_size=len(nodes),
+        checked=checker.checks,
+        tagged=tagged,
+        seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass
+class Checker:
+    """Checks nodes, remembering each outcome: climbs revisit nodes the main loop will see."""
+
+    table: QiTable
+    models: list[Model]
+    budget: int
+    known: dict[tuple[int, ...], bool] = field(default_factory=dict)
+    checks: int = 0
+
+    @property
+    def k_only(self) -> int | None:
+        """The k when k-anonymity is the only model: then a plain count decides a node."""
+        if self.models and all(isinstance(m, KAnonymity) for m in self.models):
+            return max(m.k for m in self.models if isinstance(m, KAnonymity))
+        return None
+
+    def check(self, node: tuple[int, ...]) -> Check:
+        self.checks += 1
+        result = check(self.table, node, self.models, self.budget)
+        self.known[node] = result.ok
+        return result
+
+    def ok(self, node: tuple[int, ...]) -> bool:
+        found = self.known.get(node)
+        if found is not None:
+            return found
+        k = self.k_only
+        if k is None:
+            return self.check(node).ok
+        self.checks += 1
+        sizes = key_sizes(self.table, node)
+        found = bool(sizes[(sizes > 0) & (sizes < k)].sum() <= self.budget)
+        self.known[node] = found
+        return found
+
+
+def _climb(
+    checker: Checker, node: np.ndarray, ceiling: np.ndarray, failed: np.ndarray
+) -> np.ndarray:
+    """Raise a failing node's levels, one QI at a time by bisection, while it still fails.
+
+    The failing node found this way dominates many more nodes, so one climb of a few
+    checks tags a large part of the lattice as failing without visiting it.
+    """
+    top = node.copy()
+    for q in np.argsort(-(ceiling - node), kind="stable"):  # most headroom first
+        low, high = int(top[q]), int(ceiling[q])
+        while low < high:
+            mid = (low + high + 1) // 2
+            trial = top.copy()
+            trial[q] = mid
+            if _dominated(trial, failed) or not checker.ok(tuple(int(v) for v in trial)):
+                low = mid
+            else:
+                high = mid - 1
+        top[q] = low
+    return top
+
+
+def _dominated(node: np.ndarray, failed: np.ndarray) -> bool:
+    return bool(len(failed)) and bool(np.any(np.all(node <= failed, axis=1)))
+
+
+def _keep_maximal(failed: np.ndarray, node: np.ndarray) -> np.ndarray:
+    """Add a failed node, dropping the failed nodes it dominates (they prune nothing more)."""
+    dominated = np.all(failed <= node, axis=1)
+    return np.vstack([failed[~dominated], node[None, :]])
+
+
+def describe(models: list[Model]) -> str:
+    return ", ".join(m.describe() for m in models) or "no model"

@@ -1,0 +1,1 @@
+"""Free-text de-identification of Korean clinical notes."""

@@ -1,0 +1,138 @@
+"""One site's stored quality run as a single self-contained HTML file."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from pmhub import __version__
+from pmhub.quality import svg
+from pmhub.quality.errors import QualityOutputError, QualityResultsError
+from pmhub.quality.profiles import QUANTILE_KEYS
+from pmhub.quality.store import FORMAT
+
+MAX_FAILED_IN_CHART = 25
+
+
+def num(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return f"{int(value):,}"
+
+
+def pct(value: Any) -> str:
+    if value is None:
+        return "–"
+    v = float(value)
+    return f"{v:.0f}" if v.is_integer() else f"{v:.3g}" if v < 0.01 else f"{v:.2f}"
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("pmhub.quality", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = num
+    env.filters["pct"] = pct
+    env.globals["version"] = __version__
+    env.globals["quantile_keys"] = QUANTILE_KEYS
+    return env
+
+
+def _month(ym: int) -> str:
+    return f"{ym // 100:04d}-{ym % 100:02d}"
+
+
+def site_charts(p: dict[str, Any]) -> dict[str, Markup]:
+    persons, periods = p["persons"], p["observation_periods"]
+    return {
+        "sex": svg.shares(
+            [("persons", [(name, n) for _, name, n in persons["by_gender"]])], "persons by sex"
+        ),
+        "birth": svg.columns(
+            [(str(y), n) for y, n in persons["by_year_of_birth"]], "persons by year of birth"
+        ),
+        "age": svg.columns(
+            [(str(a), n) for a, n in persons["age_at_first_observation"]],
+            "persons by age at first observation",
+        ),
+        "period": svg.columns(
+            [(f"{y} y", n) for y, n in periods["length_years"]], "observation period length"
+        ),
+        "domains": svg.hbars([(t, n) for t, n, _ in p["records_per_domain"]], "records per table"),
+        "months": svg.lines(
+            [
+                (t, [(_month(m), n) for m, n in rows])
+                for t, rows in p["records_per_month"].items()
+                if t != "observation_period"
+            ],
+            "records per month",
+        ),
+        "vocabularies": svg.shares(
+            [(t, [(v, n) for v, n in rows]) for t, rows in p["source_vocabularies"].items()],
+            "source codes by vocabulary",
+        ),
+    }
+
+
+def check_document(document: Any) -> dict[str, Any]:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise QualityResultsError(f"not a pmhub quality result ({FORMAT})")
+    for key in ("site", "run_id", "summary", "checks", "profiles", "cdm"):
+        if key not in document:
+            raise QualityResultsError(f"the quality result has no {key!r}")
+    return document
+
+
+def render_site(document: dict[str, Any]) -> str:
+    d = check_document(document)
+    failed = sorted(
+        (c for c in d["checks"] if c["status"] == "fail"),
+        key=lambda c: (c["category"], -c["pct_violated"], c["id"]),
+    )
+    by_category: dict[str, list[dict[str, Any]]] = {}
+    for c in d["checks"]:
+        if c["status"] in ("pass", "fail"):
+            by_category.setdefault(c["category"], []).append(c)
+    shown = failed[:MAX_FAILED_IN_CHART]
+    chart = svg.hbars(
+        [(c["id"].split("/", 1)[1], c["pct_violated"]) for c in shown],
+        "percent of rows violating, failed checks",
+        tips=[f"{c['id']}: {c['description']}" for c in shown],
+    )
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            d=d,
+            p=d["profiles"],
+            failed=failed,
+            errors=[c for c in d["checks"] if c["status"] == "error"],
+            by_category=by_category,
+            failed_chart=chart,
+            charts=site_charts(d["profiles"]),
+        )
+    )
+
+
+def write_html(path: Path, html: str) -> Path:
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise QualityOutputError(f"{path} does not end in .html")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(html.encode("utf-8", "replace"))  # a lone surrogate becomes '?'
+        tmp.replace(path)
+    except OSError as exc:
+        raise QualityOutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path

@@ -1,0 +1,96 @@
+"""The `pmhub ingest` verb, the job entry point, and the date and line-number rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pmhub.cli import main
+from pmhub.ingest import ingest_job
+from pmhub.ingest.engine import _macros
+from pmhub.ingest.errors import RowsQuarantinedError
+
+from .conftest import append_line
+
+
+def run_cli(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture
+def site() -> str:
+    assert run_cli(["sites", "add", "gangneung"]) == 0
+    assert run_cli(["cdm", "init", "--site", "gangneung"]) == 0
+    return "gangneung"
+
+
+def test_cli_exit_codes_follow_quarantine(
+    site: str, synthea_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    append_line(synthea_dir / "patients.csv", "x-1,2023-02-30" + "," * 23)
+    code = run_cli(["ingest", "--site", site, "--format", "synthea-csv", str(synthea_dir)])
+    out = capsys.readouterr()
+    assert code == RowsQuarantinedError.exit_code
+    assert "read 37 = loaded 36 + quarantined 1" in out.out
+    assert "quarantined" in out.err
+    assert "hint" in out.err
+    # the load was kept: importing it again changes nothing, and can be accepted
+    code = run_cli(["ingest", "-s", site, "--allow-quarantine", str(synthea_dir)])
+    assert code == 0
+    assert "already loaded" in capsys.readouterr().out
+
+
+def test_cli_reports_bad_arguments(site: str, tmp_path: Path) -> None:
+    assert run_cli(["ingest", "--site", site, str(tmp_path / "missing")]) == 51
+    assert run_cli(["ingest", "--site", site, "--format", "csv", str(tmp_path)]) == 53
+    assert run_cli(["ingest", "--site", "nowhere", str(tmp_path)]) == 21
+
+
+def test_job_returns_the_accounting(site: str, synthea_dir: Path) -> None:
+    result = ingest_job({"site": site, "format": "synthea-csv", "path": str(synthea_dir)})
+    assert result["read"] == result["loaded"] == 36
+    assert result["tables"]["person"] == 3
+
+
+@pytest.fixture(scope="module")
+def con() -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    _macros(connection)
+    return connection
+
+
+@settings(max_examples=60, deadline=None)
+@given(day=st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2100, 12, 31)))
+def test_every_date_form_parses_to_the_same_day(
+    con: duckdb.DuckDBPyConnection, day: dt.date
+) -> None:
+    forms = [day.isoformat(), day.strftime("%Y%m%d"), f"{day.isoformat()}T05:07:38Z"]
+    forms += [day.strftime("%Y%m%d") + " 05:07:38", day.strftime("%Y%m%d%H%M%S")]
+    for form in forms:
+        got = con.execute("SELECT CAST(pmhub_ts(?) AS DATE)", [form]).fetchone()
+        assert got == (day,), form
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=12))
+def test_impossible_dates_parse_to_null_never_raise(
+    con: duckdb.DuckDBPyConnection, text: str
+) -> None:
+    got = con.execute("SELECT pmhub_ts(?)", [text]).fetchone()
+    assert got is not None
+    if got[0] is not None:
+        assert isinstance(got[0], dt.datetime)
+
+
+def test_february_30th_is_not_a_date(con: duckdb.DuckDBPyConnection) -> None:
+    for text in ("2023-02-30", "20230230", "2023-13-01", "2023-02-29"):
+        assert con.execute("SELECT pmhub_ts(?)", [text]).fetchone() == (None,)

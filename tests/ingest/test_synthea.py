@@ -1,0 +1,232 @@
+"""Synthea CSV → OMOP on both backends: mapping conventions, accounting, idempotency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+from pmhub.cdm.backends import Backend
+from pmhub.ingest import ingest
+from pmhub.ingest.ledger import PMHUB_TABLES
+
+from .conftest import FIXTURES, account, balanced, counts
+
+P1 = "b9c610cd-28a6-4636-ccb6-c7a0d2a4cb85"
+P2 = "3b1e4b5f-2e6d-4c5e-9a0e-4d6b9c1f7a21"
+CLINICAL = [
+    "person",
+    "location",
+    "care_site",
+    "provider",
+    "visit_occurrence",
+    "visit_detail",
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+    "measurement",
+    "observation",
+    "device_exposure",
+    "death",
+    "observation_period",
+    "condition_era",
+    "drug_era",
+]
+
+
+def person_id(backend: Backend, source: str) -> int:
+    rows = backend.fetchall("SELECT person_id FROM person WHERE person_source_value = ?", [source])
+    return int(rows[0][0])
+
+
+def test_every_row_is_accounted_for(cdm_backend: Backend, synthea_dir: Path) -> None:
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert balanced(report)
+    assert report.quarantined == 0
+    assert account(report, "encounters.csv") == (8, 8, 0)
+    assert account(report, "conditions.csv") == (7, 7, 0)
+    assert "payers.csv" in report.ignored
+    assert report.tables["person"] == 3
+    assert counts(cdm_backend, ["person", "visit_occurrence", "visit_detail", "death"]) == {
+        "person": 3,
+        "visit_occurrence": 6,
+        "visit_detail": 8,
+        "death": 1,
+    }
+    stored = cdm_backend.fetchall(
+        "SELECT file, rows_read, rows_loaded, rows_quarantined, sha256 FROM pmhub_load_file "
+        "WHERE file = 'patients.csv'"
+    )
+    assert stored[0][1:4] == (3, 3, 0)
+    assert len(stored[0][4]) == 64
+    # an unknown code, a retired one, CVX and an allergen (not in the shipped subset)
+    assert report.unmapped == {"condition_occurrence": 2, "drug_exposure": 1, "observation": 1}
+    etl = cdm_backend.fetchall("SELECT cdm_etl_reference, source_release_date FROM cdm_source")
+    assert etl[0][0] == "pmhub ingest synthea-csv"
+    assert etl[0][1] is not None
+
+
+def test_person_follows_etl_synthea(cdm_backend: Backend, synthea_dir: Path) -> None:
+    ingest(cdm_backend, "synthea-csv", synthea_dir)
+    rows = cdm_backend.fetchall(
+        "SELECT gender_concept_id, year_of_birth, month_of_birth, day_of_birth, "
+        "race_concept_id, ethnicity_concept_id, gender_source_value FROM person "
+        "WHERE person_source_value = ?",
+        [P1],
+    )
+    assert rows == [(8507, 1958, 3, 14, 8527, 38003563, "M")]
+    death = cdm_backend.fetchall("SELECT death_date FROM death")
+    assert death == [(dt.date(2021, 6, 30),)]
+
+
+def test_inpatient_stays_roll_up(cdm_backend: Backend, synthea_dir: Path) -> None:
+    ingest(cdm_backend, "synthea-csv", synthea_dir)
+    pid = person_id(cdm_backend, P1)
+    visits = cdm_backend.fetchall(
+        "SELECT visit_concept_id, visit_start_date, visit_end_date, visit_source_value "
+        "FROM visit_occurrence WHERE person_id = ? ORDER BY visit_start_date",
+        [pid],
+    )
+    # two inpatient encounters one day apart and an ambulatory one inside them: one stay
+    assert [(v[0], v[1], v[2]) for v in visits] == [
+        (9202, dt.date(2015, 4, 10), dt.date(2015, 4, 10)),
+        (9201, dt.date(2019, 2, 17), dt.date(2019, 2, 23)),
+        (9203, dt.date(2020, 6, 1), dt.date(2020, 6, 1)),
+    ]
+    details = cdm_backend.fetchall(
+        "SELECT d.visit_detail_concept_id FROM visit_detail d JOIN visit_occurrence v "
+        "ON v.visit_occurrence_id = d.visit_occurrence_id WHERE v.visit_concept_id = 9201 "
+        "AND v.person_id = ? ORDER BY d.visit_detail_start_datetime",
+        [pid],
+    )
+    assert [d[0] for d in details] == [9201, 9201, 9202]
+
+
+def test_codes_map_through_maps_to_and_route_by_domain(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    ingest(cdm_backend, "synthea-csv", synthea_dir)
+    conditions = dict(
+        cdm_backend.fetchall(
+            "SELECT condition_source_value, condition_concept_id FROM condition_occurrence"
+        )
+    )
+    assert conditions["44054006"] == 201826  # type 2 diabetes
+    assert conditions["999999999"] == 0  # unknown code: concept 0, source value kept
+    # 'Body mass index 30+ - obesity' is an Observation-domain concept in SNOMED
+    assert "162864005" not in conditions
+    obs = cdm_backend.fetchall(
+        "SELECT observation_concept_id, value_as_string FROM observation "
+        "WHERE observation_source_value IN ('162864005', '72166-2') ORDER BY 1"
+    )
+    assert obs == [(4060985, None), (43054909, "Never smoked tobacco (finding)")]
+    height = cdm_backend.fetchall(
+        "SELECT measurement_concept_id, value_as_number, unit_concept_id, unit_source_value "
+        "FROM measurement WHERE measurement_source_value = '8302-2'"
+    )
+    assert height == [(3036277, 175.2, 8582, "cm")]
+    drugs = cdm_backend.fetchall(
+        "SELECT drug_concept_id, drug_type_concept_id, days_supply FROM drug_exposure "
+        "WHERE drug_source_value = '314076' ORDER BY drug_exposure_start_date"
+    )
+    assert drugs[0] == (19080128, 32838, 30)
+    devices = cdm_backend.fetchall(
+        "SELECT device_concept_id, unique_device_id FROM device_exposure"
+    )
+    assert devices[0][0] == 45767945
+    assert devices[0][1].startswith("(01)")
+    source_concept = cdm_backend.fetchall(
+        "SELECT condition_source_concept_id FROM condition_occurrence "
+        "WHERE condition_source_value = '15777000'"
+    )
+    assert source_concept == [(40316773,)]  # a non-standard source concept is kept
+
+
+def test_events_link_to_their_visits(cdm_backend: Backend, synthea_dir: Path) -> None:
+    ingest(cdm_backend, "synthea-csv", synthea_dir)
+    orphans = cdm_backend.fetchall(
+        "SELECT count(*) FROM condition_occurrence c LEFT JOIN visit_occurrence v "
+        "ON v.visit_occurrence_id = c.visit_occurrence_id "
+        "WHERE c.visit_occurrence_id IS NOT NULL AND v.visit_occurrence_id IS NULL"
+    )
+    assert orphans == [(0,)]
+    no_visit = cdm_backend.fetchall(
+        "SELECT count(*) FROM condition_occurrence WHERE visit_occurrence_id IS NULL"
+    )
+    assert no_visit == [(1,)]  # the condition without ENCOUNTER
+
+
+def test_eras_follow_ohdsi_gap_rules(cdm_backend: Backend, synthea_dir: Path) -> None:
+    ingest(cdm_backend, "synthea-csv", synthea_dir)
+    lisinopril = cdm_backend.fetchall(
+        "SELECT drug_era_start_date, drug_era_end_date, drug_exposure_count, gap_days "
+        "FROM drug_era WHERE drug_concept_id = 1308216 ORDER BY 1"
+    )
+    # exposures 04-10..05-10 and 05-25..06-24 are 15 days apart (one era); 09-01 is not
+    assert lisinopril == [
+        (dt.date(2015, 4, 10), dt.date(2015, 6, 24), 2, 15),
+        (dt.date(2015, 9, 1), dt.date(2015, 10, 1), 1, 0),
+    ]
+    pharyngitis = cdm_backend.fetchall(
+        "SELECT condition_era_start_date, condition_era_end_date, condition_occurrence_count "
+        "FROM condition_era WHERE condition_concept_id = 4112343"
+    )
+    assert pharyngitis == [(dt.date(2018, 9, 3), dt.date(2018, 10, 8), 2)]
+    periods = cdm_backend.fetchall(
+        "SELECT observation_period_start_date, observation_period_end_date "
+        "FROM observation_period WHERE person_id = ?",
+        [person_id(cdm_backend, P1)],
+    )
+    assert periods == [(dt.date(2015, 4, 10), dt.date(2020, 6, 1))]
+
+
+def test_same_input_twice_changes_nothing(cdm_backend: Backend, synthea_dir: Path) -> None:
+    first = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    before = counts(cdm_backend, [*CLINICAL, *PMHUB_TABLES])
+    second = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert second.already_loaded
+    assert not first.already_loaded
+    assert second.load_id == first.load_id
+    assert counts(cdm_backend, [*CLINICAL, *PMHUB_TABLES]) == before
+
+
+def test_person_id_is_stable_across_loads(
+    cdm_backend: Backend, synthea_dir: Path, tmp_path: Path
+) -> None:
+    ingest(cdm_backend, "synthea-csv", synthea_dir)
+    first = person_id(cdm_backend, P2)
+    # a later export: the same patient, a new encounter, no patients.csv row needed
+    later = tmp_path / "later"
+    later.mkdir()
+    header = (FIXTURES / "synthea" / "encounters.csv").read_text().splitlines()[0]
+    (later / "encounters.csv").write_text(
+        header + "\n"
+        f"9e9e9e9e-0000-4000-8000-000000000001,2023-03-01T10:00:00Z,2023-03-01T10:30:00Z,{P2},"
+        ",,,ambulatory,185349003,Encounter for check up (procedure),85.55,85.55,0.00,,\n"
+    )
+    report = ingest(cdm_backend, "synthea-csv", later)
+    assert report.quarantined == 0
+    rows = cdm_backend.fetchall(
+        "SELECT person_id FROM visit_occurrence WHERE visit_source_value = "
+        "'9e9e9e9e-0000-4000-8000-000000000001'"
+    )
+    assert rows == [(first,)]
+    assert cdm_backend.count("person") == 3
+
+
+def test_semicolon_export_and_bom_are_read(cdm_backend: Backend, synthea_dir: Path) -> None:
+    patients = synthea_dir / "patients.csv"
+    text = patients.read_text()
+    patients.write_bytes(b"\xef\xbb\xbf" + text.replace(",", ";").encode())
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert account(report, "patients.csv") == (3, 3, 0)
+    assert next(f for f in report.files if f.file == "patients.csv").encoding == "utf-8-sig"
+
+
+def test_a_copy_under_another_folder_is_the_same_load(
+    cdm_backend: Backend, synthea_dir: Path, tmp_path: Path
+) -> None:
+    ingest(cdm_backend, "synthea-csv", synthea_dir)
+    copy = tmp_path / "copy"
+    shutil.copytree(synthea_dir, copy)
+    assert ingest(cdm_backend, "synthea-csv", copy).already_loaded
