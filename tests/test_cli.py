@@ -21,6 +21,7 @@ def run(*args: str) -> tuple[int, str, str]:
     from rich.console import Console
 
     out, err = io.StringIO(), io.StringIO()
+    saved = cli.console, cli.err_console  # restored: other layers' CLI tests use capsys
     cli.console = Console(file=out, width=200)
     cli.err_console = Console(file=err, width=200)
     code = 0
@@ -29,6 +30,8 @@ def run(*args: str) -> tuple[int, str, str]:
             cli.main(list(args))
         except SystemExit as exc:
             code = int(exc.code or 0)
+        finally:
+            cli.console, cli.err_console = saved
     return code, out.getvalue(), err.getvalue()
 
 
