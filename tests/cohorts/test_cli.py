@@ -87,6 +87,12 @@ def test_validate_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot read cohort definition" in out
 
 
+def test_validate_against_a_site_vocabulary(capsys: pytest.CaptureFixture[str], site: str) -> None:
+    code, out = run(capsys, "cohort", "validate", "atrial_fibrillation", "--site", site)
+    assert code == 0, out
+    assert "concept set af: 1 concepts" in out
+
+
 def test_run_at_a_site_and_at_all_sites(capsys: pytest.CaptureFixture[str], site: str) -> None:
     code, out = run(capsys, "cohort", "run", "type2_diabetes", "--site", site)
     assert code == 0, out
