@@ -344,5 +344,5 @@ def test_report_states_the_achieved_figures(tmp_path):
 
 
 def test_kcd_error_names_the_column():
-    with pytest.raises(HierarchyError, match="hierarchy 'condition_source_value'.*10509002"):
+    with pytest.raises(HierarchyError, match=r"hierarchy 'condition_source_value'.*10509002"):
         hierarchy.kcd("condition_source_value", ["E11.9", "10509002"])
