@@ -103,7 +103,10 @@ def table_report(
     return {
         "rows_in": plan.source.rows,
         "rows_out": written,
-        "columns": {n: r.action for n, r in plan.rules.columns.items()},
+        "columns": {  # every input column, so the committee sees what was dropped unlisted
+            c: plan.rules.columns[c].action if c in plan.rules.columns else "drop (unlisted)"
+            for c in plan.source.columns
+        },
         "quasi_identifiers": list(plan.hierarchies),
         "sensitive": plan.rules.sensitive,
         "models": [m.describe() for m in plan.models],
