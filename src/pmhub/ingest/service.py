@@ -26,7 +26,13 @@ from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend
 from pmhub.ingest import derived, ledger
 from pmhub.ingest.engine import STAGE, Engine
-from pmhub.ingest.errors import RowsQuarantinedError, UnknownFormatError
+from pmhub.ingest.errors import (
+    EncodingError,
+    IngestError,
+    InputNotFoundError,
+    RowsQuarantinedError,
+    UnknownFormatError,
+)
 from pmhub.ingest.plan import Plan
 
 IMPORTERS = {"synthea-csv": "synthea", "fhir": "fhir", "omop-csv": "omop_csv"}
@@ -108,7 +114,7 @@ class IngestReport:
 def ingest(
     backend: Backend,
     fmt: str,
-    path: Path,
+    path: Path | str,
     *,
     encoding: str = "auto",
     progress: Progress | None = None,
@@ -119,6 +125,9 @@ def ingest(
     say = progress or (lambda _message: None)
     started = time.perf_counter()
     importer = _importer(fmt)
+    path = _as_path(path)
+    if not isinstance(encoding, str):
+        raise EncodingError(f"the encoding must be a name such as utf-8, not {encoding!r}")
     schema.require_cdm(backend)
     ledger.ensure_tables(backend)
     say("checking input files")
@@ -162,9 +171,17 @@ def ingest(
     return report
 
 
-def _importer(fmt: str) -> Any:
+def _as_path(path: object) -> Path:
+    if isinstance(path, Path):
+        return path
+    if isinstance(path, str) and path.strip() and "\x00" not in path:
+        return Path(path)
+    raise InputNotFoundError(f"{path!r} is not a path to a file or folder")
+
+
+def _importer(fmt: object) -> Any:
     """The module that reads ``fmt``: discover, stage, transform, publish_order, derived."""
-    if fmt not in IMPORTERS:
+    if not isinstance(fmt, str) or fmt not in IMPORTERS:
         raise UnknownFormatError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     return importlib.import_module(f"pmhub.ingest.{IMPORTERS[fmt]}")
 
@@ -187,8 +204,9 @@ def _publish(
     if "quarantine" not in done:
         engine.run(
             f"CREATE OR REPLACE TABLE {STAGE}.out_quarantine AS SELECT "
-            f"CAST({load_id} AS BIGINT) AS load_id, file, CAST(line AS BIGINT) AS line, "
-            f"field, reason, raw FROM {STAGE}.quarantine ORDER BY file, line"
+            f"CAST({load_id} AS BIGINT) AS load_id, {_text('file')}, "
+            f"CAST(line AS BIGINT) AS line, {_text('field')}, {_text('reason')}, {_text('raw')} "
+            f"FROM {STAGE}.quarantine ORDER BY file, line"
         )
         with ledger.step(backend, load_id, "quarantine") as rows:
             backend.execute("DELETE FROM pmhub_quarantine WHERE load_id = ?", [load_id])
@@ -210,6 +228,11 @@ def _publish(
                     engine.copy_to_target("out_person_map", "pmhub_person_map", PERSON_MAP_SCHEMA)
             written[name] = rows[0]
     return written
+
+
+def _text(column: str) -> str:
+    """PostgreSQL text cannot hold NUL: show it as U+FFFD (the raw bytes stay in the file)."""
+    return f"replace({column}, chr(0), '\ufffd') AS {column}"
 
 
 def _derive(backend: Backend, load_id: int, wanted: list[str], say: Progress) -> dict[str, int]:
@@ -316,6 +339,14 @@ def ingest_job(params: dict[str, Any]) -> dict[str, Any]:
 
     ``params``: site, format, path, and optionally encoding and allow_quarantine.
     """
+    if not isinstance(params, dict):
+        raise IngestError(f"job parameters must be an object, not {type(params).__name__}")
+    missing = [k for k in ("site", "format", "path") if not params.get(k)]
+    if missing:
+        raise IngestError(
+            f"job parameters lack {', '.join(missing)}",
+            hint='Give {"site": NAME, "format": "synthea-csv|fhir|omop-csv", "path": PATH}.',
+        )
     report = ingest_site(
         str(params["site"]),
         str(params["format"]),
