@@ -41,6 +41,7 @@ def test_cli_exit_codes_follow_quarantine(
     out = capsys.readouterr()
     assert code == RowsQuarantinedError.exit_code
     assert "read 37 = loaded 36 + quarantined 1" in out.out
+    assert "not a valid date" in out.out  # the commonest reasons are shown
     assert "quarantined" in out.err
     assert "hint" in out.err
     # the load was kept: importing it again changes nothing, and can be accepted

@@ -75,6 +75,7 @@ class IngestReport:
     tables: dict[str, int]  # CDM table → rows written by this load
     ignored: dict[str, str] = field(default_factory=dict)
     unmapped: dict[str, int] = field(default_factory=dict)  # CDM table → rows with concept 0
+    reasons: list[tuple[str, str, str, int]] = field(default_factory=list)  # commonest
     seconds: float = 0.0
     already_loaded: bool = False
     resumed: bool = False
@@ -107,6 +108,7 @@ class IngestReport:
             tables=dict(data["tables"]),
             ignored=dict(data.get("ignored", {})),
             unmapped=dict(data.get("unmapped", {})),
+            reasons=[tuple(r) for r in data.get("reasons", [])],
             seconds=float(data.get("seconds", 0.0)),
         )
 
@@ -153,6 +155,7 @@ def ingest(
         tables.update(_derive(backend, load.load_id, importer.derived(plan), say))
         files = _accounting(engine, plan)
         unmapped = _unmapped(engine)
+        reasons = _reasons(engine)
     finally:
         engine.close()
     report = IngestReport(
@@ -163,6 +166,7 @@ def ingest(
         tables=tables,
         ignored=plan.ignored,
         unmapped=unmapped,
+        reasons=reasons,
         seconds=round(time.perf_counter() - started, 3),
         resumed=resumed,
     )
@@ -264,6 +268,16 @@ def _unmapped(engine: Engine) -> dict[str, int]:
         "ORDER BY target"
     )
     return {str(r[0]): int(r[1]) for r in rows}
+
+
+def _reasons(engine: Engine, limit: int = 10) -> list[tuple[str, str, str, int]]:
+    """The commonest quarantine reasons: (file, field, reason, rows); reasons that quote a
+    value are grouped by their first words."""
+    rows = engine.rows(
+        "SELECT file, coalesce(field, ''), split_part(reason, ':', 1) AS why, count(*) "
+        f"FROM {STAGE}.quarantine GROUP BY ALL ORDER BY 4 DESC, 1, 2, 3 LIMIT {limit}"
+    )
+    return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
 def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:
