@@ -299,6 +299,14 @@ def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:
                 seconds=round(staged.seconds, 3),
             )
         )
+    if plan.present:  # many files feed each stage table (FHIR): check the totals
+        valid = sum(
+            int(engine.scalar(f"SELECT count(*) FROM {STAGE}.v_{t} WHERE _reason IS NULL"))
+            for t in plan.present
+        )
+        loaded = sum(a.loaded for a in accounts)
+        if valid != loaded:
+            raise AssertionError(f"accounting does not balance: {valid} valid != {loaded}")
     return accounts
 
 
