@@ -827,6 +827,10 @@ def cohort_survival(
         before = [s for t, s in zip(curve.times, curve.survival, strict=True) if t <= days]
         console.print(f"  survival at {days} days: {before[-1] if before else 1.0:.3f}")
     console.print(f"  {curve.subjects:,} subjects, {curve.events:,} events")
+    competing = analysis.competing
+    if competing is not None:
+        at_year = [s for t, s in zip(competing.times, competing.survival, strict=True) if t <= 365]
+        console.print(f"  cumulative incidence at 365 days, death competing: {1 - at_year[-1]:.3f}")
     if plot is not None:
         fmt = plot.suffix.lower().lstrip(".")
         plot.write_bytes(cohorts_survival.plot([curve], "survival", fmt))
@@ -834,7 +838,12 @@ def cohort_survival(
     if html is not None:
         plots = [
             ("Kaplan–Meier survival", cohorts_survival.plot([curve], "survival", "svg")),
-            ("Cumulative incidence", cohorts_survival.plot([curve], "incidence", "svg")),
+            (
+                "Cumulative incidence (1 − KM; and Aalen–Johansen with death competing)",
+                cohorts_survival.plot(
+                    [curve, *([competing] if competing else [])], "incidence", "svg"
+                ),
+            ),
         ]
         cohorts_report.write(
             html,

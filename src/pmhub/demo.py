@@ -29,6 +29,9 @@ class DemoSite:
     title_en: str
 
 
+DEMO_PERSONS = {"university": 6_000, "general": 3_000, "county": 1_000}
+
+
 NETWORK = (
     DemoSite("chuncheon_univ", "university", "춘천대학교병원", "Chuncheon University Hospital"),
     DemoSite(
@@ -84,6 +87,32 @@ def load_synthetic_data(sites: list[Site], seed: int, home: Path, console: Conso
     if result.loaded:
         console.print(f"  ground truth, notes' gold spans and identifiers: {truth_dir}")
 
+def cohorts_step(registry: SiteRegistry, console: Console) -> None:
+    """Generated patients for empty demo sites, then the example cohorts across the network:
+    the hub sees only suppressed aggregates."""
+    from pmhub.cohorts import network
+
+    persons = {d.name: DEMO_PERSONS[d.kind] for d in NETWORK}
+    loaded = network.populate_empty(registry, persons, registry.settings.seed)
+    if loaded:
+        console.print(f"generated demo patients: {loaded}")
+    table = Table(
+        "example cohort",
+        "sites",
+        "persons (hub view)",
+        "pooled incidence / 1,000 PY",
+        title="cohorts across the network (suppressed aggregates)",
+    )
+    for name, combined in network.library_overview(registry, registry.settings):
+        rate = combined.pooled_rate
+        table.add_row(
+            name,
+            str(len(combined.sites)),
+            f"{combined.persons:,}",
+            f"{rate.rate:.1f}" if rate is not None and rate.rate is not None else "",
+        )
+    console.print(table)
+
 
 def summary(sites: list[Site]) -> Table:
     table = Table("site", "title", "CDW", "CDM", "concepts", "persons", title="pmhub demo network")
@@ -136,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             f"seed {registry.settings.seed}"
         )
         load_synthetic_data(sites, registry.settings.seed, registry.settings.home_dir(), console)
+
+        cohorts_step(registry, console)
         console.print(summary(sites))
         for report in quality_step(sites, registry.settings.home_dir()):
             console.print(f"data quality: {report}")

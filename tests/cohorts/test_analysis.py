@@ -80,6 +80,23 @@ def test_kaplan_meier_of_a_hand_example() -> None:
     assert (curve.subjects, curve.events) == (3, 2)
 
 
+def test_cumulative_incidence_with_death_competing_by_hand() -> None:
+    data = frame(
+        ("2020-01-01", "2020-01-02", 1, 50.0, 1),  # outcome on day 1
+        ("2020-01-01", "2020-01-03", 0, 50.0, 1),  # died on day 2
+        ("2020-01-01", "2020-01-04", 0, 50.0, 1),  # censored on day 3
+        ("2020-01-01", "2020-01-05", 1, 50.0, 1),  # outcome on day 4
+    )
+    data["competing"] = [0, 1, 0, 0]
+    aj = survival.competing_cumulative_incidence(data, "t")
+    cif = dict(zip(aj.times, aj.cumulative_incidence(), strict=True))
+    assert cif[1.0] == pytest.approx(0.25)
+    assert cif[2.0] == pytest.approx(0.25)
+    assert cif[4.0] == pytest.approx(0.25 + 0.5 * 1 / 1)  # S(4−) = 3/4 x 2/3
+    km = survival.kaplan_meier(data, "t")
+    assert km.cumulative_incidence()[-1] == pytest.approx(1.0)  # 1 − KM overstates it
+
+
 @pytest.mark.parametrize(("fmt", "magic"), [("svg", b"<svg"), ("png", b"\x89PNG")])
 def test_plots_are_files_of_their_format(fmt: str, magic: bytes) -> None:
     data = frame(*[("2020-01-01", f"2020-0{m}-01", m % 2, 50.0, 1) for m in range(2, 9)])
@@ -255,3 +272,4 @@ def test_outcome_analysis_at_a_site(cdw: Backend) -> None:
     )
     assert analysis.curve is not None
     assert analysis.curve.events == 1
+    assert analysis.competing is not None

@@ -23,8 +23,21 @@ def _outcomes(definition_id: int) -> q.Relation:
     return q.Select(rows, (("o_person", col("subject_id")), ("o_start", col("cohort_start_date"))))
 
 
+DEATH = q.Table("death", ("person_id", "death_date"))
+
+
+def _with_death(target: q.Relation) -> q.Relation:
+    deaths = q.Aggregate(
+        q.Select(DEATH, (("d_person", col("person_id")), ("d_date", col("death_date")))),
+        ("d_person",),
+        (("death_date", q.Agg("min", col("d_date"))),),
+    )
+    joined = q.Join(target, deaths, eq(col("person_id"), col("d_person")), how="left")
+    return q.keep(joined, *target.columns, "death_date")
+
+
 def time_at_risk_query(target_id: int, outcome_id: int) -> q.Relation:
-    target = _demographics(first_entries(target_id))
+    target = _with_death(_demographics(first_entries(target_id)))
     joined = q.Join(
         target, _outcomes(outcome_id), eq(col("person_id"), col("o_person")), how="left"
     )
@@ -41,7 +54,8 @@ def time_at_risk_query(target_id: int, outcome_id: int) -> q.Relation:
 
 
 def time_at_risk(engine: Engine, target_id: int, outcome_id: int) -> pd.DataFrame:
-    """Per subject: start, end (exit or outcome), event (0/1), days, age, female."""
+    """Per subject: start, end (exit or outcome), event (0/1), competing (death, 0/1),
+    days, age, female."""
     relation = time_at_risk_query(target_id, outcome_id)
     frame = pd.DataFrame(engine.rows(relation), columns=list(relation.columns))
     if frame.empty:
@@ -50,11 +64,17 @@ def time_at_risk(engine: Engine, target_id: int, outcome_id: int) -> pd.DataFram
     start = pd.to_datetime(frame["start_date"])
     exit_ = pd.to_datetime(frame["end_date"])
     outcome = pd.to_datetime(frame["outcome_date"])
-    frame["event"] = (outcome.notna() & (outcome <= exit_)).astype(int)
-    end = outcome.where(frame["event"] == 1, exit_)
-    frame["start"], frame["end"] = start, end
+    death = pd.to_datetime(frame["death_date"])
+    death = death.where(death >= start)  # a death recorded before the start is an error
+    follow_up_end = exit_.where(death.isna() | (death > exit_), death)  # death ends it
+    event = outcome.notna() & (outcome <= follow_up_end)
+    frame["event"] = event.astype(int)
+    # death without the outcome is a competing event (Aalen–Johansen), not a censoring
+    frame["competing"] = (~event & death.notna() & (death <= exit_)).astype(int)
+    frame["start"] = start
+    frame["end"] = outcome.where(event, follow_up_end)
     # the index day counts: a subject followed from Jan 1 to Jan 1 contributes one day
-    frame["days"] = (end - start).dt.days + 1
+    frame["days"] = (frame["end"] - start).dt.days + 1
     frame["age"] = frame["age"].astype(float)
     frame["female"] = (frame["gender"] == 8532).astype(int)
     return frame.reset_index(drop=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -55,7 +57,9 @@ def cohort_rows(definition_id: int, backend: Backend) -> list[CohortRow]:
 @functools.cache
 def _shipped_vocabulary() -> Path:
     """A throwaway DuckDB holding the shipped vocabulary, for checks without a site."""
-    path = Path(tempfile.mkdtemp(prefix="pmhub-vocab-")) / "vocabulary.duckdb"
+    folder = Path(tempfile.mkdtemp(prefix="pmhub-vocab-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "vocabulary.duckdb"
     with DuckDBBackend(path) as backend:
         schema.init_cdm(backend, source_name="vocabulary", abbreviation="vocab", holder="pmhub")
     return path
@@ -81,6 +85,7 @@ class OutcomeAnalysis:
     outcome: Definition
     rates: list[incidence.Rate]
     curve: survival.Curve | None  # None when suppressed: fewer subjects than the threshold
+    competing: survival.Curve | None  # cumulative incidence with death competing
     life_table: survival.LifeTable
 
 
@@ -106,11 +111,14 @@ def outcome_at(
     generate_on(target, backend)
     generate_on(outcome, backend)
     frame = outcomes.time_at_risk(SqlEngine(backend), target.id, outcome.id)
-    curve = survival.kaplan_meier(frame, target.name) if len(frame) >= threshold else None
+    shown = len(frame) >= threshold
+    curve = survival.kaplan_meier(frame, target.name) if shown else None
+    competing = survival.competing_cumulative_incidence(frame, target.name) if shown else None
     return OutcomeAnalysis(
         target,
         outcome,
         incidence.incidence(frame, threshold),
         curve,
+        competing,
         survival.life_table(frame, interval_days, horizon_days, threshold),
     )

@@ -71,12 +71,12 @@ class SparkEngine:
         return [r.asDict() for r in self.session.sql(text).collect()]
 
     def write_cohort(self, definition_id: int, relation: q.Relation) -> int:
-        new = self.session.sql(sql.select_sql(relation, self.dialect)).toDF(*COHORT_COLUMNS)
+        query = self.session.sql(sql.select_sql(relation, self.dialect)).toDF(*COHORT_COLUMNS)
+        new = query.localCheckpoint(eager=True)  # computed once, not again at each read
+        # ``kept`` holds the old view's plan, so replacing the view cannot make it read itself
         kept = self.session.table("cohort").where(f"cohort_definition_id <> {int(definition_id)}")
-        # materialise before the view is replaced: the new view must not read itself
-        merged = kept.unionByName(new).localCheckpoint(eager=True)
-        merged.createOrReplaceTempView("cohort")
-        return int(merged.where(f"cohort_definition_id = {int(definition_id)}").count())
+        kept.unionByName(new).createOrReplaceTempView("cohort")
+        return int(new.count())
 
     def cohort_rows(self, definition_id: int) -> list[CohortRow]:
         rows = (

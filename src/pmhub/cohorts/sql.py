@@ -67,6 +67,13 @@ _AGG: dict[str, type[exp.AggFunc]] = {
 _TYPES = {"int": "INT", "float": "DOUBLE", "str": "VARCHAR", "date": "DATE", "bool": "BOOLEAN"}
 
 
+# what each node needs of a backend beyond plain SELECT, JOIN, GROUP BY and UNION ALL
+FEATURES: dict[type[q.Relation], tuple[str, ...]] = {
+    q.RowNumber: ("window functions",),
+    q.Eras: ("window functions",),
+}
+
+
 def require_feature(dialect: SqlDialect, feature: str) -> None:
     if feature in dialect.unsupported:
         raise UnsupportedFeatureError(
@@ -170,6 +177,8 @@ class Compiler:
         return self.names[node]
 
     def _body(self, node: q.Relation) -> exp.Expression:
+        for feature in FEATURES.get(type(node), ()):
+            require_feature(self.dialect, feature)
         if isinstance(node, q.Table):
             return exp.select(*self._cols(node.columns)).from_(exp.to_table(node.name), copy=False)
         if isinstance(node, q.Select):
