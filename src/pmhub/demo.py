@@ -87,6 +87,7 @@ def load_synthetic_data(sites: list[Site], seed: int, home: Path, console: Conso
     if result.loaded:
         console.print(f"  ground truth, notes' gold spans and identifiers: {truth_dir}")
 
+
 def cohorts_step(registry: SiteRegistry, console: Console) -> None:
     """Generated patients for empty demo sites, then the example cohorts across the network:
     the hub sees only suppressed aggregates."""
