@@ -286,6 +286,11 @@ def _print_ingest(site: str, report: IngestReport) -> None:
     for name, rows in report.tables.items():
         tables.add_row(name, f"{rows:,}")
     console.print(tables)
+    if report.reasons:
+        reasons = Table("file", "field", "reason", "rows", title="quarantined (commonest)")
+        for file, field, why, rows in report.reasons:
+            reasons.add_row(file, field, why, f"{rows:,}")
+        console.print(reasons)
     for name, rows in report.unmapped.items():
         console.print(f"  {name}: {rows:,} rows with codes no vocabulary maps (concept 0)")
     for name, why in report.ignored.items():

@@ -223,3 +223,40 @@ def test_unknown_format(cdm_backend: Backend, synthea_dir: Path) -> None:
 def test_uninitialised_cdw(empty_backend: Backend, synthea_dir: Path) -> None:
     with pytest.raises(CdwNotInitialisedError):
         ingest(empty_backend, "synthea-csv", synthea_dir)
+
+
+@pytest.mark.parametrize("fmt", [None, 3, ["synthea-csv"], "SYNTHEA"])
+def test_wrong_typed_format(cdm_backend: Backend, synthea_dir: Path, fmt: object) -> None:
+    with pytest.raises(UnknownFormatError):
+        ingest(cdm_backend, fmt, synthea_dir)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", [None, 42, "", "a\x00b"])
+def test_wrong_typed_path(cdm_backend: Backend, path: object) -> None:
+    with pytest.raises(InputNotFoundError):
+        ingest(cdm_backend, "synthea-csv", path)  # type: ignore[arg-type]
+
+
+def test_a_string_path_works(cdm_backend: Backend, synthea_dir: Path) -> None:
+    assert ingest(cdm_backend, "synthea-csv", str(synthea_dir)).read == 36
+
+
+def test_binary_garbage_is_quarantined_line_by_line(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    header = (synthea_dir / "devices.csv").read_text().splitlines()[0]
+    garbage = bytes(range(256)) * 40 + b"\n" + b"\x00\xff\xfe,,,\n"
+    (synthea_dir / "devices.csv").write_bytes(header.encode() + b"\n" + garbage)
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert balanced(report)
+    read, loaded, quarantined = account(report, "devices.csv")
+    assert loaded == 0
+    assert quarantined == read > 0
+
+
+def test_a_folder_named_like_a_file_is_not_read(cdm_backend: Backend, synthea_dir: Path) -> None:
+    (synthea_dir / "careplans.csv").mkdir()
+    (synthea_dir / "notes.txt").write_text("hello")
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert report.quarantined == 0
+    assert report.ignored["notes.txt"] == "not a CSV file"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pmhub.cli import main
 from pmhub.ingest import ingest_job
 from pmhub.ingest.engine import _macros
-from pmhub.ingest.errors import RowsQuarantinedError
+from pmhub.ingest.errors import IngestError, RowsQuarantinedError
 
 from .conftest import append_line
 
@@ -41,6 +41,7 @@ def test_cli_exit_codes_follow_quarantine(
     out = capsys.readouterr()
     assert code == RowsQuarantinedError.exit_code
     assert "read 37 = loaded 36 + quarantined 1" in out.out
+    assert "not a valid date" in out.out  # the commonest reasons are shown
     assert "quarantined" in out.err
     assert "hint" in out.err
     # the load was kept: importing it again changes nothing, and can be accepted
@@ -94,3 +95,21 @@ def test_impossible_dates_parse_to_null_never_raise(
 def test_february_30th_is_not_a_date(con: duckdb.DuckDBPyConnection) -> None:
     for text in ("2023-02-30", "20230230", "2023-13-01", "2023-02-29"):
         assert con.execute("SELECT pmhub_ts(?)", [text]).fetchone() == (None,)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"site": "gangneung", "format": "synthea-csv"},
+        {"site": "", "format": "fhir", "path": "/x"},
+    ],
+)
+def test_job_rejects_incomplete_parameters(params: dict[str, object]) -> None:
+    with pytest.raises(IngestError, match="lack"):
+        ingest_job(params)
+
+
+def test_job_rejects_a_non_object() -> None:
+    with pytest.raises(IngestError, match="object"):
+        ingest_job(["site"])  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ def generator() -> ModuleType:
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("export")
-    generator().generate(folder, patients=400, seed=11)
+    generator().generate(folder, patients=200, seed=11)
     return folder
 
 

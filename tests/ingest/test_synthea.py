@@ -230,3 +230,19 @@ def test_a_copy_under_another_folder_is_the_same_load(
     copy = tmp_path / "copy"
     shutil.copytree(synthea_dir, copy)
     assert ingest(cdm_backend, "synthea-csv", copy).already_loaded
+
+
+def test_kcd7_codes_map_with_or_without_the_dot(cdm_backend: Backend, synthea_dir: Path) -> None:
+    enc = "0b9f3c52-7d1f-4f1e-a4a3-6a1e2f9c0001"
+    with (synthea_dir / "conditions.csv").open("a") as fh:
+        fh.write(f"2016-01-01,,{P1},{enc},E11.9,2형 당뇨병\n")
+        fh.write(f"2016-02-01,,{P1},{enc},E119,2형 당뇨병\n")
+        fh.write(f"2016-03-01,,{P1},{enc},Z99.9,not in the map\n")
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert report.quarantined == 0
+    rows = cdm_backend.fetchall(
+        "SELECT condition_source_value, condition_concept_id FROM condition_occurrence "
+        "WHERE condition_start_date >= DATE '2016-01-01' AND condition_start_date < "
+        "DATE '2016-04-01' ORDER BY condition_start_date"
+    )
+    assert rows == [("E11.9", 201826), ("E119", 201826), ("Z99.9", 0)]

@@ -47,16 +47,17 @@ def test_anonymize_verb_writes_release_and_report(tmp_path, capsys):
     assert report["tables"]["adult"]["achieved"]["suppressed"] <= 30
 
 
-def test_anonymize_verb_missing_key_exits_74_and_writes_nothing(tmp_path, capsys):
+def anonymize_ids(tmp_path: Path, project: str) -> int:
+    """`pmhub privacy anonymize` of two records whose ids are pseudonymized."""
     frame = pd.DataFrame({"person_id": ["a", "b"], "x": ["1", "2"]})
     frame.to_csv(tmp_path / "d.csv", index=False)
     raw = {
         "name": "p",
         "version": 1,
-        "project": "nokey",
+        "project": project,
         "columns": {"person_id": {"action": "pseudonym"}, "x": {"action": "keep"}},
     }
-    code = run(
+    return run(
         "privacy",
         "anonymize",
         "--input",
@@ -66,7 +67,10 @@ def test_anonymize_verb_missing_key_exits_74_and_writes_nothing(tmp_path, capsys
         "--out",
         str(tmp_path / "out"),
     )
-    assert code == 74
+
+
+def test_anonymize_verb_missing_key_exits_74_and_writes_nothing(tmp_path, capsys):
+    assert anonymize_ids(tmp_path, "nokey") == 74
     err = capsys.readouterr().err
     assert "no pseudonymization key" in err
     assert "key-create" in err
@@ -74,29 +78,9 @@ def test_anonymize_verb_missing_key_exits_74_and_writes_nothing(tmp_path, capsys
 
 
 def test_key_create_then_anonymize_pseudonymizes(tmp_path):
-    frame = pd.DataFrame({"person_id": ["a", "b"], "x": ["1", "2"]})
-    frame.to_csv(tmp_path / "d.csv", index=False)
-    raw = {
-        "name": "p",
-        "version": 1,
-        "project": "proj1",
-        "columns": {"person_id": {"action": "pseudonym"}, "x": {"action": "keep"}},
-    }
     assert run("privacy", "key-create", "--project", "proj1") == 0
     assert run("privacy", "key-create", "--project", "proj1") == 74  # never replaced
-    assert (
-        run(
-            "privacy",
-            "anonymize",
-            "--input",
-            str(tmp_path / "d.csv"),
-            "--policy",
-            str(write_policy(tmp_path, raw)),
-            "--out",
-            str(tmp_path / "out"),
-        )
-        == 0
-    )
+    assert anonymize_ids(tmp_path, "proj1") == 0
     out = pd.read_csv(tmp_path / "out" / "data.csv", dtype=str)
     assert not set(out["person_id"]) & {"a", "b"}
 

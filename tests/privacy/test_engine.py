@@ -322,3 +322,11 @@ def test_release_by_join_when_label_keys_could_overflow(tmp_path, key, monkeypat
     assert table["achieved"]["models_hold"]
     out = pd.read_csv(release.files["data"], dtype=str)
     assert (out[["age", "sex"]] == "*").all(axis=1).sum() == table["achieved"]["suppressed"]
+
+
+def test_report_lists_unlisted_columns_as_dropped(tmp_path, key):
+    frame = small_frame().assign(secret="x")
+    release = run(tmp_path, frame, small_policy(unlisted="drop"), key)
+    columns = release.report["tables"]["data"]["columns"]
+    assert columns["secret"] == "drop (unlisted)"
+    assert columns["person_id"] == "pseudonym"

@@ -341,3 +341,8 @@ def test_report_states_the_achieved_figures(tmp_path):
     assert figures["entropy 2-diversity of dx"] >= 2
     assert figures["recursive (3,3)-diversity of dx"] < 3
     assert figures["0.3-closeness of dx (equal distance)"] <= 0.3
+
+
+def test_kcd_error_names_the_column():
+    with pytest.raises(HierarchyError, match=r"hierarchy 'condition_source_value'.*10509002"):
+        hierarchy.kcd("condition_source_value", ["E11.9", "10509002"])

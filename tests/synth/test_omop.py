@@ -175,3 +175,23 @@ def test_manifest_counts_match_the_files(omop_net: SynthResult) -> None:
     for rel, rows in omop_net.rows.items():
         path: Path = omop_net.folder / rel
         assert len(read_csv(path)) == rows, rel
+
+
+def test_hospitals_hold_slightly_different_identifiers(omop_net: SynthResult) -> None:
+    """Linkage is not trivial: phones go out of date, addresses keep the old province name."""
+    linkage = read_csv(omop_net.folder / "ground_truth" / "linkage.csv")
+    ids = {
+        site: {
+            r["person_id"]: r for r in read_csv(omop_net.folder / site / "person_identifiers.csv")
+        }
+        for site in ("chuncheon_univ", "gangneung_general", "jeongseon_county")
+    }
+    by_key: dict[str, list[dict[str, str]]] = {}
+    for row in linkage:
+        by_key.setdefault(row["patient_key"], []).append(ids[row["site"]][row["person_id"]])
+    pairs = [rows for rows in by_key.values() if len(rows) > 1]
+    assert all(len({r["rrn"] for r in rows}) == 1 for rows in pairs)
+    assert any(len({r["phone"] for r in rows}) > 1 for rows in pairs)
+    addresses = [r["address"] for site in ids.values() for r in site.values()]
+    assert any(a.startswith("강원도 ") for a in addresses)
+    assert any(a.startswith("강원특별자치도 ") for a in addresses)

@@ -26,7 +26,13 @@ from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend
 from pmhub.ingest import derived, ledger
 from pmhub.ingest.engine import STAGE, Engine
-from pmhub.ingest.errors import RowsQuarantinedError, UnknownFormatError
+from pmhub.ingest.errors import (
+    EncodingError,
+    IngestError,
+    InputNotFoundError,
+    RowsQuarantinedError,
+    UnknownFormatError,
+)
 from pmhub.ingest.plan import Plan
 
 IMPORTERS = {"synthea-csv": "synthea", "fhir": "fhir", "omop-csv": "omop_csv"}
@@ -69,6 +75,7 @@ class IngestReport:
     tables: dict[str, int]  # CDM table → rows written by this load
     ignored: dict[str, str] = field(default_factory=dict)
     unmapped: dict[str, int] = field(default_factory=dict)  # CDM table → rows with concept 0
+    reasons: list[tuple[str, str, str, int]] = field(default_factory=list)  # commonest
     seconds: float = 0.0
     already_loaded: bool = False
     resumed: bool = False
@@ -101,6 +108,7 @@ class IngestReport:
             tables=dict(data["tables"]),
             ignored=dict(data.get("ignored", {})),
             unmapped=dict(data.get("unmapped", {})),
+            reasons=[tuple(r) for r in data.get("reasons", [])],
             seconds=float(data.get("seconds", 0.0)),
         )
 
@@ -108,7 +116,7 @@ class IngestReport:
 def ingest(
     backend: Backend,
     fmt: str,
-    path: Path,
+    path: Path | str,
     *,
     encoding: str = "auto",
     progress: Progress | None = None,
@@ -119,6 +127,9 @@ def ingest(
     say = progress or (lambda _message: None)
     started = time.perf_counter()
     importer = _importer(fmt)
+    path = _as_path(path)
+    if not isinstance(encoding, str):
+        raise EncodingError(f"the encoding must be a name such as utf-8, not {encoding!r}")
     schema.require_cdm(backend)
     ledger.ensure_tables(backend)
     say("checking input files")
@@ -144,6 +155,7 @@ def ingest(
         tables.update(_derive(backend, load.load_id, importer.derived(plan), say))
         files = _accounting(engine, plan)
         unmapped = _unmapped(engine)
+        reasons = _reasons(engine)
     finally:
         engine.close()
     report = IngestReport(
@@ -154,6 +166,7 @@ def ingest(
         tables=tables,
         ignored=plan.ignored,
         unmapped=unmapped,
+        reasons=reasons,
         seconds=round(time.perf_counter() - started, 3),
         resumed=resumed,
     )
@@ -162,9 +175,17 @@ def ingest(
     return report
 
 
-def _importer(fmt: str) -> Any:
+def _as_path(path: object) -> Path:
+    if isinstance(path, Path):
+        return path
+    if isinstance(path, str) and path.strip() and "\x00" not in path:
+        return Path(path)
+    raise InputNotFoundError(f"{path!r} is not a path to a file or folder")
+
+
+def _importer(fmt: object) -> Any:
     """The module that reads ``fmt``: discover, stage, transform, publish_order, derived."""
-    if fmt not in IMPORTERS:
+    if not isinstance(fmt, str) or fmt not in IMPORTERS:
         raise UnknownFormatError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     return importlib.import_module(f"pmhub.ingest.{IMPORTERS[fmt]}")
 
@@ -187,8 +208,9 @@ def _publish(
     if "quarantine" not in done:
         engine.run(
             f"CREATE OR REPLACE TABLE {STAGE}.out_quarantine AS SELECT "
-            f"CAST({load_id} AS BIGINT) AS load_id, file, CAST(line AS BIGINT) AS line, "
-            f"field, reason, raw FROM {STAGE}.quarantine ORDER BY file, line"
+            f"CAST({load_id} AS BIGINT) AS load_id, {_text('file')}, "
+            f"CAST(line AS BIGINT) AS line, {_text('field')}, {_text('reason')}, {_text('raw')} "
+            f"FROM {STAGE}.quarantine ORDER BY file, line"
         )
         with ledger.step(backend, load_id, "quarantine") as rows:
             backend.execute("DELETE FROM pmhub_quarantine WHERE load_id = ?", [load_id])
@@ -210,6 +232,11 @@ def _publish(
                     engine.copy_to_target("out_person_map", "pmhub_person_map", PERSON_MAP_SCHEMA)
             written[name] = rows[0]
     return written
+
+
+def _text(column: str) -> str:
+    """PostgreSQL text cannot hold NUL: show it as U+FFFD (the raw bytes stay in the file)."""
+    return f"replace({column}, chr(0), '\ufffd') AS {column}"
 
 
 def _derive(backend: Backend, load_id: int, wanted: list[str], say: Progress) -> dict[str, int]:
@@ -243,6 +270,16 @@ def _unmapped(engine: Engine) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in rows}
 
 
+def _reasons(engine: Engine, limit: int = 10) -> list[tuple[str, str, str, int]]:
+    """The commonest quarantine reasons: (file, field, reason, rows); reasons that quote a
+    value are grouped by their first words."""
+    rows = engine.rows(
+        "SELECT file, coalesce(field, ''), split_part(reason, ':', 1) AS why, count(*) "
+        f"FROM {STAGE}.quarantine GROUP BY ALL ORDER BY 4 DESC, 1, 2, 3 LIMIT {limit}"
+    )
+    return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+
 def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:
     quarantined = dict(engine.rows(f"SELECT file, count(*) FROM {STAGE}.quarantine GROUP BY file"))
     accounts = []
@@ -262,6 +299,14 @@ def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:
                 seconds=round(staged.seconds, 3),
             )
         )
+    if plan.present:  # many files feed each stage table (FHIR): check the totals
+        valid = sum(
+            int(engine.scalar(f"SELECT count(*) FROM {STAGE}.v_{t} WHERE _reason IS NULL"))
+            for t in plan.present
+        )
+        loaded = sum(a.loaded for a in accounts)
+        if valid != loaded:
+            raise AssertionError(f"accounting does not balance: {valid} valid != {loaded}")
     return accounts
 
 
@@ -316,6 +361,14 @@ def ingest_job(params: dict[str, Any]) -> dict[str, Any]:
 
     ``params``: site, format, path, and optionally encoding and allow_quarantine.
     """
+    if not isinstance(params, dict):
+        raise IngestError(f"job parameters must be an object, not {type(params).__name__}")
+    missing = [k for k in ("site", "format", "path") if not params.get(k)]
+    if missing:
+        raise IngestError(
+            f"job parameters lack {', '.join(missing)}",
+            hint='Give {"site": NAME, "format": "synthea-csv|fhir|omop-csv", "path": PATH}.',
+        )
     report = ingest_site(
         str(params["site"]),
         str(params["format"]),

@@ -65,7 +65,8 @@ def cdm_select(cdm_table: str, exprs: dict[str, str]) -> str:
     """Every column of a CDM table in spec order, typed as the spec says.
 
     Unlisted columns are NULL; text is cut to the spec's length, since PostgreSQL refuses
-    longer values (codes are checked for length before, so only free text is cut).
+    longer values (codes are checked for length before, so only free text is cut), and a
+    NUL character becomes U+FFFD.
     """
     spec = table(cdm_table)
     unknown = set(exprs) - set(spec.column_names)
@@ -74,8 +75,11 @@ def cdm_select(cdm_table: str, exprs: dict[str, str]) -> str:
     parts = []
     for f in spec.fields:
         expr = exprs.get(f.name, "NULL")
-        if f.datatype == "varchar" and f.length is not None and expr != "NULL":
-            expr = f"left(CAST({expr} AS VARCHAR), {f.length})"
+        if f.datatype == "varchar" and expr != "NULL":
+            # PostgreSQL text cannot hold NUL; U+FFFD marks where one was
+            expr = f"replace(CAST({expr} AS VARCHAR), chr(0), '\ufffd')"
+            if f.length is not None:
+                expr = f"left({expr}, {f.length})"
         parts.append(f"CAST({expr} AS {DUCKDB.column_type(f)}) AS {quote(f.name)}")
     return ",\n  ".join(parts)
 

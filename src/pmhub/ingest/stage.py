@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
 
 from pmhub.ingest.engine import STAGE, Engine
+from pmhub.ingest.errors import InputFormatError
 from pmhub.ingest.files import Header, SourceFile, readable_utf8
 
 MAX_LINE_BYTES = 2_000_000
@@ -53,26 +57,46 @@ def stage_csv(engine: Engine, source: SourceFile, header: Header, name: str) -> 
     path = readable_utf8(source, engine.workdir / "transcoded")
     columns = ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for c in header.columns)
     delimiter = header.delimiter.replace("'", "''")
-    engine.run("DROP TABLE IF EXISTS temp.main.pmhub_rej")
-    engine.run("DROP TABLE IF EXISTS temp.main.pmhub_scan")
-    reader = (
-        f"read_csv(?, header = true, auto_detect = false, delim = '{delimiter}', "
-        f"quote = '\"', escape = '\"', columns = {{{columns}}}, "
-        f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, "
-        "rejects_table = 'pmhub_rej', rejects_scan = 'pmhub_scan')"
-    )
     target = f"{STAGE}.{name}"
-    engine.run(
-        f"CREATE OR REPLACE TABLE {target} AS "
-        f"SELECT *, row_number() OVER () + 1 AS _line FROM {reader}",
-        [str(path)],
-    )
+    try:
+        _read(engine, path, target, columns, delimiter, strict=True)
+    except duckdb.Error:
+        # Bytes that derail the reader's state machine (binary data, stray carriage
+        # returns inside fields): read again leniently, so bad lines are rejected one by
+        # one; if even that fails, the file as a whole is refused with the reason.
+        try:
+            _read(engine, path, target, columns, delimiter, strict=False)
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InputFormatError(
+                f"{source.name} cannot be read as CSV: {first}",
+                hint="Check that the file is a CSV export (not binary or truncated); "
+                "nothing was loaded.",
+            ) from exc
     rejected = int(engine.scalar("SELECT count(DISTINCT line) FROM temp.main.pmhub_rej"))
     if rejected:
         _shift_lines(engine, target)
         _quarantine_rejects(engine, source.name)
     good = int(engine.scalar(f"SELECT count(*) FROM {target}"))
     return Staged(source, name, header.columns, good, rejected, time.perf_counter() - started)
+
+
+def _read(
+    engine: Engine, path: Path, target: str, columns: str, delimiter: str, *, strict: bool
+) -> None:
+    engine.run("DROP TABLE IF EXISTS temp.main.pmhub_rej")
+    engine.run("DROP TABLE IF EXISTS temp.main.pmhub_scan")
+    reader = (
+        f"read_csv(?, header = true, auto_detect = false, delim = '{delimiter}', "
+        f"quote = '\"', escape = '\"', columns = {{{columns}}}, "
+        f"max_line_size = {MAX_LINE_BYTES}, strict_mode = {str(strict).lower()}, "
+        "store_rejects = true, rejects_table = 'pmhub_rej', rejects_scan = 'pmhub_scan')"
+    )
+    engine.run(
+        f"CREATE OR REPLACE TABLE {target} AS "
+        f"SELECT *, row_number() OVER () + 1 AS _line FROM {reader}",
+        [str(path)],
+    )
 
 
 def _shift_lines(engine: Engine, target: str) -> None:

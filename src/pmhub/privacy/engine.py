@@ -590,7 +590,7 @@ def verify(
     con: duckdb.DuckDBPyConnection, plan: TablePlan, path: Path
 ) -> tuple[Achieved, Risk | None]:
     """Group the written release and check every model on it, independently of the search."""
-    out = file_source(con, plan.name, path)
+    out = file_source(con, plan.name, path, materialize=False)
     qis = list(plan.hierarchies)
     if not qis:
         return Achieved(out.rows, 0, None, 0, True), None

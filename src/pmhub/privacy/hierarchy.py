@@ -229,8 +229,11 @@ def kcd(name: str, values: Iterable[str]) -> Hierarchy:
     """KCD-7 code → 3-character category → chapter → '*'."""
     rows = []
     for value in sorted(set(values)):
-        category = kcd_category(value)
-        rows.append([value, category, kcd_chapter(category)])
+        try:
+            category = kcd_category(value)
+            rows.append([value, category, kcd_chapter(category)])
+        except HierarchyError as exc:
+            raise HierarchyError(f"hierarchy {name!r}: {exc.message}") from None
     return _with_top(name, rows)
 
 

@@ -96,13 +96,17 @@ def table_report(
     risk_after: Risk | None,
 ) -> dict[str, Any]:
     sample = con.execute(
-        f"SELECT * FROM {file_source(con, plan.name, path).sql} LIMIT {SAMPLE_ROWS}"
+        f"SELECT * FROM {file_source(con, plan.name, path, materialize=False).sql}"
+        f" LIMIT {SAMPLE_ROWS}"
     ).df()
     recoding = plan.recoding
     return {
         "rows_in": plan.source.rows,
         "rows_out": written,
-        "columns": {n: r.action for n, r in plan.rules.columns.items()},
+        "columns": {  # every input column, so the committee sees what was dropped unlisted
+            c: plan.rules.columns[c].action if c in plan.rules.columns else "drop (unlisted)"
+            for c in plan.source.columns
+        },
         "quasi_identifiers": list(plan.hierarchies),
         "sensitive": plan.rules.sensitive,
         "models": [m.describe() for m in plan.models],
@@ -169,7 +173,7 @@ def risk_of(
 ) -> Risk:
     """Re-identification risk of a table's quasi-identifier combination, as the data stands."""
     con = connect()
-    source = file_source(con, "data", input_path)
+    source = file_source(con, "data", input_path, materialize=False)
     if not qis:
         raise PrivacyInputError("name at least one quasi-identifier column with --qi")
     missing = [q for q in qis if q not in source.columns]

@@ -84,17 +84,22 @@ def describe(con: duckdb.DuckDBPyConnection, name: str, sql: str, kind: str) -> 
     return Source(name, sql, columns, int(rows[0]) if rows else 0, kind, types)
 
 
-def file_source(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> Source:
+def file_source(
+    con: duckdb.DuckDBPyConnection, name: str, path: Path, *, materialize: bool = True
+) -> Source:
+    """A CSV or Parquet file; a CSV read once or twice may stay unmaterialized."""
     if not path.is_file():
         raise PrivacyInputError(f"input {path} does not exist or is not a file")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return describe(con, name, f"read_parquet({literal(str(path))})", "parquet")
     if suffix in (".csv", ".tsv", ".txt"):
+        reader = f"read_csv({literal(str(path))}, header = true, all_varchar = true)"
+        if not materialize:
+            return describe(con, name, reader, "csv")
         # Scanned several times (hierarchies, counts, batches): parse the text once.
         # DuckDB spills a temporary table larger than memory to disk.
         table = f"csv_{len(con.execute('SHOW TABLES').fetchall())}"
-        reader = f"read_csv({literal(str(path))}, header = true, all_varchar = true)"
         try:
             con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {reader}")
         except duckdb.Error as exc:

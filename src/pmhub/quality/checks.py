@@ -599,19 +599,31 @@ CONCEPT_TYPES = frozenset({"measurement_unit", "measurement_value_range", "plaus
 HISTOGRAM_TYPES = frozenset({"standard_concept_missing", "fk_domain", "standard_valid_concept"})
 
 
+def _by_set(columns: list[str], then: list[str]) -> str:
+    """In a GROUP BY GROUPING SETS ((a), (b), …) query: ``then[i]`` in the rows of set i."""
+    whens = " ".join(
+        f"WHEN GROUPING({quote(c)}) = 0 THEN {t}" for c, t in zip(columns, then, strict=True)
+    )
+    return f"CASE {whens} END"
+
+
 def source_value_query(table: str, checks: list[Check]) -> str:
     """Per checked field: distinct source values, and how many of them some row maps to 0.
-    A GROUP BY per source field (a hash aggregate) rather than count(DISTINCT …), which
-    PostgreSQL answers by sorting every row."""
-    parts = []
-    for check in checks:
-        concept, source = quote(str(check.field)), quote(check.param("source_field"))
-        parts.append(
-            f"SELECT '{check.field}' AS field, count(*), sum(x.u) FROM (SELECT {source} AS v, "
-            f"max(CASE WHEN {concept} = 0 THEN 1 ELSE 0 END) AS u FROM {table} "
-            f"WHERE {source} IS NOT NULL GROUP BY {source}) x"
-        )
-    return " UNION ALL ".join(parts)
+    One scan with a grouping set per source field (hash aggregates) rather than
+    count(DISTINCT …) per field, which PostgreSQL answers by sorting every row."""
+    sources = [str(c.param("source_field")) for c in checks]
+    assert len(set(sources)) == len(sources), "one check per source field"
+    sets = ", ".join(f"({quote(s)})" for s in sources)
+    unmapped = [f"max(CASE WHEN {quote(str(c.field))} = 0 THEN 1 ELSE 0 END)" for c in checks]
+    names = [f"'{c.field}'" for c in checks]
+    return (
+        "SELECT x.field, count(*), sum(x.u) FROM (SELECT "
+        f"{_by_set(sources, names)} AS field, "
+        f"{_by_set(sources, [quote(s) for s in sources])} AS v, "
+        f"{_by_set(sources, unmapped)} AS u "
+        f"FROM {table} GROUP BY GROUPING SETS ({sets})) x "
+        "WHERE x.v IS NOT NULL GROUP BY x.field"
+    )
 
 
 def uses_histogram(check: Check) -> bool:
@@ -634,15 +646,17 @@ class ConceptCount:
 
 
 def histogram_query(table: str, fields: list[str], concept: str) -> str:
-    """Value counts of each field, joined to ``concept`` (the table or a keyed subquery)."""
-    parts = [
-        f"SELECT '{f}' AS field, h.v, h.n, c.concept_id, c.domain_id, c.standard_concept, "
-        f"c.invalid_reason FROM (SELECT {quote(f)} AS v, count(*) AS n FROM {table} "
-        f"WHERE {quote(f)} IS NOT NULL GROUP BY {quote(f)}) h "
-        f"LEFT JOIN {concept} c ON c.concept_id = h.v"
-        for f in fields
-    ]
-    return " UNION ALL ".join(parts)
+    """Value counts of each field (one scan, a grouping set per field), joined to ``concept``
+    (the table or a keyed subquery)."""
+    sets = ", ".join(f"({quote(f)})" for f in fields)
+    names = [f"'{f}'" for f in fields]
+    return (
+        "SELECT h.field, h.v, h.n, c.concept_id, c.domain_id, c.standard_concept, "
+        f"c.invalid_reason FROM (SELECT {_by_set(fields, names)} AS field, "
+        f"{_by_set(fields, [quote(f) for f in fields])} AS v, count(*) AS n "
+        f"FROM {table} GROUP BY GROUPING SETS ({sets})) h "
+        f"LEFT JOIN {concept} c ON c.concept_id = h.v WHERE h.v IS NOT NULL"
+    )
 
 
 def _violates(check: Check, c: ConceptCount) -> bool:

@@ -29,6 +29,8 @@ from pmhub.synth.step import YearResult, step
 
 EPOCH = dt.date(1970, 1, 1)
 ID_BLOCK = 1_000_000_000  # ids of chunk c are c * ID_BLOCK + 1, 2, ...
+STALE_PHONE = 0.10  # share of patients whose mobile number a hospital has out of date
+OLD_PROVINCE_NAME = 0.15  # share of addresses a hospital still holds as 강원도 ...
 assert CHUNK_SIZE * 100 * 200 < ID_BLOCK  # rows per chunk stay inside the block
 
 
@@ -56,6 +58,24 @@ class Chunk:
     norms: list[dict[str, Arr]] = field(default_factory=list)
     snapshots: dict[int, Snapshot] = field(default_factory=dict)
     events: dict[str, Arr] = field(default_factory=dict)  # every acute event: person, what, day
+    seed: int = 0
+    _at_site: dict[int, dict[str, Arr]] = field(default_factory=dict)
+
+    def at_site(self, site: int) -> dict[str, Arr]:
+        """The identifiers as one hospital holds them: some mobile numbers there are out
+        of date, and some addresses still carry the province's name from before 2023
+        (강원도), so that records of one person differ between hospitals."""
+        if site not in self._at_site:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.index, 500 + site]))
+            people = dict(self.people)
+            n = self.state.n
+            stale = rng.random(n) < STALE_PHONE
+            people["phone"] = np.where(stale, identity.mobile_phones(n, rng), people["phone"])
+            old = rng.random(n) < OLD_PROVINCE_NAME
+            renamed = np.char.replace(people["street"].astype(str), "강원특별자치도", "강원도")
+            people["street"] = np.where(old, renamed, people["street"])
+            self._at_site[site] = people
+        return self._at_site[site]
 
 
 def network(config: SynthConfig) -> tuple[tuple[refdata.SiteSpec, ...], Network]:
@@ -111,7 +131,9 @@ def simulate_chunk(config: SynthConfig, chunk: int, truth_years: tuple[int, ...]
     people = identities(state, config, rng_id)
     mrn, site_person = site_numbers(state, tables, len(sites), chunk)
     events = {k: np.concatenate([e[k] for e in event_parts]) for k in ("person", "what", "day")}
-    return Chunk(chunk, state, tables, people, mrn, site_person, norms, snapshots, events)
+    return Chunk(
+        chunk, state, tables, people, mrn, site_person, norms, snapshots, events, config.seed
+    )
 
 
 def _arrays(cols: Any, names: tuple[str, ...]) -> dict[str, Arr]:

@@ -228,7 +228,7 @@ class PatientBundles:
     def _patient(self, person: int) -> dict[str, Any]:
         c = self.c
         s = c.state
-        p = c.people
+        p = c.at_site(self.site)
         region = refdata.regions()[int(s.region[person])]
         street = str(p["street"][person])
         resource: dict[str, Any] = {

@@ -256,7 +256,8 @@ class _Writer:
         self.specialty = doctors.specialty[int(self.v["provider"][visit]) % len(doctors.names)]
         self.date_style = int(rng.integers(0, 5))
         s = chunk.state
-        self.name = f"{chunk.people['family'][person]}{chunk.people['given'][person]}"
+        self.people = chunk.at_site(site)
+        self.name = f"{self.people['family'][person]}{self.people['given'][person]}"
         self.male = bool(s.male[person])
         self.age = int((int(self.v["start"][visit]) - int(s.birth[person])) / DAYS_PER_YEAR)
         self.foreign = bool(s.foreign[person])
@@ -268,7 +269,7 @@ class _Writer:
         return note.mark(date_text(day, self.date_style), "DATE")
 
     def header(self, note: Note, title: str) -> Note:
-        p = self.c.people
+        p = self.people
         note.say(f"[{title}]\n")
         note.say(self.pick("환자명: ", "성명: ", "이름: ")).mark(self.name, "NAME")
         note.say(f" ({'남' if self.male else '여'}/{self.age}세)\n")
@@ -288,7 +289,7 @@ class _Writer:
         return note
 
     def guardian(self, note: Note) -> None:
-        family = str(self.c.people["family"][self.p])
+        family = str(self.people["family"][self.p])
         relative = RELATIVES[int(self.rng.integers(0, len(RELATIVES)))]
         male = relative in ("아들", "사위") or (relative == "배우자" and not self.male)
         surname, given = self.someone(male, 1960 + int(self.rng.integers(0, 40)))
@@ -460,10 +461,10 @@ class _Writer:
         self.date(note, start + 30 * int(self.rng.integers(1, 4))).say("\n")
         if self.rng.random() < 0.15:
             note.say("검사 결과 이메일 안내 요청: ").mark(
-                str(self.c.people["email"][self.p]), "EMAIL"
+                str(self.people["email"][self.p]), "EMAIL"
             ).say("\n")
         if self.rng.random() < 0.2:
-            note.say("문자 안내: ").mark(str(self.c.people["phone"][self.p]), "PHONE").say("\n")
+            note.say("문자 안내: ").mark(str(self.people["phone"][self.p]), "PHONE").say("\n")
         self.signature(note, start)
         return note
 

@@ -198,7 +198,8 @@ class SiteTables:
         rows = np.flatnonzero(self.person_id > 0)
         regs = refdata.regions()
         region = self.c.state.region[rows]
-        street = self.c.people["street"][rows].tolist()
+        people = self.c.at_site(self.site)
+        street = people["street"][rows].tolist()
         n = len(rows)
         return table(
             "location",
@@ -210,7 +211,7 @@ class SiteTables:
                 ),
                 "city": lookup([r.name_ko for r in regs], region),
                 "state": PROVINCE_CODE,
-                "zip": pa.array(self.c.people["postcode"][rows].tolist(), pa.string()),
+                "zip": pa.array(people["postcode"][rows].tolist(), pa.string()),
                 "county": lookup([r.name_ko for r in regs], region),
                 "location_source_value": lookup([r.code for r in regs], region),
                 "country_source_value": "KR",
@@ -683,7 +684,7 @@ IDENTIFIER_COLUMNS = (
 def identifiers(chunk: Chunk, site: int) -> pa.Table:
     """The identifiers a hospital holds but OMOP has no place for (sidecar file)."""
     rows = np.flatnonzero(chunk.site_person[:, site] > 0)
-    p = chunk.people
+    p = chunk.at_site(site)
     return pa.table(
         {
             "person_id": pa.array(chunk.site_person[rows, site]),

@@ -196,9 +196,9 @@ class SiteExport:
                 "DEATHDATE": pa.array(
                     _date(np.maximum(death_day[rows], 0)).to_pylist(), mask=death_day[rows] < 0
                 ),
-                "SSN": pa.array(c.people["rrn"][rows].tolist(), pa.string()),
-                "FIRST": pa.array(c.people["given"][rows].tolist(), pa.string()),
-                "LAST": pa.array(c.people["family"][rows].tolist(), pa.string()),
+                "SSN": pa.array(c.at_site(self.site)["rrn"][rows].tolist(), pa.string()),
+                "FIRST": pa.array(c.at_site(self.site)["given"][rows].tolist(), pa.string()),
+                "LAST": pa.array(c.at_site(self.site)["family"][rows].tolist(), pa.string()),
                 "MARITAL": pa.array(married.tolist(), pa.string()),
                 "RACE": "asian",
                 "ETHNICITY": "nonhispanic",
@@ -206,11 +206,13 @@ class SiteExport:
                 "BIRTHPLACE": lookup(
                     _clean([f"{r.name_ko}  {PROVINCE}  KR" for r in regs]), region
                 ),
-                "ADDRESS": pa.array(_clean(c.people["street"][rows].tolist()), pa.string()),
+                "ADDRESS": pa.array(
+                    _clean(c.at_site(self.site)["street"][rows].tolist()), pa.string()
+                ),
                 "CITY": lookup([r.name_ko for r in regs], region),
                 "STATE": PROVINCE,
                 "COUNTY": lookup([r.name_ko for r in regs], region),
-                "ZIP": pa.array(c.people["postcode"][rows].tolist(), pa.string()),
+                "ZIP": pa.array(c.at_site(self.site)["postcode"][rows].tolist(), pa.string()),
                 "LAT": _number(np.array([r.lat for r in regs])[region] + jitter, 6),
                 "LON": _number(np.array([r.lon for r in regs])[region] - jitter, 6),
                 "HEALTHCARE_EXPENSES": _number(paid[rows]),
@@ -424,7 +426,9 @@ class SiteExport:
         full = [
             f + g
             for f, g in zip(
-                c.people["family"][rows].tolist(), c.people["given"][rows].tolist(), strict=True
+                c.at_site(self.site)["family"][rows].tolist(),
+                c.at_site(self.site)["given"][rows].tolist(),
+                strict=True,
             )
         ]
         return _table(

@@ -258,11 +258,17 @@ def names(text: str, known: Iterable[str]) -> list[Span]:
         if name[0] in COMMON_SURNAMES and plausible_name(name, False):
             found.add(name)
     found.update(m["name"] for m in p.LATIN_NAME.finditer(text))
-    out = []
-    for name in sorted(found, key=len, reverse=True):
-        for match in re.finditer(rf"(?<![가-힣]){re.escape(name)}", text):
-            out.append(Span(match.start(), match.end(), "NAME", name))
-    return out
+    return [Span(at, at + len(name), "NAME", name) for name in found for at in places(text, name)]
+
+
+def places(text: str, name: str) -> list[int]:
+    """Where a name occurs, not inside a longer Hangul word's tail ('김민준' in '이김민준')."""
+    found, at = [], text.find(name)
+    while at >= 0:
+        if at == 0 or not ("가" <= text[at - 1] <= "힣"):
+            found.append(at)
+        at = text.find(name, at + 1)
+    return found
 
 
 def overlapping(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
