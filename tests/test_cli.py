@@ -21,14 +21,17 @@ def run(*args: str) -> tuple[int, str, str]:
     from rich.console import Console
 
     out, err = io.StringIO(), io.StringIO()
+    saved = cli.console, cli.err_console
     cli.console = Console(file=out, width=200)
     cli.err_console = Console(file=err, width=200)
     code = 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
             cli.main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:  # other tests capture the module's own consoles
+        cli.console, cli.err_console = saved
     return code, out.getvalue(), err.getvalue()
 
 
