@@ -23,6 +23,7 @@ from pmhub.quality.errors import (
     SiteWithoutCdwError,
     UnknownCheckTypeError,
 )
+from pmhub.quality.suppress import shareable
 from pmhub.settings import load_settings
 from pmhub.sites import Site, SiteRegistry
 from tests.quality import cdw
@@ -34,7 +35,9 @@ def test_a_run_is_stored_indexed_and_copied(defects_site: Site, tmp_path: Path, 
     run = service.run_quality("defects", as_of=cdw.AS_OF, out_dir=out)
     assert run.path.parent == pmhub_home / "quality" / "defects"
     assert run.copy is not None
-    assert json.loads(run.copy.read_text()) == json.loads(run.path.read_text())
+    copied = json.loads(run.copy.read_text())  # the shareable copy: small cells suppressed
+    assert copied == json.loads(json.dumps(shareable(run.document, 10)))
+    assert json.loads(run.path.read_text()) == run.document
     assert {c["id"]: c["violated"] for c in run.failed} == cdw.expected_failures()
     index = store.load_index(pmhub_home)
     assert [(r["site"], r["run_id"]) for r in index] == [("defects", run.run_id)]

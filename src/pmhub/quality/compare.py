@@ -1,8 +1,9 @@
 """Sites side by side: what differs between their CDWs before anyone pools or federates.
 
-The comparison reads only the stored aggregates of each site's latest run. Counts below the
-small-cell threshold (settings.small_cell_threshold) are shown as "<N" and left out of
-shares and distributions, since this view leaves the sites' custody.
+The comparison reads only the stored aggregates of each site's latest run, made shareable
+first (:func:`pmhub.quality.suppress.shareable`, the same as the ``--out`` export): counts
+below the small-cell threshold (settings.small_cell_threshold) are shown as "<N" and left
+out of shares and distributions, since this view leaves the sites' custody.
 
 Rules for what is highlighted (each difference names the sites and numbers):
 - a check fails at some sites and passes at others;
@@ -24,6 +25,7 @@ from markupsafe import Markup
 
 from pmhub.quality import svg
 from pmhub.quality.report import check_document, environment
+from pmhub.quality.suppress import shareable
 
 SHARE_POINTS = 20.0
 SEX_POINTS = 10.0
@@ -40,19 +42,20 @@ class Difference:
 
 class Comparison:
     def __init__(self, documents: Sequence[dict[str, Any]], min_cell: int) -> None:
-        self.docs = [check_document(d) for d in documents]
+        self.docs = [shareable(check_document(d), min_cell) for d in documents]
         self.sites = [d["site"] for d in self.docs]
         self.min_cell = min_cell
         self.differences: list[Difference] = []
 
     def cell(self, n: int | None) -> str:
-        if n is None:
-            return "–"
-        return f"<{self.min_cell}" if 0 < n < self.min_cell else f"{n:,}"
+        """A count as shown: the suppressed (None, or below the threshold) as "<N"."""
+        if n is None or 0 < n < self.min_cell:
+            return f"<{self.min_cell}"
+        return f"{n:,}"
 
-    def shown(self, n: int) -> int:
+    def shown(self, n: int | None) -> int:
         """A count as shares and distributions may use it: small cells count as 0."""
-        return n if n >= self.min_cell else 0
+        return n if n is not None and n >= self.min_cell else 0
 
     # --- checks ---------------------------------------------------------------------
 
@@ -85,11 +88,11 @@ class Comparison:
                     m["concept_id"], {"name": m["concept_name"], "sites": {}}
                 )
                 units = entry["sites"].setdefault(d["site"], {})
-                units[m["unit_code"] or m["unit_name"]] = m["count"]
+                units[m["unit_code"] or m["unit_name"]] = m["count"]  # None: suppressed
         rows = []
         for concept_id, entry in sorted(concepts.items(), key=lambda kv: kv[1]["name"]):
             top = {
-                s: max(u.items(), key=lambda kv: (kv[1], kv[0]))[0]
+                s: max(u.items(), key=lambda kv: (self.shown(kv[1]), kv[0]))[0]
                 for s, u in entry["sites"].items()
                 if u
             }
@@ -186,12 +189,12 @@ class Comparison:
         for d in self.docs:
             persons = d["profiles"]["persons"]
             by_sex = {g: n for g, _, n in persons["by_gender"]}
-            total = persons["total"]
+            total = self.shown(persons["total"])
             female = 100.0 * self.shown(by_sex.get(FEMALE, 0)) / total if total else 0.0
             rows.append(
                 {
                     "site": d["site"],
-                    "persons": total,
+                    "persons": persons["total"],
                     "female_pct": female,
                     "median_age": _median(persons["age_at_first_observation"]),
                     "median_birth_year": _median(persons["by_year_of_birth"]),
@@ -215,7 +218,7 @@ class Comparison:
         groups: dict[tuple[int, int | None], dict[str, Any]] = {}
         for d in self.docs:
             for m in d["profiles"]["measurement_values"]:
-                if m["count"] < self.min_cell:
+                if self.shown(m["count"]) == 0:
                     continue
                 key = (m["concept_id"], m["unit_concept_id"])
                 group = groups.setdefault(
@@ -265,24 +268,22 @@ class Comparison:
                 if table == "observation_period":
                     continue
                 for month, n in rows:
-                    totals[month] = totals.get(month, 0) + n
+                    totals[month] = totals.get(month, 0) + self.shown(n)
             series.append(
                 (
                     d["site"],
-                    [
-                        (f"{m // 100}-{m % 100:02d}", self.shown(n))
-                        for m, n in sorted(totals.items())
-                    ],
+                    [(f"{m // 100}-{m % 100:02d}", n) for m, n in sorted(totals.items())],
                 )
             )
         return svg.lines(series, "records per month by site")
 
 
-def _median(histogram: list[list[int]]) -> int | None:
-    total = sum(n for _, n in histogram)
+def _median(histogram: list[list[Any]]) -> int | None:
+    """The median of a histogram's shown counts (suppressed cells count 0)."""
+    total = sum(n or 0 for _, n in histogram)
     seen = 0
     for value, n in histogram:
-        seen += n
+        seen += n or 0
         if value is not None and seen * 2 >= total:
             return int(value)
     return None

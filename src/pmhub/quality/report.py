@@ -94,7 +94,8 @@ def check_document(document: Any) -> dict[str, Any]:
     return document
 
 
-def render_site(document: dict[str, Any]) -> str:
+def render_site(document: dict[str, Any], min_cell: int) -> str:
+    """The site-internal report: exact counts (it says so, and names the threshold)."""
     d = check_document(document)
     failed = sorted(
         (c for c in d["checks"] if c["status"] == "fail"),
@@ -121,6 +122,7 @@ def render_site(document: dict[str, Any]) -> str:
             by_category=by_category,
             failed_chart=chart,
             charts=site_charts(d["profiles"]),
+            min_cell=min_cell,
         )
     )
 

@@ -1,6 +1,7 @@
 """The quality service: what `pmhub quality …` and the portal call.
 
-``run_quality`` profiles a site's CDW and runs the checks, stores the run and returns it;
+``run_quality`` profiles a site's CDW and runs the checks, stores the run (exact counts, kept
+at the site) and returns it; ``--out`` gets a shareable copy (small cells suppressed);
 ``write_report`` renders a site's stored run as one self-contained HTML file;
 ``write_comparison`` puts the latest runs of several sites side by side.
 """
@@ -22,6 +23,7 @@ from pmhub.quality.catalog import read_catalog
 from pmhub.quality.checks import checked_tables
 from pmhub.quality.errors import EmptyCdwError, QualityError, SiteWithoutCdwError
 from pmhub.quality.profiles import Profiler
+from pmhub.quality.suppress import shareable
 from pmhub.settings import Settings, load_settings
 from pmhub.sites import Site, SiteRegistry
 
@@ -131,7 +133,7 @@ def run_quality(
     copy = None
     if out_dir is not None:
         copy = out_dir / f"quality-{site.name}-{document['run_id']}.json"
-        store.write_json(copy, document)
+        store.write_json(copy, shareable(document, settings.small_cell_threshold))
     return QualityRun(document, path, copy)
 
 
@@ -188,9 +190,10 @@ def write_report(
     """The site's run (the latest, or ``run_id``) as one self-contained HTML file."""
     from pmhub.quality.report import render_site, write_html
 
+    settings = settings or load_settings()
     _expect("html", html, Path)
     document = load_run(site_name, settings=settings, run_id=run_id)
-    return write_html(html, render_site(document))
+    return write_html(html, render_site(document, settings.small_cell_threshold))
 
 
 MAX_SITES = 20

@@ -2,15 +2,22 @@
 
 Layout: ``PMHUB_HOME/quality/<site>/<run id>.json`` and ``PMHUB_HOME/quality/index.json``
 (every run: site, id, time, file, pass/fail counts). Files are written to a temporary name
-and renamed, so that a crash never leaves half a document or half an index.
+and renamed, so that a crash never leaves half a document or half an index; the index is
+read, extended and replaced under an exclusive lock on ``index.lock`` (``flock``, released by
+the kernel when a process dies), so that concurrent runs each add their entry and none is
+lost. Readers need no lock: a rename replaces the whole file at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,8 @@ from pmhub.quality.errors import NoQualityRunError, QualityOutputError, QualityR
 FORMAT = "pmhub-quality/1"
 RUN_ID = re.compile(r"[0-9]{8}T[0-9]{12}Z")
 INDEX = "index.json"
+LOCK = "index.lock"
+LOCK_TIMEOUT_S = 60.0
 
 
 def quality_dir(home: Path) -> Path:
@@ -29,9 +38,13 @@ def write_json(path: Path, document: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, ensure_ascii=False, indent=1, sort_keys=False)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, ensure_ascii=False, indent=1, sort_keys=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)  # no half-written file is left behind
+            raise
     except OSError as exc:
         raise QualityOutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
@@ -47,18 +60,45 @@ def save(home: Path, document: dict[str, Any]) -> Path:
     site, run_id = str(document["site"]), str(document["run_id"])
     path = quality_dir(home) / site / f"{run_id}.json"
     write_json(path, document)
-    index = load_index(home)
-    index.append(
-        {
-            "site": site,
-            "run_id": run_id,
-            "finished_at": document["finished_at"],
-            "file": str(path.relative_to(quality_dir(home))),
-            "summary": document["summary"],
-        }
-    )
-    write_json(quality_dir(home) / INDEX, {"format": FORMAT, "runs": index})
+    entry = {
+        "site": site,
+        "run_id": run_id,
+        "finished_at": document["finished_at"],
+        "file": str(path.relative_to(quality_dir(home))),
+        "summary": document["summary"],
+    }
+    with index_lock(home):
+        index = [r for r in load_index(home) if (r.get("site"), r.get("run_id")) != (site, run_id)]
+        index.append(entry)
+        write_json(quality_dir(home) / INDEX, {"format": FORMAT, "runs": index})
     return path
+
+
+@contextmanager
+def index_lock(home: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the exclusive lock on the run index (waiting up to ``timeout`` seconds)."""
+    path = quality_dir(home) / LOCK
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise QualityOutputError(f"cannot open the lock {path}: {exc.strerror or exc}") from exc
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise QualityOutputError(
+                        f"another process has held {path} for over {timeout:.0f} s",
+                        hint="Wait for the other quality run to finish, then try again.",
+                    ) from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def load_index(home: Path) -> list[dict[str, Any]]:
