@@ -224,3 +224,18 @@ def test_a_postgresql_schema_without_a_cdm_is_refused(pg_schema: tuple[str, str]
     with pytest.raises(CdwNotInitialisedError, match="no OMOP CDM schema") as err:
         service.run_quality("bare")
     assert "pmhub cdm init" in err.value.hint
+
+
+def test_postgresql_tables_without_statistics_are_analysed_first(pg_schema: tuple[str, str]):
+    from pmhub.cdm.backends.postgres import PostgresBackend
+    from pmhub.quality import tuning
+
+    url, name = pg_schema
+    with PostgresBackend(url, name) as backend:
+        backend.execute("CREATE TABLE fresh (x integer)")
+        backend.execute("INSERT INTO fresh SELECT generate_series(1, 1000)")
+        assert "fresh" in tuning.never_analysed(backend)
+        tuning.prepare(backend)
+        assert "fresh" not in tuning.never_analysed(backend)
+        assert backend.fetchall("SHOW work_mem")[0][0] == tuning.WORK_MEM
+        assert backend.fetchall("SHOW jit")[0][0] == "off"

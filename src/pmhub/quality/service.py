@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend, duckdb_path
-from pmhub.quality import definitions, engine, store
+from pmhub.quality import definitions, engine, store, tuning
 from pmhub.quality.catalog import read_catalog
 from pmhub.quality.checks import checked_tables
 from pmhub.quality.errors import EmptyCdwError, QualityError, SiteWithoutCdwError
@@ -97,18 +98,30 @@ def run_quality(
             raise EmptyCdwError(f"site {site.name!r} has a CDM schema but no persons in its CDW")
         cdm = _cdm_source(backend)
         catalog = read_catalog(backend)
+        tuning.prepare(backend)
         seconds["row counts"] = time.perf_counter() - clock
         profiler = Profiler(backend, counts, catalog, top_n=top_n)
-        profiles = profiler.run(_phase(progress, "profiles"))
+
+        def checks(on: Backend) -> engine.CheckRun:
+            return engine.run_checks(
+                on,
+                defs,
+                as_of=as_of,
+                row_counts=counts,
+                catalog=catalog,
+                progress=_phase(progress, "checks"),
+            )
+
+        with tuning.second_connection(site, backend) as other:
+            if other is None:  # one connection: one after the other
+                profiles = profiler.run(_phase(progress, "profiles"))
+                run = checks(backend)
+            else:  # profiles and checks at once, each on its own connection
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    pending = pool.submit(checks, other)
+                    profiles = profiler.run(_phase(progress, "profiles"))
+                    run = pending.result()
         seconds.update({f"profile {k}": v for k, v in profiler.seconds.items()})
-        run = engine.run_checks(
-            backend,
-            defs,
-            as_of=as_of,
-            row_counts=counts,
-            catalog=catalog,
-            progress=_phase(progress, "checks"),
-        )
         seconds.update({f"checks {k}": v for k, v in run.seconds.items()})
     finished = _now()
     document = {
