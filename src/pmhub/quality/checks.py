@@ -17,6 +17,7 @@ from typing import Any
 
 from pmhub.cdm import spec
 from pmhub.cdm.ddl import quote
+from pmhub.cdm.schema import CDM_VERSION_CONCEPT_ID
 from pmhub.quality.definitions import (
     GENDER_DOMAIN_TABLES,
     CheckDefinitions,
@@ -164,6 +165,21 @@ def expand_is_primary_key(entry: CheckEntry, ctx: Context) -> Iterator[Check]:
         pk = table.primary_key
         if pk is not None and not ctx.definitions.excluded(entry, table.name, pk.name):
             yield _make(entry, ctx.definitions, table.name, pk.name, level="table")
+
+
+def expand_cdm_version(entry: CheckEntry, ctx: Context) -> Iterator[Check]:
+    field_name = "cdm_version_concept_id"
+    if not ctx.definitions.excluded(entry, "cdm_source", field_name):
+        yield _make(
+            entry,
+            ctx.definitions,
+            "cdm_source",
+            field_name,
+            level="table",
+            concept_id=CDM_VERSION_CONCEPT_ID,
+            concept=f"{CDM_VERSION_CONCEPT_ID} (OMOP CDM Version {spec.CDM_VERSION})",
+            version=f"v{spec.CDM_VERSION}",
+        )
 
 
 def expand_cdm_datatype(entry: CheckEntry, ctx: Context) -> Iterator[Check]:
@@ -339,6 +355,7 @@ EXPANDERS: dict[str, Expander] = {
     "standard_concept_missing": expand_standard_concept_missing,
     "source_value_unmapped": expand_source_value_unmapped,
     "is_primary_key": expand_is_primary_key,
+    "cdm_version": expand_cdm_version,
     "cdm_datatype": expand_cdm_datatype,
     "field_length": expand_field_length,
     "is_foreign_key": expand_is_foreign_key,
@@ -503,6 +520,12 @@ def _is_primary_key(check: Check, cc: CompileContext) -> RowMeasure:
     return RowMeasure(f"count({key}) - count(DISTINCT {key})", COUNT_ALL)
 
 
+def _cdm_version(check: Check, cc: CompileContext) -> RowMeasure:
+    """The CDM version's concept, whatever the vocabulary holds: the one value it may have."""
+    wrong = f"{_col('cdm_version_concept_id')} IS DISTINCT FROM {int(check.concept_id or 0)}"
+    return RowMeasure(_count_if(wrong), COUNT_ALL)
+
+
 def _cdm_datatype(check: Check, cc: CompileContext) -> RowMeasure:
     assert check.field is not None
     if (check.table, check.field) not in cc.incompatible:
@@ -576,12 +599,15 @@ def _before_death(check: Check, cc: CompileContext) -> RowMeasure:
     join = cc.joins.death()
     grace = int(check.param("grace_days"))
     late = f"{_col(check.field)} > pd.death_date + {grace}"
-    return RowMeasure(_count_if(late), f"count({_col(check.field)})", (join,))
+    # DQD's denominator: the rows of persons who died, not every row of the table
+    of_the_dead = f"{_col(check.field)} IS NOT NULL AND pd.death_date IS NOT NULL"
+    return RowMeasure(_count_if(late), _count_if(of_the_dead), (join,))
 
 
 ROW_COMPILERS: dict[str, Callable[[Check, CompileContext], RowMeasure]] = {
     "is_required": _is_required,
     "is_primary_key": _is_primary_key,
+    "cdm_version": _cdm_version,
     "cdm_datatype": _cdm_datatype,
     "field_length": _field_length,
     "is_foreign_key": _is_foreign_key,

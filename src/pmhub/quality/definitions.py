@@ -43,6 +43,7 @@ DESCRIPTION_KEYS = frozenset(
         "unit",
         "units",
         "grace_days",
+        "version",
     }
 )
 
@@ -52,6 +53,7 @@ KNOWN_TYPES: dict[str, frozenset[str]] = {
     "standard_concept_missing": frozenset(),
     "source_value_unmapped": frozenset(),
     "is_primary_key": frozenset(),
+    "cdm_version": frozenset(),
     "cdm_datatype": frozenset(),
     "field_length": frozenset(),
     "is_foreign_key": frozenset(),
