@@ -99,6 +99,17 @@ def test_empty_cdw_and_other_cdm_version_are_refused(tmp_path: Path):
     register("old", old)
     with pytest.raises(CdmVersionError, match=r"v5\.3\.1"):
         service.run_quality("old")
+    # a CDW built by the v5.3 DDL: its cdm_source has no cdm_version_concept_id
+    v53 = build_duckdb(tmp_path / "v53.duckdb", cdw.clean_rows())
+    with DuckDBBackend(v53) as backend:
+        backend.execute(
+            "CREATE TABLE v53 AS SELECT * EXCLUDE (cdm_version_concept_id) FROM cdm_source"
+        )
+        backend.execute("DROP TABLE cdm_source")
+        backend.execute("ALTER TABLE v53 RENAME TO cdm_source")
+    register("v53", v53)
+    with pytest.raises(CdmVersionError, match=r"v5\.3, not v5\.4"):
+        service.run_quality("v53")
     assert store.load_index(load_settings().home_dir()) == []
 
 
