@@ -250,3 +250,27 @@ def test_postgresql_tables_without_statistics_are_analysed_first(pg_schema: tupl
         assert "fresh" not in tuning.never_analysed(backend)
         assert backend.fetchall("SHOW work_mem")[0][0] == tuning.WORK_MEM
         assert backend.fetchall("SHOW jit")[0][0] == "off"
+
+
+def test_a_failing_postgresql_run_stops_its_checks_at_once(
+    pg_schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+):
+    from pmhub.cdm.backends.postgres import PostgresBackend
+    from pmhub.quality.profiles import Profiler
+
+    url, name = pg_schema
+    with PostgresBackend(url, name) as backend:
+        schema.init_cdm(backend, source_name="Test", abbreviation="test", holder="pmhub")
+        cdw.load(backend, cdw.clean_rows())
+    SiteRegistry(load_settings()).add("pg", f"{url}?schema={name}")
+
+    def broken(self: Profiler, progress: object = None) -> dict[str, Any]:
+        raise RuntimeError("profiles broke")
+
+    monkeypatch.setattr(Profiler, "run", broken)
+    steps: list[tuple[str, int, int]] = []
+    with pytest.raises(RuntimeError, match="profiles broke"):
+        service.run_quality("pg", progress=lambda ph, d, t, w: steps.append((ph, d, t)))
+    # the checks on the other connection were stopped before their end (if they started)
+    assert [(d, t) for ph, d, t in steps if ph == "checks" and d == t] == []
+    assert store.load_index(load_settings().home_dir()) == []

@@ -102,6 +102,8 @@ def run_quality(
         seconds["row counts"] = time.perf_counter() - clock
         profiler = Profiler(backend, counts, catalog, top_n=top_n)
 
+        stop = tuning.Stop()
+
         def checks(on: Backend) -> engine.CheckRun:
             return engine.run_checks(
                 on,
@@ -109,7 +111,7 @@ def run_quality(
                 as_of=as_of,
                 row_counts=counts,
                 catalog=catalog,
-                progress=_phase(progress, "checks"),
+                progress=stop.guard(_phase(progress, "checks")),
             )
 
         with tuning.second_connection(site, backend) as other:
@@ -119,7 +121,11 @@ def run_quality(
             else:  # profiles and checks at once, each on its own connection
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     pending = pool.submit(checks, other)
-                    profiles = profiler.run(_phase(progress, "profiles"))
+                    try:
+                        profiles = profiler.run(_phase(progress, "profiles"))
+                    except BaseException:  # Ctrl-C or an error: do not wait for the checks
+                        stop.now(other)
+                        raise
                     run = pending.result()
         seconds.update({f"profile {k}": v for k, v in profiler.seconds.items()})
         seconds.update({f"checks {k}": v for k, v in run.seconds.items()})

@@ -18,7 +18,8 @@ DuckDB already uses every core for each query and needs none of this.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from pmhub.cdm.backends import Backend
@@ -78,3 +79,33 @@ def second_connection(site: Site, backend: Backend) -> Iterator[Backend | None]:
         yield other
     finally:
         other.close()
+
+
+class StoppedError(Exception):
+    """The checks were stopped because the profiles of the same run failed."""
+
+
+class Stop:
+    """Stops the checks running on the other connection: their next step raises, and the
+    query in flight is cancelled on the server."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def guard(
+        self, progress: Callable[[int, int, str], None] | None
+    ) -> Callable[[int, int, str], None]:
+        def step(done: int, total: int, what: str) -> None:
+            if self._event.is_set():
+                raise StoppedError("stopped: the profiles of this run failed")
+            if progress is not None:
+                progress(done, total, what)
+
+        return step
+
+    def now(self, backend: Backend) -> None:
+        self._event.set()
+        connection = getattr(backend, "con", None)  # psycopg's: cancel() is thread-safe
+        if connection is not None:
+            with suppress(Exception):
+                connection.cancel()
