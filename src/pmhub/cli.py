@@ -558,6 +558,19 @@ def quality_compare(
     console.print(f"comparison of {sites} written to {path}")
 
 
+@quality_app.command("export")
+def quality_export(
+    site: SiteOption,
+    out: Annotated[Path, typer.Option("--out", help="The JSON file to write.")],
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: the latest).")] = None,
+) -> None:
+    """Write a stored run for sharing outside the site: small cells suppressed."""
+    from pmhub.quality import service
+
+    path = service.export_run(site, out, run_id=run)
+    console.print(f"site [bold]{site}[/]: shareable results written to {path}")
+
+
 @quality_app.command("runs")
 def quality_runs(site: SiteOption) -> None:
     """List a site's stored quality runs."""

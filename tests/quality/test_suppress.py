@@ -145,3 +145,19 @@ def test_no_small_cell_survives(
     assert m["concept_id"] == 3
     kept = [n for _, n in out["profiles"]["persons"]["by_year_of_birth"]]
     assert kept == [None if 0 < n < threshold else n for _, n in by_year]
+
+
+def test_export_of_a_stored_run_from_the_cli(defects_site: Site, tmp_path: Path):
+    from pmhub.quality.errors import QualityOutputError
+    from tests.test_cli import run
+
+    first = service.run_quality("defects", as_of=cdw.AS_OF)
+    service.run_quality("defects", as_of=cdw.AS_OF)
+    target = tmp_path / "shared" / "defects.json"
+    code, _, err = run(
+        "quality", "export", "--site", "defects", "--out", str(target), "--run", first.run_id
+    )
+    assert code == 0, err
+    assert json.loads(target.read_text()) == json.loads(json.dumps(shareable(first.document, 10)))
+    with pytest.raises(QualityOutputError, match=r"\.json"):
+        service.export_run("defects", tmp_path / "x.txt")

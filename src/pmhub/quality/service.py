@@ -22,7 +22,12 @@ from pmhub.cdm.backends import Backend, duckdb_path
 from pmhub.quality import definitions, engine, store, tuning
 from pmhub.quality.catalog import read_catalog
 from pmhub.quality.checks import checked_tables
-from pmhub.quality.errors import EmptyCdwError, QualityError, SiteWithoutCdwError
+from pmhub.quality.errors import (
+    EmptyCdwError,
+    QualityError,
+    QualityOutputError,
+    SiteWithoutCdwError,
+)
 from pmhub.quality.profiles import Profiler
 from pmhub.quality.suppress import shareable
 from pmhub.settings import Settings, load_settings
@@ -154,6 +159,20 @@ def run_quality(
         copy = out_dir / f"quality-{site.name}-{document['run_id']}.json"
         store.write_json(copy, shareable(document, settings.small_cell_threshold))
     return QualityRun(document, path, copy)
+
+
+def export_run(
+    site_name: str, path: Path, *, settings: Settings | None = None, run_id: str | None = None
+) -> Path:
+    """A stored run (the latest, or ``run_id``) as JSON that may leave the site: small cells
+    suppressed (settings.small_cell_threshold), no CDW URL."""
+    settings = settings or load_settings()
+    _expect("path", path, Path)
+    if path.suffix.lower() != ".json":
+        raise QualityOutputError(f"{path} does not end in .json")
+    document = load_run(site_name, settings=settings, run_id=run_id)
+    store.write_json(path, shareable(document, settings.small_cell_threshold))
+    return path
 
 
 def _expect(name: str, value: object, kind: type, *, optional: bool = False) -> None:
