@@ -3,6 +3,8 @@ clean CDW passes every check."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pmhub.cdm.backends import Backend
 from pmhub.quality import definitions, engine
 from tests.quality import cdw
@@ -33,9 +35,10 @@ def test_each_planted_defect_is_caught_with_its_exact_count(cdm_backend: Backend
 
 def test_correct_omop_data_the_conventions_allow_is_not_flagged(cdm_backend: Backend):
     """A 90-day prescription written a month before the as-of date ends after it, one
-    dispensed shortly before a death ends long after it, and the health plan of the person
-    who died runs to the end of its term: all correct OMOP data (an exposure's end is
-    inferred from its supply), so no check may fail on them."""
+    dispensed shortly before a death ends long after it, the health plan of the person who
+    died runs to the end of its term, and a same-day visit's end without a time is midnight:
+    all correct OMOP data (an exposure's end is inferred from its supply; a missing time is
+    00:00), so no check may fail on them."""
     rows = cdw.clean_rows()
     last = len(rows["person"])
     rows["drug_exposure"].append(
@@ -66,6 +69,10 @@ def test_correct_omop_data_the_conventions_allow_is_not_flagged(cdm_backend: Bac
             "drug_source_value": "641600450",
         }
     )
+    visit = rows["visit_occurrence"][0]  # a same-day visit whose end has no time: midnight
+    visit["visit_start_datetime"] = dt.datetime.combine(visit["visit_start_date"], dt.time(14, 30))
+    visit["visit_end_datetime"] = dt.datetime.combine(visit["visit_end_date"], dt.time(0, 0))
+    assert visit["visit_start_date"] == visit["visit_end_date"]
     rows["payer_plan_period"] = [
         {
             "payer_plan_period_id": 1,

@@ -564,7 +564,10 @@ def _start_before_end(check: Check, cc: CompileContext) -> RowMeasure:
     assert check.field is not None
     start, end = _col(check.field), _col(check.param("end_field"))
     both = f"{start} IS NOT NULL AND {end} IS NOT NULL"
-    return RowMeasure(_count_if(f"{end} < {start}"), _count_if(both))
+    # By day, as DQD compares: a datetime without a time is midnight by convention, so a
+    # same-day visit from 14:30 "to" 00:00 is correct OMOP data.
+    early = f"{_as_date(check, str(check.param('end_field')))} < {_as_date(check, check.field)}"
+    return RowMeasure(_count_if(early), _count_if(both))
 
 
 def _number(value: object) -> str | None:
