@@ -13,7 +13,7 @@ from pmhub import __version__
 from pmhub.quality import svg
 from pmhub.quality.errors import QualityOutputError, QualityResultsError
 from pmhub.quality.profiles import QUANTILE_KEYS
-from pmhub.quality.store import FORMAT
+from pmhub.quality.store import FORMAT, write_atomic
 
 MAX_FAILED_IN_CHART = 25
 
@@ -130,11 +130,5 @@ def render_site(document: dict[str, Any], min_cell: int) -> str:
 def write_html(path: Path, html: str) -> Path:
     if path.suffix.lower() not in (".html", ".htm"):
         raise QualityOutputError(f"{path} does not end in .html")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(html.encode("utf-8", "replace"))  # a lone surrogate becomes '?'
-        tmp.replace(path)
-    except OSError as exc:
-        raise QualityOutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    write_atomic(path, html.encode("utf-8", "replace"))  # a lone surrogate becomes '?'
     return path

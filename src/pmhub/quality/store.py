@@ -35,12 +35,19 @@ def quality_dir(home: Path) -> Path:
 
 
 def write_json(path: Path, document: Any) -> None:
+    text = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=False)
+    write_atomic(path, text.encode("utf-8"))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file of its own, then rename it over ``path``: readers see the
+    old file or the new one, and concurrent writers never share a temporary file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, ensure_ascii=False, indent=1, sort_keys=False)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)  # no half-written file is left behind
