@@ -161,3 +161,23 @@ def test_export_of_a_stored_run_from_the_cli(defects_site: Site, tmp_path: Path)
     assert json.loads(target.read_text()) == json.loads(json.dumps(shareable(first.document, 10)))
     with pytest.raises(QualityOutputError, match=r"\.json"):
         service.export_run("defects", tmp_path / "x.txt")
+
+
+def test_compare_with_a_site_of_a_few_persons(defects_site: Site, tmp_path: Path):
+    """Every count of a 3-person site is a small cell: the comparison still renders, and
+    shows none of them."""
+    from tests.quality.conftest import build_duckdb, register
+
+    register("tiny", build_duckdb(tmp_path / "tiny.duckdb", cdw.clean_rows(3)))
+    for name in ("defects", "tiny"):
+        service.run_quality(name, as_of=cdw.AS_OF)
+    html = service.write_comparison(["defects", "tiny"], tmp_path / "c.html").read_text()
+    tiny = shareable(service.load_run("tiny"), 10)
+    assert tiny["profiles"]["persons"]["total"] is None
+    assert '<td class="n">&lt;10</td>' in html  # the tiny site's persons
+    assert '<td class="n">3</td>' not in html
+    assert ">None<" not in html
+    from pmhub.quality.compare import Comparison
+
+    row = next(r for r in Comparison([tiny, tiny], 10).demographics())
+    assert (row["median_age"], row["median_birth_year"]) == (None, None)

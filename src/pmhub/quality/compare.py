@@ -281,6 +281,8 @@ class Comparison:
 def _median(histogram: list[list[Any]]) -> int | None:
     """The median of a histogram's shown counts (suppressed cells count 0)."""
     total = sum(n or 0 for _, n in histogram)
+    if total == 0:
+        return None  # every cell suppressed: no value of one person's to show
     seen = 0
     for value, n in histogram:
         seen += n or 0
