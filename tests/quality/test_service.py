@@ -155,6 +155,15 @@ def test_no_run_and_corrupt_results_are_reported(defects_site: Site, pmhub_home:
     (pmhub_home / "quality" / "index.json").write_text('{"runs": 5}')
     with pytest.raises(QualityResultsError, match="no list of runs"):
         service.load_run("defects")
+    # the next run rebuilds the damaged index from the readable stored runs
+    second = service.run_quality("defects", as_of=cdw.AS_OF)
+    assert [r["run_id"] for r in store.load_index(pmhub_home)] == [second.run_id]
+    run.path.write_text(json.dumps(run.document))  # the first run readable again
+    (pmhub_home / "quality" / "index.json").write_text("{ broken")
+    third = service.run_quality("defects", as_of=cdw.AS_OF)
+    ids = [r["run_id"] for r in store.load_index(pmhub_home)]
+    assert ids == [run.run_id, second.run_id, third.run_id]
+    assert service.load_run("defects", run_id=run.run_id) == run.document
 
 
 def _comparable(document: dict[str, Any]) -> dict[str, Any]:

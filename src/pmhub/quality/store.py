@@ -67,18 +67,41 @@ def save(home: Path, document: dict[str, Any]) -> Path:
     site, run_id = str(document["site"]), str(document["run_id"])
     path = quality_dir(home) / site / f"{run_id}.json"
     write_json(path, document)
-    entry = {
-        "site": site,
-        "run_id": run_id,
-        "finished_at": document["finished_at"],
-        "file": str(path.relative_to(quality_dir(home))),
-        "summary": document["summary"],
-    }
     with index_lock(home):
-        index = [r for r in load_index(home) if (r.get("site"), r.get("run_id")) != (site, run_id)]
-        index.append(entry)
+        try:
+            index = load_index(home)
+        except QualityResultsError:  # a damaged index is rebuilt from the stored runs
+            index = rebuild_index(home)
+        index = [r for r in index if (r.get("site"), r.get("run_id")) != (site, run_id)]
+        index.append(_entry(home, document, path))
         write_json(quality_dir(home) / INDEX, {"format": FORMAT, "runs": index})
     return path
+
+
+def _entry(home: Path, document: dict[str, Any], path: Path) -> dict[str, Any]:
+    return {
+        "site": str(document["site"]),
+        "run_id": str(document["run_id"]),
+        "finished_at": document.get("finished_at"),
+        "file": str(path.relative_to(quality_dir(home))),
+        "summary": document.get("summary", {}),
+    }
+
+
+def rebuild_index(home: Path) -> list[dict[str, Any]]:
+    """The index entries of every readable run stored under the home, oldest first."""
+    entries = []
+    for path in sorted(quality_dir(home).glob("*/*.json")):
+        if not RUN_ID.fullmatch(path.stem):
+            continue
+        try:
+            document = read_json(path)
+        except QualityResultsError:
+            continue
+        ours = isinstance(document, dict) and document.get("format") == FORMAT
+        if ours and (document.get("site"), document.get("run_id")) == (path.parent.name, path.stem):
+            entries.append(_entry(home, document, path))
+    return sorted(entries, key=lambda e: e["run_id"])
 
 
 @contextmanager
