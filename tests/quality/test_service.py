@@ -283,3 +283,25 @@ def test_a_failing_postgresql_run_stops_its_checks_at_once(
     # the checks on the other connection were stopped before their end (if they started)
     assert [(d, t) for ph, d, t in steps if ph == "checks" and d == t] == []
     assert store.load_index(load_settings().home_dir()) == []
+
+
+def test_a_cancelled_postgresql_query_is_told_from_a_bad_column(pg_schema: tuple[str, str]):
+    import threading
+
+    from pmhub.cdm.backends.postgres import PostgresBackend
+    from pmhub.quality import engine, tuning
+
+    url, name = pg_schema
+    with PostgresBackend(url, name) as backend:
+        with pytest.raises(Exception, match="column") as bad:
+            backend.fetchall("SELECT no_such_column FROM (SELECT 1 AS x) t")
+        assert not engine.cancelled(bad.value)
+        stop = tuning.Stop()
+        timer = threading.Timer(0.5, stop.now, [backend])
+        timer.start()
+        with pytest.raises(Exception) as cancelled:  # noqa: PT011  (psycopg's QueryCanceled)
+            backend.fetchall("SELECT pg_sleep(20)")
+        timer.join()
+        assert engine.cancelled(cancelled.value)
+        with pytest.raises(tuning.StoppedError):
+            stop.guard(None)(0, 1, "next")

@@ -224,14 +224,23 @@ def _run_table(
 ) -> list[tuple[Check, CheckResult]]:
     try:
         return _batched(backend, table, measures)
-    except Exception:  # a database error names one column at best: find which checks fail
+    except Exception as exc:  # a database error names one column at best: find which fail
+        if cancelled(exc):
+            raise  # the run is being stopped: no check-by-check retry
         results = []
         for check, measure in measures:
             try:
                 results.extend(_batched(backend, table, [(check, measure)]))
-            except Exception as exc:
-                results.append((check, CheckResult(check, 0, 0, ERROR, _first_line(exc))))
+            except Exception as one:
+                if cancelled(one):
+                    raise
+                results.append((check, CheckResult(check, 0, 0, ERROR, _first_line(one))))
         return results
+
+
+def cancelled(exc: BaseException) -> bool:
+    """A query cancelled on the server (SQLSTATE 57014: query_canceled), not a bad column."""
+    return getattr(exc, "sqlstate", None) == "57014"
 
 
 def _batched(
