@@ -128,10 +128,10 @@ def run_quality(
                     pending = pool.submit(checks, other)
                     try:
                         profiles = profiler.run(_phase(progress, "profiles"))
+                        run = pending.result()
                     except BaseException:  # Ctrl-C or an error: do not wait for the checks
                         stop.now(other)
                         raise
-                    run = pending.result()
         seconds.update({f"profile {k}": v for k, v in profiler.seconds.items()})
         seconds.update({f"checks {k}": v for k, v in run.seconds.items()})
     finished = _now()
