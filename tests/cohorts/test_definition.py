@@ -146,6 +146,41 @@ def test_inclusion_criteria_of_each_kind_report_their_own_problems() -> None:
     )
 
 
+def test_nested_groups_report_problems_and_unknown_sets_with_their_paths() -> None:
+    inner = {
+        "match": {"at_least": 1, "at_most": 2},
+        "criteria": [
+            {"events": {"domain": "condition", "concept_set": "nope"}},
+            {"events": {"domain": "death"}, "same_visit": True},
+        ],
+    }
+    rule = {"name": "r", "criteria": [{"age": {"min": 1}}, {"group": inner}]}
+    found = problems(with_("inclusion_rules", [rule]))
+    assert (
+        "inclusion_rules[0].criteria[1].group.match: give exactly one of at_least, at_most, exactly"
+        in found
+    )
+    assert (
+        "inclusion_rules[0].criteria[1].group.criteria[1]: same_visit needs events that carry "
+        "a visit; death records do not"
+    ) in found
+    inner["match"] = "any"
+    inner["criteria"][1] = {"events": {"domain": "death"}}  # type: ignore[index]
+    found = problems(with_("inclusion_rules", [rule]))
+    assert found == [
+        "inclusion_rules[0].criteria[1].group.criteria[0].events.concept_set: unknown concept "
+        "set 'nope' (defined: ['t2dm'])"
+    ]
+
+
+def test_hostile_nesting_is_refused_before_validation() -> None:
+    group: dict[str, Any] = {"age": {"min": 1}}
+    for _ in range(5000):  # deeper than Python's recursion limit
+        group = {"group": {"criteria": [group]}}
+    with pytest.raises(CohortDefinitionError, match="nested more than 40 levels"):
+        parse(with_("inclusion_rules", [{"name": "r", "criteria": [group]}]))
+
+
 def test_a_concept_set_defined_twice() -> None:
     sets = BASE["concept_sets"] * 2
     assert problems(with_("concept_sets", sets)) == [

@@ -17,6 +17,7 @@ from pmhub.cohorts.definition import (
     Events,
     Occurrences,
     Sex,
+    rule_leaves,
 )
 from pmhub.cohorts.engines import Engine
 from pmhub.cohorts.errors import EmptyConceptSetError, UnknownConceptError
@@ -43,17 +44,13 @@ def mentioned_concepts(definition: Definition) -> list[tuple[str, int]]:
                 found.append((f"concept_sets[{i}].items[{j}].concept_id", item.concept_id))
     for i, events in enumerate(definition.entry.criteria):
         found.extend(_events_ids(f"entry.criteria[{i}]", events))
-    for r, rule in enumerate(definition.inclusion_rules):
-        for c, criterion in enumerate(rule.criteria):
-            path = f"inclusion_rules[{r}].criteria[{c}]"
-            if isinstance(criterion, Occurrences):
-                found.extend(_events_ids(f"{path}.events", criterion.events))
-            elif isinstance(criterion, Sex):
-                found.extend(
-                    (f"{path}.sex[{k}]", s)
-                    for k, s in enumerate(criterion.sex)
-                    if isinstance(s, int)
-                )
+    for path, criterion in rule_leaves(definition):
+        if isinstance(criterion, Occurrences):
+            found.extend(_events_ids(f"{path}.events", criterion.events))
+        elif isinstance(criterion, Sex):
+            found.extend(
+                (f"{path}.sex[{k}]", s) for k, s in enumerate(criterion.sex) if isinstance(s, int)
+            )
     for i, events in enumerate(definition.censoring):
         found.extend(_events_ids(f"censoring[{i}]", events))
     return found
@@ -123,10 +120,7 @@ def resolve_set(concept_set: ConceptSet, engine: Engine, path: str) -> tuple[int
 def used_sets(definition: Definition) -> set[str]:
     names = {e.concept_set for e in definition.entry.criteria}
     names |= {
-        c.events.concept_set
-        for rule in definition.inclusion_rules
-        for c in rule.criteria
-        if isinstance(c, Occurrences)
+        c.events.concept_set for _, c in rule_leaves(definition) if isinstance(c, Occurrences)
     }
     names |= {e.concept_set for e in definition.censoring}
     if isinstance(definition.exit, ContinuousExposure):

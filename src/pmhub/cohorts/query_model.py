@@ -162,6 +162,17 @@ class Year(Expr):
 
 
 @dataclass(frozen=True)
+class Add(Expr):
+    """``left + right`` of numbers (dates take :class:`AddDays`)."""
+
+    left: Expr
+    right: Expr
+
+    def columns(self) -> frozenset[str]:
+        return _cols(self.left, self.right)
+
+
+@dataclass(frozen=True)
 class Sub(Expr):
     left: Expr
     right: Expr

@@ -45,6 +45,27 @@ def generate(definition: Definition, engine: Engine) -> RunResult:
     )
 
 
+@dataclass(frozen=True)
+class AttritionStep:
+    """Index events and persons left after the entry, then after each inclusion rule."""
+
+    step: str
+    persons: int
+    events: int
+
+
+def attrition(definition: Definition, engine: Engine) -> list[AttritionStep]:
+    """Circe's inclusion-rule report: what each rule, in order, leaves of the entry events
+    (before the limit after the rules, the exit and the era collapse)."""
+    relation = planner.attrition(definition, concept_sets.resolve(definition, engine))
+    row = engine.rows(relation)[0]
+    names = ["entry events", *(rule.name for rule in definition.inclusion_rules)]
+    return [
+        AttritionStep(name, int(row[f"persons_{k}"] or 0), int(row[f"events_{k}"] or 0))
+        for k, name in enumerate(names)
+    ]
+
+
 def generate_on(definition: Definition, backend: Backend) -> RunResult:
     schema.require_cdm(backend)
     return generate(definition, SqlEngine(backend))

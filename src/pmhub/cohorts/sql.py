@@ -104,6 +104,7 @@ class ExprCompiler:
             q.Year: lambda e: exp.cast(
                 exp.Extract(this=exp.var("YEAR"), expression=self(e.date)), "INT"
             ),
+            q.Add: lambda e: _paren(exp.Add(this=self(e.left), expression=self(e.right))),
             q.Sub: lambda e: _paren(exp.Sub(this=self(e.left), expression=self(e.right))),
             q.Coalesce: lambda e: self._variadic(exp.Coalesce, e.items),
             # the query model's LEAST/GREATEST skip NULLs (as PostgreSQL, DuckDB and Spark)
@@ -205,8 +206,11 @@ class Compiler:
             window = exp.Window(
                 this=exp.RowNumber(),
                 partition_by=self._cols(node.partition_by),
+                # NULLs last everywhere (Spark puts them first unless told)
                 order=exp.Order(
-                    expressions=[exp.Ordered(this=c) for c in self._cols(node.order_by)]
+                    expressions=[
+                        exp.Ordered(this=c, nulls_first=False) for c in self._cols(node.order_by)
+                    ]
                 ),
             )
             return exp.select(
