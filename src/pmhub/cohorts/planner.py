@@ -342,29 +342,22 @@ def attrition(definition: Definition, concepts: ResolvedSets) -> q.Relation:
         ),
     )
     steps = range(len(tests) + 1)
+    # per person: events passing (sum) and whether any passes (max); then their sums
     per_person = q.Aggregate(
-        flags,
-        ("person_id",),
-        tuple(
-            item
-            for k in steps
-            for item in (
-                (f"e{k}", q.Agg("sum", col(f"pass{k}"))),
-                (f"p{k}", q.Agg("max", col(f"pass{k}"))),
-            )
-        ),
+        flags, ("person_id",), _per_step(steps, (("e", "sum", "pass"), ("p", "max", "pass")))
     )
-    return q.Aggregate(
-        per_person,
-        (),
-        tuple(
-            item
-            for k in steps
-            for item in (
-                (f"events_{k}", q.Agg("sum", col(f"e{k}"))),
-                (f"persons_{k}", q.Agg("sum", col(f"p{k}"))),
-            )
-        ),
+    totals = _per_step(steps, (("events_", "sum", "e"), ("persons_", "sum", "p")))
+    return q.Aggregate(per_person, (), totals)
+
+
+def _per_step(
+    steps: range, spec: tuple[tuple[str, q.AggKind, str], ...]
+) -> tuple[tuple[str, q.Agg], ...]:
+    """``{name}{k} = kind({source}{k})`` for each step k and each (name, kind, source)."""
+    return tuple(
+        (f"{name}{k}", q.Agg(kind, col(f"{source}{k}")))
+        for k in steps
+        for name, kind, source in spec
     )
 
 
