@@ -273,3 +273,21 @@ def test_outcome_analysis_at_a_site(cdw: Backend) -> None:
     assert analysis.curve is not None
     assert analysis.curve.events == 1
     assert analysis.competing is not None
+
+
+def test_attrition_rows_suppress_small_counts_and_the_shares_they_give() -> None:
+    from pmhub.cohorts.report import attrition_rows
+    from pmhub.cohorts.service import AttritionStep
+
+    steps = [
+        AttritionStep("entry events", 200, 250),
+        AttritionStep("adults", 150, 180),
+        AttritionStep("rare", 4, 4),
+        AttritionStep("none", 0, 0),
+    ]
+    assert attrition_rows(steps, 10) == [
+        ("entry events", "200", "250", "—"),
+        ("adults", "150", "180", "75.0 %"),
+        ("rare", "<10", "<10", "—"),
+        ("none", "0", "0", "—"),
+    ]

@@ -132,7 +132,8 @@ def person_features(engine: Engine, definition_id: int, window_days: int = 365) 
     frame["age"] = frame["age"].astype(float)
     frame["charlson"] = charlson(frame)
     frame["chads_vasc"] = chads_vasc(frame)
-    return frame
+    # engines return rows in any order; means of floats must not depend on it
+    return frame.sort_values("person_id", kind="stable").reset_index(drop=True)
 
 
 def _flag(frame: pd.DataFrame, *keys: str) -> pd.Series:
