@@ -72,6 +72,32 @@ def check_concepts(definition: Definition, engine: Engine) -> None:
         )
 
 
+CONCEPT_CODES = q.Table("concept", ("concept_id", "vocabulary_id", "concept_code"))
+
+
+def snomed_ids(codes: set[str], engine: Engine) -> dict[str, set[int]]:
+    """The concept ids of SNOMED CT codes in the site's concept table (absent: none)."""
+    found: dict[str, set[int]] = {code: set() for code in codes}
+    if not codes:
+        return found
+    wanted = q.Or(tuple(q.eq(q.Col("concept_code"), q.Lit(c, "str")) for c in sorted(codes)))
+    snomed = q.eq(q.Col("vocabulary_id"), q.Lit("SNOMED", "str"))
+    for row in engine.rows(q.Where(CONCEPT_CODES, q.And((snomed, wanted)))):
+        found[str(row["concept_code"])].add(int(row["concept_id"]))
+    return found
+
+
+def descendant_map(ids: set[int], engine: Engine) -> dict[int, set[int]]:
+    """Each concept with its descendants, in one query."""
+    found: dict[int, set[int]] = {i: {i} for i in ids}
+    if not ids:
+        return found
+    query = q.Where(ANCESTOR, q.InValues(q.Col("ancestor_concept_id"), tuple(sorted(ids))))
+    for row in engine.rows(query):
+        found[int(row["ancestor_concept_id"])].add(int(row["descendant_concept_id"]))
+    return found
+
+
 def descendants(ids: set[int], engine: Engine) -> set[int]:
     if not ids:
         return set()

@@ -162,8 +162,8 @@ class Year(Expr):
 
 
 @dataclass(frozen=True)
-class Add(Expr):
-    """``left + right`` of numbers (dates take :class:`AddDays`)."""
+class Arithmetic(Expr):
+    """``left + right`` or ``left - right`` of numbers (dates take :class:`AddDays`)."""
 
     left: Expr
     right: Expr
@@ -172,13 +172,12 @@ class Add(Expr):
         return _cols(self.left, self.right)
 
 
-@dataclass(frozen=True)
-class Sub(Expr):
-    left: Expr
-    right: Expr
+class Add(Arithmetic):
+    """``left + right``."""
 
-    def columns(self) -> frozenset[str]:
-        return _cols(self.left, self.right)
+
+class Sub(Arithmetic):
+    """``left - right``."""
 
 
 @dataclass(frozen=True)
