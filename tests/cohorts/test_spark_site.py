@@ -18,6 +18,7 @@ from pmhub.cdm import schema
 from pmhub.cdm.backends.duckdb import DuckDBBackend
 from pmhub.cohorts import benchdata, library, service
 from pmhub.cohorts.engines import SqlEngine
+from pmhub.cohorts.errors import UnsupportedFeatureError
 from pmhub.settings import load_settings
 from pmhub.sites import SiteRegistry
 from tests.cohorts.test_cli import run
@@ -99,3 +100,19 @@ def test_characterize_and_incidence_on_a_spark_site_match_duckdb(
     assert on_spark.rates == on_duckdb.rates
     assert on_spark.life_table == on_duckdb.life_table
     assert table_spark == table_duckdb
+
+
+def test_a_legacy_mode_spark_session_is_refused_not_trusted() -> None:
+    """A real Spark session in legacy (non-ANSI) mode silently wraps overflows: refused."""
+    if not extras.available("pyspark"):
+        pytest.skip("PySpark is not installed: pip install 'pmhub[spark]'")
+    from pmhub.cohorts.spark import SparkEngine, local_session
+
+    legacy = local_session().newSession()
+    legacy.conf.set("spark.sql.ansi.enabled", "false")
+    # what the refusal guards against: the same sum wraps in legacy mode
+    assert legacy.sql("SELECT 2147483647 + 1 AS n").collect()[0]["n"] == -2147483648
+    with pytest.raises(UnsupportedFeatureError, match="without ANSI mode is unsupported on spark"):
+        SparkEngine(legacy)
+    legacy.conf.set("spark.sql.ansi.enabled", "true")
+    assert SparkEngine(legacy).name == "spark"

@@ -32,6 +32,7 @@ from pmhub.cdm.backends import Backend
 from pmhub.cohorts import query_model as q
 from pmhub.cohorts import sql
 from pmhub.cohorts.engines import COHORT_COLUMNS, CohortRow, cohort_tuple
+from pmhub.cohorts.errors import UnsupportedFeatureError
 from pmhub.cohorts.reference import Row
 from pmhub.errors import CdwNotInitialisedError
 
@@ -87,12 +88,26 @@ def _cohort_view(frame: Any) -> Any:
 _COHORT_TYPES = ("INT", "INT", "DATE", "DATE")
 
 
+def require_ansi(session: Any) -> None:
+    """Refuse a session in Spark's legacy (non-ANSI) mode: there an overflowing sum or
+    date, or a failed cast, gives NULL or a wrapped value where DuckDB and PostgreSQL
+    raise, so a cohort could differ without a word."""
+    ansi = str(session.conf.get("spark.sql.ansi.enabled", "false")).strip().lower()
+    if ansi != "true":
+        raise UnsupportedFeatureError(
+            "Spark SQL without ANSI mode is unsupported on spark: overflows and failed "
+            "casts would give NULL or wrapped values where DuckDB and PostgreSQL stop",
+            hint="Set spark.sql.ansi.enabled=true in the session (pmhub's own sessions do).",
+        )
+
+
 class SparkEngine:
     name = "spark"
 
     def __init__(self, session: Any, cohort_path: Path | None = None) -> None:
         self.session = session
         self.dialect = sql.SPARK
+        require_ansi(session)
         self.cohort_path = cohort_path  # where the cohort table persists, if anywhere
         if cohort_path is not None and cohort_path.exists():
             _cohort_view(session.read.parquet(str(cohort_path))).createOrReplaceTempView("cohort")
