@@ -175,19 +175,23 @@ def open_folder(folder: Path, cores: int = 1) -> Iterator[SparkEngine]:
 
 
 def export_parquet(backend: Backend, folder: Path) -> dict[str, int]:
-    """Write every OMOP table of a CDW as ``folder/<table>.parquet``; rows per table."""
+    """Write every OMOP table of a CDW as ``folder/<table>.parquet``; rows per table.
+    DuckDB streams each table to the file itself; other backends go through Arrow."""
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
     present = backend.tables()
     for table in cdm_spec.tables():
         if table not in present:
             continue
-        data = backend.fetch_arrow(f"SELECT * FROM {table}")
         path = folder / f"{table}.parquet"
         fresh = path.with_name(f".{table}-{uuid.uuid4().hex[:8]}.parquet")
-        pq.write_table(data, fresh)
+        if backend.dialect.name == "duckdb":
+            target = str(fresh).replace("'", "''")
+            backend.execute(f"COPY (SELECT * FROM {table}) TO '{target}' (FORMAT parquet)")
+        else:
+            pq.write_table(backend.fetch_arrow(f"SELECT * FROM {table}"), fresh)
         if path.is_dir():
             shutil.rmtree(path)
         fresh.replace(path)
-        written[table] = data.num_rows
+        written[table] = pq.ParquetFile(path).metadata.num_rows
     return written
