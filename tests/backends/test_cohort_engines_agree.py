@@ -170,7 +170,10 @@ def criterion(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
             "anchor": draw(st.sampled_from(["start", "end"])),
             "within_observation": draw(st.booleans()),
         },
-        "count": {count_kind: draw(st.integers(0, 2))},
+        "count": {
+            count_kind: draw(st.integers(0, 2)),
+            "distinct": draw(st.sampled_from([None, "start_date", "visit"])),
+        },
         "same_visit": draw(st.booleans()),
     }
 

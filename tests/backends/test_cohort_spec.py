@@ -342,7 +342,7 @@ measurement
 """
 
 
-def _rule(count: dict[str, int], window: dict[str, Any], **events: Any) -> dict[str, Any]:
+def _rule(count: dict[str, Any], window: dict[str, Any], **events: Any) -> dict[str, Any]:
     spec = {"domain": "measurement", "concept_set": "hba1c", **events}
     return {"name": "hba1c", "criteria": [{"events": spec, "window": window, "count": count}]}
 
@@ -675,3 +675,33 @@ condition_occurrence
     assert steps == [("entry events", 4, 5), ("adult", 3, 4), ("hba1c", 2, 2)]
     without_rules = service.attrition(define(), site.engine)
     assert [(s.step, s.persons, s.events) for s in without_rules] == [("entry events", 4, 5)]
+
+
+@every_engine
+def test_counting_distinct_days_or_visits_instead_of_records(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2012-06-01
+  2         | 201826               | 2016-06-01
+  3         | 201826               | 2017-06-01
+
+measurement
+  person_id | measurement_concept_id | measurement_date | visit_occurrence_id
+  1         | 3004410                | 2012-05-01       | 5
+  1         | 3004410                | 2012-05-01       | 6
+  1         | 3004410                | 2012-05-20       | 6
+  2         | 3004410                | 2016-05-01       | 7
+  2         | 3004410                | 2016-05-01       | 7
+  3         | 3004410                | 2017-05-01       |
+  3         | 3004410                | 2017-05-02       |
+"""
+    )
+    # records, distinct days, distinct visits: person 1 3/2/2, 2 2/1/1, 3 2/2/0
+    window = {"start": -60, "end": 0}
+    assert _subjects(site, _rule({"at_least": 2}, window)) == [1, 2, 3]
+    assert _subjects(site, _rule({"at_least": 2, "distinct": "start_date"}, window)) == [1, 3]
+    assert _subjects(site, _rule({"at_least": 2, "distinct": "visit"}, window)) == [1]
+    assert _subjects(site, _rule({"exactly": 0, "distinct": "visit"}, window)) == [3]

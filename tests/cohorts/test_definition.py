@@ -275,3 +275,14 @@ def test_windows_are_valid_exactly_when_they_do_not_end_before_they_start(
         assert parse(data).inclusion_rules[0].criteria[0].window.end == end  # type: ignore[union-attr]
     else:
         assert problems(data)[0].startswith("inclusion_rules[0].criteria[0].window: the window")
+
+
+def test_distinct_counts_events_not_the_criteria_of_a_match() -> None:
+    rule = {
+        "name": "r",
+        "match": {"at_least": 1, "distinct": "visit"},
+        "criteria": [{"age": {"min": 1}}],
+    }
+    assert problems(with_("inclusion_rules", [rule])) == [
+        "inclusion_rules[0].match: distinct counts events; a match counts criteria that hold"
+    ]

@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -157,6 +158,9 @@ class Count(Model):
     at_least: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     at_most: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     exactly: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    # count distinct start dates or visits instead of records (Circe's isDistinct and
+    # countColumn); only for events, not for a group's criteria
+    distinct: Literal["start_date", "visit"] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Count:
@@ -222,9 +226,17 @@ def _criterion_kind(value: Any) -> str:
 Match = Literal["all", "any"] | Count
 
 
+def _plain_match(match: Match) -> Match:
+    if isinstance(match, Count) and match.distinct is not None:
+        raise ValueError("distinct counts events; a match counts criteria that hold")
+    return match
+
+
 class GroupBody(Model):
     match: Match = "all"
     criteria: Annotated[list[Criterion], Field(min_length=1, max_length=100)]
+
+    _match = field_validator("match")(_plain_match)
 
 
 class Group(Model):
@@ -251,6 +263,8 @@ class InclusionRule(Model):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     match: Match = "all"
     criteria: Annotated[list[Criterion], Field(min_length=1, max_length=100)]
+
+    _match = field_validator("match")(_plain_match)
 
 
 def leaves(criteria: list[Criterion], path: str) -> Iterator[tuple[str, Leaf]]:

@@ -272,11 +272,18 @@ def _counted(index: q.Relation, found: list[Occurrences], concepts: ResolvedSets
     )
     on = q.And((eq(col("person_id"), col("e_person")), windows))
     joined = q.Join(index, _union(list(tagged)), on, how="left")
-    counts = tuple(
-        (f"n{i}", q.Agg("sum", q.Case(eq(col("crit"), lit_int(i)), lit_int(1), lit_int(0))))
-        for i in range(len(found))
-    )
+    counts = tuple((f"n{i}", _count_of(i, c.count)) for i, c in enumerate(found))
     return q.Aggregate(joined, index.columns, counts)
+
+
+def _count_of(number: int, count: Count) -> q.Agg:
+    """How many of the criterion's events matched: records, or distinct days or visits."""
+    mine = eq(col("crit"), lit_int(number))
+    if count.distinct == "start_date":
+        return q.Agg("count_distinct", q.Case(mine, col("e_start"), Lit(None, "date")))
+    if count.distinct == "visit":
+        return q.Agg("count_distinct", q.Case(mine, col("e_visit"), lit_int(None)))
+    return q.Agg("sum", q.Case(mine, lit_int(1), lit_int(0)))
 
 
 def _criterion_test(criterion: Criterion, found: list[Occurrences]) -> q.Expr:

@@ -99,6 +99,8 @@ def _aggregate(agg: q.Agg, rows: list[Row]) -> Any:
     values = [v for v in (evaluate(agg.item, r) for r in rows) if v is not None]
     if agg.kind == "count":
         return len(values)
+    if agg.kind == "count_distinct":
+        return len(set(values))
     if not values:
         return None
     if agg.kind == "sum":

@@ -240,11 +240,19 @@ class Compiler:
         )
 
     def _aggregate(self, node: q.Aggregate) -> exp.Expression:
-        aggs = [exp.alias_(_AGG[a.kind](this=self.expr(a.item)), n) for n, a in node.aggs]
+        aggs = [exp.alias_(self._agg(a), n) for n, a in node.aggs]
         query = exp.select(*self._cols(node.by), *aggs).from_(
             self.relation(node.source), copy=False
         )
         return query.group_by(*self._cols(node.by), copy=False) if node.by else query
+
+    def _agg(self, agg: q.Agg) -> exp.Expression:
+        item = self.expr(agg.item)
+        if agg.kind == "count_distinct":
+            result: Any = exp.Count(this=exp.Distinct(expressions=[item]))
+        else:
+            result = _AGG[agg.kind](this=item)
+        return cast(exp.Expression, result)
 
     def _eras(self, node: q.Eras) -> exp.Expression:
         """Gaps and islands: a period starts a new era when it starts more than ``gap``
