@@ -709,6 +709,11 @@ def _print_network(result: Combined) -> None:
     for key, value in {**result.by_sex, **result.by_age}.items():
         summary.add_row(key, f"{value:,}")
     console.print(summary)
+    if result.attrition:
+        steps = Table("step", "persons", "events", title="Attrition (sum of reported cells)")
+        for step in result.attrition:
+            steps.add_row(step.step, f"{step.persons or 0:,}", f"{step.events or 0:,}")
+        console.print(steps)
     if result.pooled_rate is not None:
         r = result.pooled_rate
         console.print(

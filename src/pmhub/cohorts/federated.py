@@ -48,6 +48,14 @@ class LifeTableModel(Frozen):
     censored: list[int]
 
 
+class AttritionModel(Frozen):
+    """Persons and index events left after a step (entry, then each inclusion rule)."""
+
+    step: str
+    persons: int | None
+    events: int | None
+
+
 class SiteAggregate(Frozen):
     site: str
     definition_id: int
@@ -60,6 +68,7 @@ class SiteAggregate(Frozen):
     outcome_id: int | None = None
     rates: list[RateModel] = []
     life_table: LifeTableModel | None = None
+    attrition: list[AttritionModel] = []
 
 
 def fingerprint(definition: Definition) -> str:
@@ -111,6 +120,14 @@ def site_aggregate(
     engine = service.as_engine(place)
     service.generate(definition, engine)
     fields: dict[str, object] = _counts(engine, definition.id, threshold)
+    fields["attrition"] = [
+        AttritionModel(
+            step=s.step,
+            persons=suppress(s.persons, threshold),
+            events=suppress(s.events, threshold),
+        )
+        for s in service.attrition(definition, engine)
+    ]
     if outcome is not None:
         service.generate(outcome, engine)
         fields.update(
@@ -159,6 +176,8 @@ class Combined(Frozen):
     pooled_rate: RateModel | None
     life_table: LifeTableModel | None
     survival: list[float]
+    # each step: the sums of the sites' reported counts (suppressed cells count 0)
+    attrition: list[AttritionModel] = []
 
 
 def _check(aggregates: list[SiteAggregate]) -> None:
@@ -206,4 +225,17 @@ def combine(aggregates: list[SiteAggregate]) -> Combined:
         pooled_rate=_pooled_rate(aggregates, threshold),
         life_table=LifeTableModel(**pooled.__dict__) if pooled else None,
         survival=pooled.survival() if pooled else [],
+        attrition=_attrition(aggregates),
     )
+
+
+def _attrition(aggregates: list[SiteAggregate]) -> list[AttritionModel]:
+    steps = aggregates[0].attrition  # the same definition everywhere: the same steps
+    return [
+        AttritionModel(
+            step=step.step,
+            persons=sum(a.attrition[k].persons or 0 for a in aggregates if a.attrition),
+            events=sum(a.attrition[k].events or 0 for a in aggregates if a.attrition),
+        )
+        for k, step in enumerate(steps)
+    ]
