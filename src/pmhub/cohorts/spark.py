@@ -45,10 +45,11 @@ def local_session(cores: int = 1) -> Any:
     """A small local Spark session: no UI, few shuffle partitions, UTC dates."""
     extras.require("pyspark")  # a MissingExtraError naming the extra when absent
     pyspark_sql: Any = importlib.import_module("pyspark.sql")
-    return (
+    session = (
         pyspark_sql.SparkSession.builder.master(f"local[{cores}]")
         .appName("pmhub-cohorts")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")  # no stage bars over the CLI output
         .config("spark.sql.shuffle.partitions", str(cores))
         .config("spark.default.parallelism", str(cores))
         .config("spark.sql.session.timeZone", "UTC")
@@ -58,6 +59,8 @@ def local_session(cores: int = 1) -> Any:
         .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .getOrCreate()
     )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def register_arrow(session: Any, name: str, table: pa.Table) -> None:
