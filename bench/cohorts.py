@@ -3,10 +3,11 @@
 Generates 100,000, 250,000, 500,000 and 1,000,000 persons (BENCH_SMALL=1: 20,000,
 50,000 and 100,000) with pmhub.cohorts.benchdata, loads each into a fresh DuckDB CDW, and
 times each example definition of the library (concept-set resolution, planning, SQL,
-writing the cohort table; the best of two runs). The growth table shows each cohort's
-time at every size and the ratio of the largest to the smallest (persons grow 10-fold:
-10 is linear, less is better than linear). PostgreSQL runs the smallest and the largest
-size when PMHUB_TEST_POSTGRES_URL names a server (its schemas are dropped afterwards).
+writing the cohort table; the best of two runs) and its attrition report (one run). The
+growth table shows each cohort's time at every size and the ratio of the largest to the
+smallest (persons grow 10-fold: 10 is linear, less is better than linear). PostgreSQL
+runs the smallest and the largest size when PMHUB_TEST_POSTGRES_URL names a server (its
+schemas are dropped afterwards).
 
 Run from the repository root: .venv/bin/python bench/cohorts.py
 Last line: one JSON object of the figures.
@@ -43,14 +44,17 @@ def _prepare(backend: Backend, persons: int) -> float:
     return time.perf_counter() - started
 
 
-Times = dict[str, tuple[float, int]]  # cohort → (seconds, rows)
+Times = dict[str, tuple[float, int, float]]  # cohort → (seconds, rows, attrition seconds)
 
 
 def _run_all(backend: Backend) -> Times:
     out = {}
     for name in library.names():
-        runs = [service.generate_on(library.example(name), backend) for _ in range(REPEATS)]
-        out[name] = (min(r.seconds for r in runs), runs[0].rows)
+        definition = library.example(name)
+        runs = [service.generate_on(definition, backend) for _ in range(REPEATS)]
+        started = time.perf_counter()
+        service.attrition(definition, service.as_engine(backend))  # the report `run` shows
+        out[name] = (min(r.seconds for r in runs), runs[0].rows, time.perf_counter() - started)
     return out
 
 
@@ -81,9 +85,12 @@ def _record(
 ) -> None:
     key = "postgres" if engine == "postgresql" else engine
     figures[f"{key}_load_s_{persons}"] = round(load, 2)
-    for name, (seconds, rows) in times.items():
-        table.add_row(engine, f"{persons:,}", name, f"{rows:,}", f"{seconds:.2f}")
+    for name, (seconds, rows, attrition) in times.items():
+        table.add_row(
+            engine, f"{persons:,}", name, f"{rows:,}", f"{seconds:.2f}", f"{attrition:.2f}"
+        )
         figures[f"{key}_s_{name}_{persons}"] = round(seconds, 3)
+        figures[f"{key}_attrition_s_{name}_{persons}"] = round(attrition, 3)
 
 
 def _growth(engine: str, runs: dict[int, Times], figures: dict[str, object]) -> Table:
@@ -102,7 +109,7 @@ def _growth(engine: str, runs: dict[int, Times], figures: dict[str, object]) -> 
         growth = round(seconds[-1] / max(seconds[0], 1e-9), 2)
         figures[f"{key}_growth_{name}"] = growth
         table.add_row(name, *(f"{s:.2f}" for s in seconds), str(growth))
-    totals = [sum(t for t, _ in runs[n].values()) for n in sizes]
+    totals = [sum(t for t, _, _ in runs[n].values()) for n in sizes]
     figures[f"{key}_growth_all"] = round(totals[-1] / totals[0], 2)
     label = f"all {len(library.names())}"
     table.add_row(label, *(f"{t:.2f}" for t in totals), str(figures[f"{key}_growth_all"]))
@@ -111,7 +118,9 @@ def _growth(engine: str, runs: dict[int, Times], figures: dict[str, object]) -> 
 
 def main() -> None:
     figures: dict[str, object] = {"small": SMALL, "sizes": list(SIZES), "repeats": REPEATS}
-    table = Table("engine", "persons", "cohort", "rows", "seconds", title="example cohorts")
+    table = Table(
+        "engine", "persons", "cohort", "rows", "seconds", "attrition s", title="example cohorts"
+    )
     duckdb_runs: dict[int, Times] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for persons in SIZES:
@@ -119,7 +128,7 @@ def main() -> None:
             duckdb_runs[persons] = times
             _record("duckdb", persons, load, times, table, figures)
     large = SIZES[-1]
-    figures["duckdb_max_s_large"] = round(max(t for t, _ in duckdb_runs[large].values()), 3)
+    figures["duckdb_max_s_large"] = round(max(t for t, _, _ in duckdb_runs[large].values()), 3)
     growth_tables = [_growth("duckdb", duckdb_runs, figures)]
     url = os.environ.get("PMHUB_TEST_POSTGRES_URL")
     if url:
@@ -128,7 +137,9 @@ def main() -> None:
             load, times = postgres_run(url, persons)
             postgres_runs[persons] = times
             _record("postgresql", persons, load, times, table, figures)
-        figures["postgres_max_s_large"] = round(max(t for t, _ in postgres_runs[large].values()), 3)
+        figures["postgres_max_s_large"] = round(
+            max(t for t, _, _ in postgres_runs[large].values()), 3
+        )
         growth_tables.append(_growth("postgresql", postgres_runs, figures))
     console.print(table)
     for growth in growth_tables:
