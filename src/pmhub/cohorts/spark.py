@@ -15,8 +15,11 @@ leaves the old one).
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +44,14 @@ COHORT_DDL = (
 )
 
 
+@functools.cache
+def _warehouse() -> str:
+    """Spark's warehouse folder: a temporary one, not ./spark-warehouse wherever pmhub runs."""
+    folder = tempfile.mkdtemp(prefix="pmhub-spark-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def local_session(cores: int = 1) -> Any:
     """A small local Spark session: no UI, few shuffle partitions, UTC dates."""
     extras.require("pyspark")  # a MissingExtraError naming the extra when absent
@@ -50,6 +61,7 @@ def local_session(cores: int = 1) -> Any:
         .appName("pmhub-cohorts")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")  # no stage bars over the CLI output
+        .config("spark.sql.warehouse.dir", _warehouse())
         .config("spark.sql.shuffle.partitions", str(cores))
         .config("spark.default.parallelism", str(cores))
         .config("spark.sql.session.timeZone", "UTC")
