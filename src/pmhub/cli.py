@@ -669,7 +669,14 @@ def cohort_run(
         f"{result.persons:,} persons ({result.seconds:.2f} s)"
     )
     shown = cohorts_report.attrition_rows(steps, threshold)
-    table = Table("step", "persons", "events", "% of persons kept", title="Attrition")
+    table = Table(
+        "step",
+        "persons",
+        "events",
+        "% of persons kept",
+        "meeting the rule alone",
+        title="Attrition",
+    )
     for row in shown:
         table.add_row(*row)
     console.print(table)
@@ -710,9 +717,16 @@ def _print_network(result: Combined) -> None:
         summary.add_row(key, f"{value:,}")
     console.print(summary)
     if result.attrition:
-        steps = Table("step", "persons", "events", title="Attrition (sum of reported cells)")
+        steps = Table(
+            "step", "persons", "events", "meeting the rule alone", title="Attrition (sums)"
+        )
         for step in result.attrition:
-            steps.add_row(step.step, f"{step.persons or 0:,}", f"{step.events or 0:,}")
+            steps.add_row(
+                step.step,
+                f"{step.persons or 0:,}",
+                f"{step.events or 0:,}",
+                f"{step.persons_alone or 0:,}",
+            )
         console.print(steps)
     if result.pooled_rate is not None:
         r = result.pooled_rate

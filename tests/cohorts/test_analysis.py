@@ -280,14 +280,14 @@ def test_attrition_rows_suppress_small_counts_and_the_shares_they_give() -> None
     from pmhub.cohorts.service import AttritionStep
 
     steps = [
-        AttritionStep("entry events", 200, 250),
-        AttritionStep("adults", 150, 180),
-        AttritionStep("rare", 4, 4),
-        AttritionStep("none", 0, 0),
+        AttritionStep("entry events", 200, 250, 200),
+        AttritionStep("adults", 150, 180, 150),
+        AttritionStep("rare", 4, 4, 9),
+        AttritionStep("none", 0, 0, 120),
     ]
     assert attrition_rows(steps, 10) == [
-        ("entry events", "200", "250", "—"),
-        ("adults", "150", "180", "75.0 %"),
-        ("rare", "<10", "<10", "—"),
-        ("none", "0", "0", "—"),
+        ("entry events", "200", "250", "—", "—"),
+        ("adults", "150", "180", "75.0 %", "150"),
+        ("rare", "<10", "<10", "—", "<10"),
+        ("none", "0", "0", "—", "120"),
     ]

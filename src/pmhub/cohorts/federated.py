@@ -54,6 +54,7 @@ class AttritionModel(Frozen):
     step: str
     persons: int | None
     events: int | None
+    persons_alone: int | None = None  # meeting this rule by itself
 
 
 class SiteAggregate(Frozen):
@@ -125,6 +126,7 @@ def site_aggregate(
             step=s.step,
             persons=suppress(s.persons, threshold),
             events=suppress(s.events, threshold),
+            persons_alone=suppress(s.persons_alone, threshold),
         )
         for s in service.attrition(definition, engine)
     ]
@@ -236,6 +238,7 @@ def _attrition(aggregates: list[SiteAggregate]) -> list[AttritionModel]:
             step=step.step,
             persons=sum(a.attrition[k].persons or 0 for a in aggregates if a.attrition),
             events=sum(a.attrition[k].events or 0 for a in aggregates if a.attrition),
+            persons_alone=sum(a.attrition[k].persons_alone or 0 for a in aggregates if a.attrition),
         )
         for k, step in enumerate(steps)
     ]

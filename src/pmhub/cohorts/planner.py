@@ -334,26 +334,34 @@ def qualified(definition: Definition, index: q.Relation, concepts: ResolvedSets)
 
 def attrition(definition: Definition, concepts: ResolvedSets) -> q.Relation:
     """One row: ``events_k`` and ``persons_k`` left after the entry (k = 0) and after
-    rules 1..k in order (as Circe's inclusion-rule report); NULL sums mean none."""
+    rules 1..k in order (as Circe's inclusion-rule report), and ``alone_k``: persons with
+    an entry event that meets rule k by itself (ATLAS's per-rule count; alone_0 counts
+    every person). NULL sums mean none."""
     index = entry_events(definition, concepts)
     source, tests = _tested(definition, index, concepts)
-    passed = [
-        q.Case(q.And(tuple(tests[:k])), lit_int(1), lit_int(0)) for k in range(1, len(tests) + 1)
-    ]
+    one, zero = lit_int(1), lit_int(0)
+    passed = [q.Case(q.And(tuple(tests[:k])), one, zero) for k in range(1, len(tests) + 1)]
+    alone = [q.Case(test, one, zero) for test in tests]
     flags = q.Select(
         source,
         (
             ("person_id", col("person_id")),
-            ("pass0", lit_int(1)),
+            ("pass0", one),
+            ("only0", one),
             *((f"pass{k + 1}", p) for k, p in enumerate(passed)),
+            *((f"only{k + 1}", a) for k, a in enumerate(alone)),
         ),
     )
     steps = range(len(tests) + 1)
     # per person: events passing (sum) and whether any passes (max); then their sums
     per_person = q.Aggregate(
-        flags, ("person_id",), _per_step(steps, (("e", "sum", "pass"), ("p", "max", "pass")))
+        flags,
+        ("person_id",),
+        _per_step(steps, (("e", "sum", "pass"), ("p", "max", "pass"), ("o", "max", "only"))),
     )
-    totals = _per_step(steps, (("events_", "sum", "e"), ("persons_", "sum", "p")))
+    totals = _per_step(
+        steps, (("events_", "sum", "e"), ("persons_", "sum", "p"), ("alone_", "sum", "o"))
+    )
     return q.Aggregate(per_person, (), totals)
 
 

@@ -31,9 +31,10 @@ tr.section td { font-weight: 600; background: #f4f4f4; text-align: left; }
 <h2>Attrition</h2>
 <p class="note">Index events and persons left after the entry criteria, then after each
 inclusion rule in order (before the limit after the rules, the exit and era collapse).</p>
-<table><tr><th>step</th><th>persons</th><th>events</th><th>% of persons kept</th></tr>
-{% for step, persons, events, kept in attrition %}<tr><td>{{ step }}</td><td>{{ persons }}</td>
-<td>{{ events }}</td><td>{{ kept }}</td></tr>
+<table><tr><th>step</th><th>persons</th><th>events</th><th>% of persons kept</th>
+<th>persons meeting the rule alone</th></tr>
+{% for step, persons, events, kept, alone in attrition %}<tr><td>{{ step }}</td>
+<td>{{ persons }}</td><td>{{ events }}</td><td>{{ kept }}</td><td>{{ alone }}</td></tr>
 {% endfor %}</table>
 {% endif %}
 {% if table1 %}
@@ -87,7 +88,7 @@ def render(
     rates: list[Rate] | None = None,
     outcome: str = "",
     plots: list[tuple[str, bytes]] | None = None,
-    attrition: list[tuple[str, str, str, str]] | None = None,
+    attrition: list[AttritionRow] | None = None,
 ) -> str:
     def cell_text(row: Row, cell: Cell) -> str:
         if cell.value is None:
@@ -114,9 +115,13 @@ def render(
     )
 
 
-def attrition_rows(steps: list[AttritionStep], threshold: int) -> list[tuple[str, str, str, str]]:
-    """Step, persons, events and the share of the previous step's persons kept, as text;
-    counts from 1 to threshold − 1 are suppressed, and so is a share computed from one."""
+AttritionRow = tuple[str, str, str, str, str]
+
+
+def attrition_rows(steps: list[AttritionStep], threshold: int) -> list[AttritionRow]:
+    """Step, persons, events, the share of the previous step's persons kept, and the
+    persons meeting the rule by itself, as text; counts from 1 to threshold − 1 are
+    suppressed, and so is a share computed from one."""
 
     def count(value: int) -> str:
         return f"<{threshold}" if 0 < value < threshold else f"{value:,}"
@@ -128,7 +133,8 @@ def attrition_rows(steps: list[AttritionStep], threshold: int) -> list[tuple[str
             kept = "—"
         else:
             kept = f"{100 * step.persons / before:.1f} %"
-        rows.append((step.step, count(step.persons), count(step.events), kept))
+        alone = count(step.persons_alone) if i else "—"
+        rows.append((step.step, count(step.persons), count(step.events), kept, alone))
     return rows
 
 

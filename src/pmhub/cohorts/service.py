@@ -79,6 +79,7 @@ class AttritionStep:
     step: str
     persons: int
     events: int
+    persons_alone: int  # persons with an entry event meeting this rule by itself
 
 
 def attrition(definition: Definition, engine: Engine) -> list[AttritionStep]:
@@ -88,7 +89,12 @@ def attrition(definition: Definition, engine: Engine) -> list[AttritionStep]:
     row = engine.rows(relation)[0]
     names = ["entry events", *(rule.name for rule in definition.inclusion_rules)]
     return [
-        AttritionStep(name, int(row[f"persons_{k}"] or 0), int(row[f"events_{k}"] or 0))
+        AttritionStep(
+            name,
+            int(row[f"persons_{k}"] or 0),
+            int(row[f"events_{k}"] or 0),
+            int(row[f"alone_{k}"] or 0),
+        )
         for k, name in enumerate(names)
     ]
 
