@@ -203,3 +203,17 @@ def test_a_spark_site_is_registered_and_refused_where_only_sql_cdws_serve(
     assert "lacks observation_period.parquet, concept.parquet, concept_ancestor.parquet" in out
     code, out = run(capsys, "sites", "add", "bad", "--cdw", "spark://")
     assert code == 31, out
+
+
+def test_export_parquet_writes_a_folder_a_spark_site_registers(
+    capsys: pytest.CaptureFixture[str], site: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "lake"
+    code, out = run(capsys, "cohort", "export-parquet", str(folder), "--site", site)
+    assert code == 0, out
+    said = " ".join(out.split())  # the console wraps long lines
+    assert f"register it: `pmhub sites add NAME --cdw spark:///{folder}`" in said
+    assert (folder / "person.parquet").is_file()
+    assert (folder / "concept_ancestor.parquet").is_file()
+    code, out = run(capsys, "sites", "add", "lake", "--cdw", f"spark:///{folder}")
+    assert code == 0, out
