@@ -139,12 +139,16 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
     return spec
 
 
-MATCHES = st.one_of(
-    st.sampled_from(["all", "any"]),
-    st.builds(
-        lambda k, n: {k: n}, st.sampled_from(["at_least", "at_most", "exactly"]), st.integers(0, 2)
-    ),
-)
+def matches(size: int) -> st.SearchStrategy[Any]:
+    """How many of ``size`` criteria must hold: all, any, or a count a group can reach
+    (at most may ask for more than there are)."""
+    return st.one_of(
+        st.sampled_from(["all", "any"]),
+        st.builds(
+            lambda k, n: {k: n}, st.sampled_from(["at_least", "exactly"]), st.integers(0, size)
+        ),
+        st.builds(lambda n: {"at_most": n}, st.integers(0, size + 1)),
+    )
 
 
 @st.composite
@@ -153,7 +157,7 @@ def criterion(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     kind = draw(st.sampled_from(kinds))
     if kind == "group":
         items = draw(st.lists(criterion(depth + 1), min_size=1, max_size=3))
-        return {"group": {"match": draw(MATCHES), "criteria": items}}
+        return {"group": {"match": draw(matches(len(items))), "criteria": items}}
     if kind == "age":
         low = draw(st.integers(0, 60))
         return {"age": {"min": low, "max": low + draw(st.integers(0, 60))}}
@@ -192,14 +196,12 @@ def definitions(draw: st.DrawFn) -> Definition:
             "gap_days": draw(short),
             "offset_days": draw(st.integers(0, 10)),
         }
-    rules = [
-        {
-            "name": f"rule {i}",
-            "match": draw(MATCHES),
-            "criteria": draw(st.lists(criterion(), min_size=1, max_size=2)),
-        }
-        for i in range(draw(st.integers(0, 2)))
-    ]
+    rules = []
+    for i in range(draw(st.integers(0, 2))):
+        criteria = draw(st.lists(criterion(), min_size=1, max_size=2))
+        rules.append(
+            {"name": f"rule {i}", "match": draw(matches(len(criteria))), "criteria": criteria}
+        )
     censoring = draw(st.lists(st.one_of(events(), st.just({"domain": "death"})), max_size=1))
     return parse(
         {

@@ -286,3 +286,12 @@ def test_distinct_counts_events_not_the_criteria_of_a_match() -> None:
     assert problems(with_("inclusion_rules", [rule])) == [
         "inclusion_rules[0].match: distinct counts events; a match counts criteria that hold"
     ]
+
+
+def test_a_match_count_no_group_can_reach_is_refused() -> None:
+    rule = {"name": "r", "match": {"at_least": 3}, "criteria": [{"age": {"min": 1}}] * 2}
+    assert problems(with_("inclusion_rules", [rule])) == [
+        "inclusion_rules[0]: match asks for 3 criteria to hold; the group has 2"
+    ]
+    rule["match"] = {"at_most": 3}  # at most is always reachable
+    parse(with_("inclusion_rules", [rule]))

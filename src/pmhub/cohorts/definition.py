@@ -226,6 +226,16 @@ def _criterion_kind(value: Any) -> str:
 Match = Literal["all", "any"] | Count
 
 
+def _reachable(match: Match, criteria: list[Any]) -> None:
+    """A count of criteria a group cannot reach is a mistake, not an empty cohort."""
+    if isinstance(match, Count):
+        wanted = match.at_least if match.at_least is not None else match.exactly
+        if wanted is not None and wanted > len(criteria):
+            raise ValueError(
+                f"match asks for {wanted} criteria to hold; the group has {len(criteria)}"
+            )
+
+
 def _plain_match(match: Match) -> Match:
     if isinstance(match, Count) and match.distinct is not None:
         raise ValueError("distinct counts events; a match counts criteria that hold")
@@ -237,6 +247,11 @@ class GroupBody(Model):
     criteria: Annotated[list[Criterion], Field(min_length=1, max_length=100)]
 
     _match = field_validator("match")(_plain_match)
+
+    @model_validator(mode="after")
+    def _count(self) -> GroupBody:
+        _reachable(self.match, self.criteria)
+        return self
 
 
 class Group(Model):
@@ -265,6 +280,11 @@ class InclusionRule(Model):
     criteria: Annotated[list[Criterion], Field(min_length=1, max_length=100)]
 
     _match = field_validator("match")(_plain_match)
+
+    @model_validator(mode="after")
+    def _count(self) -> InclusionRule:
+        _reachable(self.match, self.criteria)
+        return self
 
 
 def leaves(criteria: list[Criterion], path: str) -> Iterator[tuple[str, Leaf]]:
