@@ -274,6 +274,10 @@ def _row_specs() -> list[tuple[str, str, str, str]]:
         ("Comorbidity", "CHA2DS2-VASc", "continuous", "chads_vasc"),
         ("Comorbidity", "CHA2DS2-VASc ≥ 2", "binary", "chads_vasc_2"),
     ]
+    specs += [
+        ("Charlson conditions (prior year)", f"CCI: {c.label}", "binary", c.key)
+        for c in cv.CHARLSON_CONDITIONS
+    ]
     return specs
 
 
@@ -282,7 +286,7 @@ def _derived(frame: pd.DataFrame) -> pd.DataFrame:
     for low, high, label in AGE_GROUPS:
         frame[f"age_{label}"] = frame["age"].between(low, high).astype(int)
     frame["chads_vasc_2"] = (frame["chads_vasc"] >= 2).astype(int)
-    for c in cv.CONDITIONS + cv.DRUGS:
+    for c in cv.CONDITIONS + cv.DRUGS + cv.CHARLSON_CONDITIONS:
         frame[c.key] = frame[c.key].fillna(0).astype(int)
     return frame
 
