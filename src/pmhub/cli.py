@@ -31,6 +31,7 @@ from pmhub.settings import Settings, load_settings
 if TYPE_CHECKING:
     from pmhub.cohorts.characterize import Table1
     from pmhub.cohorts.federated import Combined
+    from pmhub.cohorts.service import OutcomeAnalysis
 from pmhub.sites import Site, SiteRegistry
 
 if TYPE_CHECKING:
@@ -99,7 +100,8 @@ def sites_add(
     cdw: Annotated[
         str | None,
         typer.Option(
-            help="CDW URL: duckdb:///path.duckdb or postgresql://… (default: DuckDB in PMHUB_HOME)."
+            help="CDW URL: duckdb:///path.duckdb, postgresql://… or spark:///parquet-folder "
+            "(default: DuckDB in PMHUB_HOME)."
         ),
     ] = None,
     title_ko: Annotated[str, typer.Option(help="Korean title.")] = "",
@@ -646,8 +648,8 @@ def cohort_validate(definition: DefArgument, site: OptionalSite = None) -> None:
     if site is None:
         resolved = cohorts_service.validate(parsed)
     else:
-        with _site(site).connect() as backend:
-            resolved = cohorts_service.validate(parsed, backend)
+        with cohorts_service.open_engine(_site(site)) as engine:
+            resolved = cohorts_service.validate(parsed, engine)
     console.print(f"[green]valid[/]: {parsed.name} (cohort_definition_id {parsed.id})")
     for name, count in resolved.items():
         console.print(f"  concept set {name}: {count:,} concepts")
@@ -655,23 +657,64 @@ def cohort_validate(definition: DefArgument, site: OptionalSite = None) -> None:
 
 @cohort_app.command("run")
 def cohort_run(
-    definition: DefArgument, site: OptionalSite = None, all_sites: AllSites = False
+    definition: DefArgument,
+    site: OptionalSite = None,
+    all_sites: AllSites = False,
+    html: Annotated[Path | None, typer.Option(help="Write the attrition report here.")] = None,
 ) -> None:
-    """Generate the cohort into the OMOP cohort table of one site, or of every site."""
+    """Generate the cohort into the OMOP cohort table of one site, or of every site;
+    show what each inclusion rule leaves (attrition)."""
     from pmhub.cohorts import network as cohorts_network
+    from pmhub.cohorts import report as cohorts_report
     from pmhub.cohorts import service as cohorts_service
 
     _one_place(site, all_sites)
     parsed = _definition(definition)
-    if site is not None:
-        with _site(site).connect() as backend:
-            result = cohorts_service.generate_on(parsed, backend)
-        console.print(
-            f"site [bold]{site}[/]: {result.name}: {result.rows:,} cohort rows, "
-            f"{result.persons:,} persons ({result.seconds:.2f} s)"
-        )
+    if site is None:
+        _print_network(cohorts_network.run_network(parsed, None, registry(), settings()))
         return
-    _print_network(cohorts_network.run_network(parsed, None, registry(), settings()))
+    threshold = settings().small_cell_threshold
+    with cohorts_service.open_engine(_site(site)) as engine:
+        result = cohorts_service.generate(parsed, engine)
+        steps = cohorts_service.attrition(parsed, engine)
+    console.print(
+        f"site [bold]{site}[/] ({result.engine}): {result.name}: {result.rows:,} cohort rows, "
+        f"{result.persons:,} persons ({result.seconds:.2f} s)"
+    )
+    shown = cohorts_report.attrition_rows(steps, threshold)
+    table = Table(
+        "step",
+        "persons",
+        "events",
+        "% of persons kept",
+        "meeting the rule alone",
+        title="Attrition",
+    )
+    for row in shown:
+        table.add_row(*row)
+    console.print(table)
+    if html is not None:
+        page = cohorts_report.render(
+            title=f"Attrition: {parsed.name}", site=site, threshold=threshold, attrition=shown
+        )
+        cohorts_report.write(html, page)
+        console.print(f"report written to {html}")
+
+
+@cohort_app.command("export-parquet")
+def cohort_export_parquet(
+    folder: Annotated[Path, typer.Argument(help="Folder for <table>.parquet files.")],
+    site: SiteOption,
+) -> None:
+    """Write a site's OMOP tables as Parquet: the folder a Spark site (spark:///FOLDER) reads."""
+    from pmhub.cohorts import spark as cohorts_spark
+
+    with _site(site).connect() as backend:
+        written = cohorts_spark.export_parquet(backend, folder)
+    console.print(
+        f"site [bold]{site}[/]: {len(written)} tables, {sum(written.values()):,} rows "
+        f"written to {folder}; register it: `pmhub sites add NAME --cdw spark:///{folder}`"
+    )
 
 
 def _print_network(result: Combined) -> None:
@@ -686,6 +729,18 @@ def _print_network(result: Combined) -> None:
     for key, value in {**result.by_sex, **result.by_age}.items():
         summary.add_row(key, f"{value:,}")
     console.print(summary)
+    if result.attrition:
+        steps = Table(
+            "step", "persons", "events", "meeting the rule alone", title="Attrition (sums)"
+        )
+        for step in result.attrition:
+            steps.add_row(
+                step.step,
+                f"{step.persons or 0:,}",
+                f"{step.events or 0:,}",
+                f"{step.persons_alone or 0:,}",
+            )
+        console.print(steps)
     if result.pooled_rate is not None:
         r = result.pooled_rate
         console.print(
@@ -718,8 +773,8 @@ def cohort_characterize(
 
     parsed = [_definition(d) for d in definitions]
     threshold = settings().small_cell_threshold
-    with _site(site).connect() as backend:
-        table1 = cohorts_service.characterize_at(backend, parsed, threshold, window)
+    with cohorts_service.open_engine(_site(site)) as engine:
+        table1 = cohorts_service.characterize_at(engine, parsed, threshold, window)
     console.print(_table1(table1))
     if html is not None:
         title = "Characterization: " + ", ".join(d.name for d in parsed)
@@ -756,6 +811,24 @@ OutcomeArgument = Annotated[
 ]
 
 
+def _outcome_analysis(
+    target: str, outcome: str, site: str | None, all_sites: bool
+) -> tuple[OutcomeAnalysis, int] | None:
+    """The target and outcome at one site (with the small-cell threshold), or None after
+    printing what the hub sees of every site."""
+    from pmhub.cohorts import network as cohorts_network
+    from pmhub.cohorts import service as cohorts_service
+
+    _one_place(site, all_sites)
+    target_def, outcome_def = _definition(target), _definition(outcome)
+    if site is None:
+        _print_network(cohorts_network.run_network(target_def, outcome_def, registry(), settings()))
+        return None
+    threshold = settings().small_cell_threshold
+    with cohorts_service.open_engine(_site(site)) as engine:
+        return cohorts_service.outcome_at(engine, target_def, outcome_def, threshold), threshold
+
+
 @cohort_app.command("incidence")
 def cohort_incidence(
     target: TargetArgument,
@@ -765,19 +838,14 @@ def cohort_incidence(
     html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
 ) -> None:
     """Incidence of the outcome after the target's start, per 1,000 person-years (exact CI)."""
-    from pmhub.cohorts import network as cohorts_network
     from pmhub.cohorts import report as cohorts_report
-    from pmhub.cohorts import service as cohorts_service
 
-    _one_place(site, all_sites)
-    target_def, outcome_def = _definition(target), _definition(outcome)
-    if all_sites:
-        _print_network(cohorts_network.run_network(target_def, outcome_def, registry(), settings()))
+    found = _outcome_analysis(target, outcome, site, all_sites)
+    if found is None:
         return
-    assert site is not None
-    threshold = settings().small_cell_threshold
-    with _site(site).connect() as backend:
-        analysis = cohorts_service.outcome_at(backend, target_def, outcome_def, threshold)
+    analysis, threshold = found
+    assert site is not None  # an analysis comes from one site
+    target_def, outcome_def = analysis.target, analysis.outcome
     table = Table(
         "stratum", "level", "persons", "events", "person-years", "rate/1,000 PY", "95% CI"
     )
@@ -816,22 +884,17 @@ def cohort_survival(
     html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
 ) -> None:
     """Kaplan–Meier survival and cumulative incidence of the outcome after the target start."""
-    from pmhub.cohorts import network as cohorts_network
     from pmhub.cohorts import report as cohorts_report
-    from pmhub.cohorts import service as cohorts_service
     from pmhub.cohorts import survival as cohorts_survival
 
-    _one_place(site, all_sites)
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         raise typer.BadParameter(f"--plot {plot} must end in .png or .svg")
-    target_def, outcome_def = _definition(target), _definition(outcome)
-    if all_sites:
-        _print_network(cohorts_network.run_network(target_def, outcome_def, registry(), settings()))
+    found = _outcome_analysis(target, outcome, site, all_sites)
+    if found is None:
         return
-    assert site is not None
-    threshold = settings().small_cell_threshold
-    with _site(site).connect() as backend:
-        analysis = cohorts_service.outcome_at(backend, target_def, outcome_def, threshold)
+    analysis, threshold = found
+    assert site is not None  # an analysis comes from one site
+    target_def, outcome_def = analysis.target, analysis.outcome
     curve = analysis.curve
     if curve is None:
         console.print(f"fewer than {threshold} subjects: the curve is suppressed")

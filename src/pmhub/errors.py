@@ -95,7 +95,10 @@ class CdwError(PmhubError):
 
 class InvalidCdwUrlError(CdwError):
     exit_code = 31
-    hint = "Use duckdb:///path/to/site.duckdb or postgresql://user@host:port/database."
+    hint = (
+        "Use duckdb:///path/to/site.duckdb, postgresql://user@host:port/database or "
+        "spark:///path/to/parquet-folder."
+    )
 
 
 class CdwUnreachableError(CdwError):
@@ -119,6 +122,16 @@ class CdmVersionError(CdwError):
 class CdwLoadError(CdwError):
     exit_code = 35
     hint = "Nothing was written; fix the input named in the message and run again."
+
+
+class SparkSiteError(CdwError):
+    """A Spark site (a folder of Parquet OMOP tables) asked for what only SQL CDWs do."""
+
+    exit_code = 36
+    hint = (
+        "Spark sites (spark:///folder) serve the cohort verbs; load, check and initialise "
+        "the CDW where it is written (a DuckDB or PostgreSQL site), then export it."
+    )
 
 
 # --- 40-49 vocabulary ----------------------------------------------------------------

@@ -29,7 +29,7 @@ from tests.backends import harness
 from tests.conftest import postgres_url
 
 VOCABULARY = {  # the vocabulary columns cohorts read
-    "concept": ("concept_id",),
+    "concept": ("concept_id", "vocabulary_id", "concept_code"),
     "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
     "source_to_concept_map": ("source_code", "source_vocabulary_id", "target_concept_id"),
 }

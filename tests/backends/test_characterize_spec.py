@@ -74,3 +74,60 @@ def test_person_features_and_time_at_risk(site: SpecSite) -> None:
     assert risk.loc[2, "end"] == pd.Timestamp(dt.date(2019, 3, 1))
     assert (risk.loc[1, "event"], risk.loc[1, "competing"]) == (0, 1)
     assert risk.loc[1, "end"] == pd.Timestamp(dt.date(2019, 1, 1))
+
+
+SCORES = """
+person
+  person_id | year_of_birth | gender_concept_id
+  1         | 1940          | 8532
+  2         | 1950          | 8507
+  3         | 1990          | 8532
+  4         | 1945          | 8507
+
+observation_period
+  person_id | observation_period_start_date | observation_period_end_date
+  1         | 2010-01-01                    | 2020-12-31
+  2         | 2010-01-01                    | 2020-12-31
+  3         | 2010-01-01                    | 2020-12-31
+  4         | 2010-01-01                    | 2020-12-31
+
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 313217               | 2018-01-01
+  1         | 316139               | 2016-06-01
+  1         | 201826               | 2017-03-01
+  1         | 4226121              | 2017-04-01
+  1         | 4180790              | 2017-05-01
+  1         | 4311765              | 2017-06-01
+  1         | 80809                | 2017-07-01
+  1         | 378419               | 2017-08-01
+  1         | 316866               | 2018-01-01
+  1         | 255573               | 2018-06-01
+  2         | 313217               | 2018-01-01
+  2         | 4329847              | 2017-12-01
+  2         | 443601               | 2017-02-01
+  2         | 193782               | 2017-03-01
+  2         | 376713               | 2017-04-01
+  2         | 317009               | 2017-05-01
+  2         | 261325               | 2017-06-01
+  3         | 313217               | 2018-01-01
+  3         | 4024659              | 2017-08-01
+  3         | 4112853              | 2017-09-01
+  4         | 313217               | 2018-01-01
+"""
+
+
+def test_charlson_and_cha2ds2_vasc_by_hand(site: SpecSite) -> None:
+    site.load(SCORES)
+    site.run(_cohort(43, 313217))
+    features = characterize.person_features(site.engine, 43).set_index("person_id")
+    # 1: diabetes with retinopathy 2 (not also 1), colon cancer with metastasis 6 (not also
+    #    2), rheumatoid arthritis 1, Alzheimer's 1; heart failure before the window and
+    #    COPD after the index do not count. CHA2DS2-VASc: HT 1, age 78 2, DM 1, female 1
+    # 2: MI 1, CKD 2 and ESRD 2 (one renal condition: 2), cerebral haemorrhage 1, asthma
+    #    and emphysema 1. CHA2DS2-VASc: age 68 1, stroke 2, vascular (MI) 1
+    # 3: gestational diabetes is not Charlson's diabetes; breast cancer 2. CHA2DS2-VASc:
+    #    female 1 (gestational diabetes is not its D either)
+    # 4: nothing; CHA2DS2-VASc: age 73 1
+    assert features["charlson"].to_dict() == {1: 10, 2: 5, 3: 2, 4: 0}
+    assert features["chads_vasc"].to_dict() == {1: 5, 2: 4, 3: 1, 4: 1}

@@ -75,6 +75,9 @@ def cdm_data(draw: st.DrawFn) -> harness.Rows:
     return {name: harness.complete(name, rows) for name, rows in tables.items()}
 
 
+VISITS = st.sampled_from([None, 1, 2])  # visit_occurrence_id: same_visit compares them
+
+
 def _add_event(
     tables: dict[str, list[dict[str, Any]]],
     domain: str,
@@ -92,6 +95,7 @@ def _add_event(
                 "condition_concept_id": concept,
                 "condition_start_date": _date(start),
                 "condition_end_date": end,
+                "visit_occurrence_id": draw(VISITS),
             }
         )
     elif domain == "drug":
@@ -102,6 +106,7 @@ def _add_event(
                 "drug_exposure_start_date": _date(start),
                 "drug_exposure_end_date": _date(start + length),
                 "days_supply": length + 1,
+                "visit_occurrence_id": draw(VISITS),
             }
         )
     else:
@@ -113,6 +118,7 @@ def _add_event(
                 "measurement_date": _date(start),
                 "value_as_number": value,
                 "unit_concept_id": draw(st.sampled_from([8554, 8840])),
+                "visit_occurrence_id": draw(VISITS),
             }
         )
 
@@ -133,9 +139,25 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
     return spec
 
 
+def matches(size: int) -> st.SearchStrategy[Any]:
+    """How many of ``size`` criteria must hold: all, any, or a count a group can reach
+    (at most may ask for more than there are)."""
+    return st.one_of(
+        st.sampled_from(["all", "any"]),
+        st.builds(
+            lambda k, n: {k: n}, st.sampled_from(["at_least", "exactly"]), st.integers(0, size)
+        ),
+        st.builds(lambda n: {"at_most": n}, st.integers(0, size + 1)),
+    )
+
+
 @st.composite
-def criterion(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["events", "events", "age", "sex"]))
+def criterion(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
+    kinds = ["events", "events", "age", "sex"] + (["group"] if depth < 2 else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "group":
+        items = draw(st.lists(criterion(depth + 1), min_size=1, max_size=3))
+        return {"group": {"match": draw(matches(len(items))), "criteria": items}}
     if kind == "age":
         low = draw(st.integers(0, 60))
         return {"age": {"min": low, "max": low + draw(st.integers(0, 60))}}
@@ -152,7 +174,11 @@ def criterion(draw: st.DrawFn) -> dict[str, Any]:
             "anchor": draw(st.sampled_from(["start", "end"])),
             "within_observation": draw(st.booleans()),
         },
-        "count": {count_kind: draw(st.integers(0, 2))},
+        "count": {
+            count_kind: draw(st.integers(0, 2)),
+            "distinct": draw(st.sampled_from([None, "start_date", "visit"])),
+        },
+        "same_visit": draw(st.booleans()),
     }
 
 
@@ -170,14 +196,12 @@ def definitions(draw: st.DrawFn) -> Definition:
             "gap_days": draw(short),
             "offset_days": draw(st.integers(0, 10)),
         }
-    rules = [
-        {
-            "name": f"rule {i}",
-            "match": draw(st.sampled_from(["all", "any"])),
-            "criteria": draw(st.lists(criterion(), min_size=1, max_size=2)),
-        }
-        for i in range(draw(st.integers(0, 2)))
-    ]
+    rules = []
+    for i in range(draw(st.integers(0, 2))):
+        criteria = draw(st.lists(criterion(), min_size=1, max_size=2))
+        rules.append(
+            {"name": f"rule {i}", "match": draw(matches(len(criteria))), "criteria": criteria}
+        )
     censoring = draw(st.lists(st.one_of(events(), st.just({"domain": "death"})), max_size=1))
     return parse(
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pmhub.cohorts import service
 from pmhub.cohorts.definition import Definition, parse
 from tests.backends.conftest import SpecSite, every_engine
 from tests.backends.harness import cohort
@@ -341,7 +342,7 @@ measurement
 """
 
 
-def _rule(count: dict[str, int], window: dict[str, Any], **events: Any) -> dict[str, Any]:
+def _rule(count: dict[str, Any], window: dict[str, Any], **events: Any) -> dict[str, Any]:
     spec = {"domain": "measurement", "concept_set": "hba1c", **events}
     return {"name": "hba1c", "criteria": [{"events": spec, "window": window, "count": count}]}
 
@@ -575,3 +576,136 @@ measurement
 def test_an_empty_cdw_gives_an_empty_cohort(site: SpecSite) -> None:
     site.load(PEOPLE)
     assert site.run(define()) == []
+
+
+SAME_VISIT = """
+visit_occurrence
+  visit_occurrence_id | person_id | visit_concept_id | visit_start_date | visit_end_date
+  10                  | 1         | 9201             | 2012-03-01       | 2012-03-10
+  20                  | 2         | 9202             | 2016-05-01       | 2016-05-01
+  21                  | 2         | 9202             | 2016-05-01       | 2016-05-01
+  30                  | 3         | 9201             | 2017-02-01       | 2017-02-09
+
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date | visit_occurrence_id
+  1         | 201826               | 2012-03-01           | 10
+  2         | 201826               | 2016-05-01           | 20
+  3         | 201826               | 2017-02-01           | 30
+  4         | 201826               | 2020-01-01           |
+
+measurement
+  person_id | measurement_concept_id | measurement_date | visit_occurrence_id
+  1         | 3004410                | 2012-03-01       | 10
+  2         | 3004410                | 2016-05-01       | 21
+  3         | 3004410                | 2017-02-05       | 30
+  4         | 3004410                | 2020-01-01       |
+"""
+
+
+@every_engine
+def test_criteria_restricted_to_the_index_visit(site: SpecSite) -> None:
+    site.load(PEOPLE + SAME_VISIT)
+
+    def rule(count: dict[str, int], window: dict[str, Any]) -> dict[str, Any]:
+        events = {"domain": "measurement", "concept_set": "hba1c"}
+        criterion = {"events": events, "window": window, "count": count, "same_visit": True}
+        return {"name": "same visit", "criteria": [criterion]}
+
+    # person 2's HbA1c is the same day in another visit; person 4's events have no visit
+    assert _subjects(site, rule({"at_least": 1}, {})) == [1, 3]
+    assert _subjects(site, rule({"at_least": 1}, {"end": 0})) == [1]
+    assert _subjects(site, rule({"at_most": 0}, {})) == [2, 4]
+
+
+@every_engine
+def test_nested_criteria_groups_all_any_at_least_at_most(site: SpecSite) -> None:
+    site.load(PEOPLE + HBA1C_HISTORY)
+    # at the index: person 1 is 62, male, HbA1c in the year before; 2 is 56, female,
+    # none; 3 is 47, male, one; 4 is 15, female, one
+    hba1c = {
+        "events": {"domain": "measurement", "concept_set": "hba1c"},
+        "window": {"start": -365, "end": 0},
+    }
+    three = [{"age": {"max": 60}}, {"sex": ["female"]}, hba1c]
+    assert _subjects(
+        site, {"name": "two of three", "match": {"at_least": 2}, "criteria": three}
+    ) == [
+        2,
+        3,
+        4,
+    ]
+    assert _subjects(site, {"name": "one at most", "match": {"at_most": 1}, "criteria": three}) == [
+        1
+    ]
+    assert _subjects(site, {"name": "exactly 3", "match": {"exactly": 3}, "criteria": three}) == [4]
+    nested = {
+        "name": "girls, or older men or men with HbA1c",
+        "match": "any",
+        "criteria": [
+            {"group": {"criteria": [{"sex": ["female"]}, {"age": {"max": 17}}]}},
+            {
+                "group": {
+                    "criteria": [
+                        {"sex": ["male"]},
+                        {"group": {"match": "any", "criteria": [{"age": {"min": 60}}, hba1c]}},
+                    ]
+                }
+            },
+        ],
+    }
+    assert _subjects(site, nested) == [1, 3, 4]
+
+
+@every_engine
+def test_attrition_counts_events_and_persons_after_each_rule(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + HBA1C_HISTORY
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2013-06-01
+"""
+    )
+    adults = {"name": "adult", "criteria": [{"age": {"min": 18}}]}
+    measured = _rule({"at_least": 1}, {"start": -365, "end": 0})
+    definition = define(inclusion_rules=[adults, measured])
+    steps = [
+        (s.step, s.persons, s.events, s.persons_alone)
+        for s in service.attrition(definition, site.engine)
+    ]
+    # person 4 is 15; of person 1's two entries only the 2012 one has an HbA1c before it;
+    # by itself the HbA1c rule holds for persons 1, 3 and 4
+    assert steps == [("entry events", 4, 5, 4), ("adult", 3, 4, 3), ("hba1c", 2, 2, 3)]
+    without_rules = service.attrition(define(), site.engine)
+    assert [(s.step, s.persons, s.events) for s in without_rules] == [("entry events", 4, 5)]
+
+
+@every_engine
+def test_counting_distinct_days_or_visits_instead_of_records(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2012-06-01
+  2         | 201826               | 2016-06-01
+  3         | 201826               | 2017-06-01
+
+measurement
+  person_id | measurement_concept_id | measurement_date | visit_occurrence_id
+  1         | 3004410                | 2012-05-01       | 5
+  1         | 3004410                | 2012-05-01       | 6
+  1         | 3004410                | 2012-05-20       | 6
+  2         | 3004410                | 2016-05-01       | 7
+  2         | 3004410                | 2016-05-01       | 7
+  3         | 3004410                | 2017-05-01       |
+  3         | 3004410                | 2017-05-02       |
+"""
+    )
+    # records, distinct days, distinct visits: person 1 3/2/2, 2 2/1/1, 3 2/2/0
+    window = {"start": -60, "end": 0}
+    assert _subjects(site, _rule({"at_least": 2}, window)) == [1, 2, 3]
+    assert _subjects(site, _rule({"at_least": 2, "distinct": "start_date"}, window)) == [1, 3]
+    assert _subjects(site, _rule({"at_least": 2, "distinct": "visit"}, window)) == [1]
+    assert _subjects(site, _rule({"exactly": 0, "distinct": "visit"}, window)) == [3]

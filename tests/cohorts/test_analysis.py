@@ -273,3 +273,44 @@ def test_outcome_analysis_at_a_site(cdw: Backend) -> None:
     assert analysis.curve is not None
     assert analysis.curve.events == 1
     assert analysis.competing is not None
+
+
+def test_attrition_rows_suppress_small_counts_and_the_shares_they_give() -> None:
+    from pmhub.cohorts.report import attrition_rows
+    from pmhub.cohorts.service import AttritionStep
+
+    steps = [
+        AttritionStep("entry events", 200, 250, 200),
+        AttritionStep("adults", 150, 180, 150),
+        AttritionStep("rare", 4, 4, 9),
+        AttritionStep("none", 0, 0, 120),
+    ]
+    assert attrition_rows(steps, 10) == [
+        ("entry events", "200", "250", "—", "—"),
+        ("adults", "150", "180", "75.0 %", "150"),
+        ("rare", "<10", "<10", "—", "<10"),
+        ("none", "0", "0", "—", "120"),
+    ]
+
+
+def test_table1_lists_each_charlson_condition() -> None:
+    from pmhub.cohorts import covariates
+
+    frame = pd.DataFrame(
+        {
+            "person_id": [1, 2],
+            "age": [70.0, 50.0],
+            "female": [1, 0],
+            "charlson": [3, 0],
+            "chads_vasc": [3, 0],
+            **{c.key: [0, 0] for c in covariates.CONDITIONS + covariates.DRUGS},
+            **{c.key: [float("nan")] * 2 for c in covariates.MEASUREMENTS},
+            **{c.key: [0, 0] for c in covariates.CHARLSON_CONDITIONS},
+        }
+    )
+    frame["cci_renal"] = [1, None]  # a flag the site's query did not give is absent
+    table = characterize.table1([(1, "c", frame)], threshold=1)
+    rows = {r.label: r for r in table.rows if r.section == "Charlson conditions (prior year)"}
+    assert len(rows) == 17
+    assert rows["CCI: Renal disease"].cells[0] == characterize.Cell(1, 0.5)
+    assert rows["CCI: HIV/AIDS"].cells[0] == characterize.Cell(0, 0.0)

@@ -93,10 +93,19 @@ def test_validate_against_a_site_vocabulary(capsys: pytest.CaptureFixture[str], 
     assert "concept set af: 1 concepts" in out
 
 
-def test_run_at_a_site_and_at_all_sites(capsys: pytest.CaptureFixture[str], site: str) -> None:
-    code, out = run(capsys, "cohort", "run", "type2_diabetes", "--site", site)
+def test_run_at_a_site_and_at_all_sites(
+    capsys: pytest.CaptureFixture[str], site: str, tmp_path: Path
+) -> None:
+    html = tmp_path / "attrition.html"
+    code, out = run(capsys, "cohort", "run", "type2_diabetes", "--site", site, "--html", str(html))
     assert code == 0, out
-    assert "cohort rows" in out
+    assert "site alpha (duckdb): Type 2 diabetes mellitus:" in out
+    lines = [ln for ln in out.splitlines() if "│" in ln]
+    steps = [ln.split("│")[1].strip() for ln in lines]
+    assert steps[:3] == ["entry events", "adult at diagnosis", "no type 1 diabetes before"]
+    page = html.read_text()
+    assert "<h2>Attrition</h2>" in page
+    assert "no type 1 diabetes before" in page
     code, out = run(capsys, "cohort", "run", "type2_diabetes", "--all-sites")
     assert code == 0, out
     assert "alpha, beta" in out
@@ -175,3 +184,36 @@ def test_incidence_and_survival_with_plots(
     code, out = run(capsys, "cohort", "survival", "atrial_fibrillation", "stroke", "--all-sites")
     assert code == 0, out
     assert "pooled" in out
+
+
+def test_a_spark_site_is_registered_and_refused_where_only_sql_cdws_serve(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "person.parquet").write_bytes(b"")  # the other tables are missing
+    code, out = run(capsys, "sites", "add", "lake", "--cdw", f"spark:///{lake}")
+    assert code == 0, out
+    code, out = run(capsys, "cdm", "status", "--site", "lake")
+    assert code == 36, out
+    assert "is a Spark site" in out
+    assert "hint:" in out
+    code, out = run(capsys, "cohort", "run", "type2_diabetes", "--site", "lake")
+    assert code == 33, out  # refused before any Spark session starts
+    assert "lacks observation_period.parquet, concept.parquet, concept_ancestor.parquet" in out
+    code, out = run(capsys, "sites", "add", "bad", "--cdw", "spark://")
+    assert code == 31, out
+
+
+def test_export_parquet_writes_a_folder_a_spark_site_registers(
+    capsys: pytest.CaptureFixture[str], site: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "lake"
+    code, out = run(capsys, "cohort", "export-parquet", str(folder), "--site", site)
+    assert code == 0, out
+    said = " ".join(out.split())  # the console wraps long lines
+    assert f"register it: `pmhub sites add NAME --cdw spark:///{folder}`" in said
+    assert (folder / "person.parquet").is_file()
+    assert (folder / "concept_ancestor.parquet").is_file()
+    code, out = run(capsys, "sites", "add", "lake", "--cdw", f"spark:///{folder}")
+    assert code == 0, out

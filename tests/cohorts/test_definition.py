@@ -146,6 +146,41 @@ def test_inclusion_criteria_of_each_kind_report_their_own_problems() -> None:
     )
 
 
+def test_nested_groups_report_problems_and_unknown_sets_with_their_paths() -> None:
+    inner = {
+        "match": {"at_least": 1, "at_most": 2},
+        "criteria": [
+            {"events": {"domain": "condition", "concept_set": "nope"}},
+            {"events": {"domain": "death"}, "same_visit": True},
+        ],
+    }
+    rule = {"name": "r", "criteria": [{"age": {"min": 1}}, {"group": inner}]}
+    found = problems(with_("inclusion_rules", [rule]))
+    assert (
+        "inclusion_rules[0].criteria[1].group.match: give exactly one of at_least, at_most, exactly"
+        in found
+    )
+    assert (
+        "inclusion_rules[0].criteria[1].group.criteria[1]: same_visit needs events that carry "
+        "a visit; death records do not"
+    ) in found
+    inner["match"] = "any"
+    inner["criteria"][1] = {"events": {"domain": "death"}}  # type: ignore[index]
+    found = problems(with_("inclusion_rules", [rule]))
+    assert found == [
+        "inclusion_rules[0].criteria[1].group.criteria[0].events.concept_set: unknown concept "
+        "set 'nope' (defined: ['t2dm'])"
+    ]
+
+
+def test_hostile_nesting_is_refused_before_validation() -> None:
+    group: dict[str, Any] = {"age": {"min": 1}}
+    for _ in range(5000):  # deeper than Python's recursion limit
+        group = {"group": {"criteria": [group]}}
+    with pytest.raises(CohortDefinitionError, match="nested more than 40 levels"):
+        parse(with_("inclusion_rules", [{"name": "r", "criteria": [group]}]))
+
+
 def test_a_concept_set_defined_twice() -> None:
     sets = BASE["concept_sets"] * 2
     assert problems(with_("concept_sets", sets)) == [
@@ -240,3 +275,23 @@ def test_windows_are_valid_exactly_when_they_do_not_end_before_they_start(
         assert parse(data).inclusion_rules[0].criteria[0].window.end == end  # type: ignore[union-attr]
     else:
         assert problems(data)[0].startswith("inclusion_rules[0].criteria[0].window: the window")
+
+
+def test_distinct_counts_events_not_the_criteria_of_a_match() -> None:
+    rule = {
+        "name": "r",
+        "match": {"at_least": 1, "distinct": "visit"},
+        "criteria": [{"age": {"min": 1}}],
+    }
+    assert problems(with_("inclusion_rules", [rule])) == [
+        "inclusion_rules[0].match: distinct counts events; a match counts criteria that hold"
+    ]
+
+
+def test_a_match_count_no_group_can_reach_is_refused() -> None:
+    rule = {"name": "r", "match": {"at_least": 3}, "criteria": [{"age": {"min": 1}}] * 2}
+    assert problems(with_("inclusion_rules", [rule])) == [
+        "inclusion_rules[0]: match asks for 3 criteria to hold; the group has 2"
+    ]
+    rule["match"] = {"at_most": 3}  # at most is always reachable
+    parse(with_("inclusion_rules", [rule]))

@@ -51,6 +51,19 @@ def test_sites_share_only_suppressed_aggregates_and_the_hub_sums_them(
     assert combined.survival
     assert all(0.0 <= s <= 1.0 for s in combined.survival)
     assert combined.survival == sorted(combined.survival, reverse=True)
+    for aggregate in aggregates:
+        steps = [s.step for s in aggregate.attrition]
+        assert steps == ["entry events", "adult", "no stroke before"]
+        cells = [c for s in aggregate.attrition for c in (s.persons, s.events)]
+        assert all(c is None or c == 0 or c >= 10 for c in cells)
+    assert by_site["tiny"].attrition[0].persons is None
+    assert [s.persons for s in combined.attrition] == [
+        sum(a.attrition[k].persons or 0 for a in aggregates) for k in range(3)
+    ]
+    entry, *_, last = combined.attrition
+    assert entry.persons is not None
+    assert last.persons is not None
+    assert entry.persons >= last.persons > 0
 
 
 def test_the_threshold_is_configurable(

@@ -113,18 +113,49 @@ def _frame(engine: Engine, relation: q.Relation) -> pd.DataFrame:
     return pd.DataFrame(engine.rows(relation), columns=list(relation.columns))
 
 
+def resolve_covariates(
+    covariates: tuple[cv.Covariate, ...], engine: Engine
+) -> dict[str, tuple[int, ...]]:
+    """Each covariate's concepts: its ids and SNOMED codes with their descendants, less
+    its exclusions (two queries for all of them). A group may resolve to nothing."""
+    codes = {c for cov in covariates for c in (*cov.snomed, *cov.exclude_snomed)}
+    by_code = concept_sets.snomed_ids(codes, engine)
+
+    def coded(codes: tuple[str, ...]) -> set[int]:
+        return set().union(*(by_code[c] for c in codes))
+
+    roots = {
+        cov.key: (set(cov.concepts) | coded(cov.snomed), coded(cov.exclude_snomed))
+        for cov in covariates
+    }
+    tree = concept_sets.descendant_map(set().union(*(a | b for a, b in roots.values())), engine)
+
+    def closure(concepts: set[int]) -> set[int]:
+        return set().union(*(tree[c] for c in concepts))
+
+    return {key: tuple(sorted(closure(inc) - closure(exc))) for key, (inc, exc) in roots.items()}
+
+
 def person_features(engine: Engine, definition_id: int, window_days: int = 365) -> pd.DataFrame:
     """One row per subject: age, female, covariate flags, measurement means, scores."""
     entries = first_entries(definition_id)
     frame = _frame(engine, _demographics(entries))
     if frame.empty:
         raise CohortNotGeneratedError(f"cohort {definition_id} has no rows in this CDW")
+    resolved_all = resolve_covariates(cv.ALL + cv.INDEX_CONDITIONS, engine)
     for domain in ("condition", "drug", "measurement"):
-        wanted = [c for c in cv.ALL if c.domain == domain]
-        groups = {c.key: concept_sets.descendants(set(c.concepts), engine) for c in wanted}
-        resolved = {k: tuple(sorted(v)) for k, v in groups.items()}
+        resolved = {
+            c.key: resolved_all[c.key]
+            for c in cv.ALL + cv.INDEX_CONDITIONS
+            if c.domain == domain and resolved_all[c.key]
+        }
         features = _frame(engine, _domain_features(entries, domain, resolved, window_days))
         frame = frame.merge(features, on="person_id", how="left")
+    for c in cv.ALL + cv.INDEX_CONDITIONS:  # groups without a concept at this site
+        if c.key not in frame and c.domain != "measurement":
+            frame[c.key] = 0
+        elif c.domain == "measurement" and f"{c.key}_n" not in frame:
+            frame[f"{c.key}_sum"], frame[f"{c.key}_n"] = np.nan, 0
     for c in cv.MEASUREMENTS:
         total, n = frame[f"{c.key}_sum"].astype(float), frame[f"{c.key}_n"].astype(float)
         frame[c.key] = np.where(n > 0, total / n.where(n > 0, 1), np.nan)
@@ -132,7 +163,8 @@ def person_features(engine: Engine, definition_id: int, window_days: int = 365) 
     frame["age"] = frame["age"].astype(float)
     frame["charlson"] = charlson(frame)
     frame["chads_vasc"] = chads_vasc(frame)
-    return frame
+    # engines return rows in any order; means of floats must not depend on it
+    return frame.sort_values("person_id", kind="stable").reset_index(drop=True)
 
 
 def _flag(frame: pd.DataFrame, *keys: str) -> pd.Series:
@@ -141,23 +173,29 @@ def _flag(frame: pd.DataFrame, *keys: str) -> pd.Series:
 
 
 def charlson(frame: pd.DataFrame) -> pd.Series:
+    """Deyo/Quan Charlson index: Charlson's weights over Quan's 17 conditions; a mild
+    form does not count beside its severe form (see covariates.py)."""
+    flags = {key: _flag(frame, key) for key in cv.CHARLSON_WEIGHTS}
+    for severe, mild in cv.CHARLSON_HIERARCHY:
+        flags[mild] = flags[mild] * (1 - flags[severe])
     score = pd.Series(0, index=frame.index)
-    for weight, keys in cv.CHARLSON.values():
-        score += weight * _flag(frame, *keys)
+    for key, weight in cv.CHARLSON_WEIGHTS.items():
+        score += weight * flags[key]
     return score
 
 
 def chads_vasc(frame: pd.DataFrame) -> pd.Series:
-    """CHA2DS2-VASc: CHF 1, hypertension 1, age ≥75 2, diabetes 1, stroke 2, vascular
-    disease (MI) 1, age 65-74 1, female 1."""
+    """CHA2DS2-VASc: CHF 1, hypertension 1, age ≥75 2, diabetes 1, stroke/TIA/
+    thromboembolism 2, vascular disease (MI or peripheral vascular disease) 1, age 65-74 1,
+    female 1."""
     age = frame["age"]
     return (
         _flag(frame, "heart_failure")
         + _flag(frame, "hypertension")
         + 2 * (age >= 75).astype(int)
-        + _flag(frame, "diabetes")
-        + 2 * _flag(frame, "stroke")
-        + _flag(frame, "mi")
+        + _flag(frame, "cci_diabetes", "cci_diabetes_complicated")  # not gestational
+        + 2 * _flag(frame, "chads_stroke")
+        + _flag(frame, "cci_mi", "cci_pvd")
         + ((age >= 65) & (age < 75)).astype(int)
         + frame["female"]
     )
@@ -236,6 +274,10 @@ def _row_specs() -> list[tuple[str, str, str, str]]:
         ("Comorbidity", "CHA2DS2-VASc", "continuous", "chads_vasc"),
         ("Comorbidity", "CHA2DS2-VASc ≥ 2", "binary", "chads_vasc_2"),
     ]
+    specs += [
+        ("Charlson conditions (prior year)", f"CCI: {c.label}", "binary", c.key)
+        for c in cv.CHARLSON_CONDITIONS
+    ]
     return specs
 
 
@@ -244,7 +286,7 @@ def _derived(frame: pd.DataFrame) -> pd.DataFrame:
     for low, high, label in AGE_GROUPS:
         frame[f"age_{label}"] = frame["age"].between(low, high).astype(int)
     frame["chads_vasc_2"] = (frame["chads_vasc"] >= 2).astype(int)
-    for c in cv.CONDITIONS + cv.DRUGS:
+    for c in cv.CONDITIONS + cv.DRUGS + cv.CHARLSON_CONDITIONS:
         frame[c.key] = frame[c.key].fillna(0).astype(int)
     return frame
 

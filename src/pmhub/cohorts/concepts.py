@@ -17,6 +17,7 @@ from pmhub.cohorts.definition import (
     Events,
     Occurrences,
     Sex,
+    rule_leaves,
 )
 from pmhub.cohorts.engines import Engine
 from pmhub.cohorts.errors import EmptyConceptSetError, UnknownConceptError
@@ -43,17 +44,13 @@ def mentioned_concepts(definition: Definition) -> list[tuple[str, int]]:
                 found.append((f"concept_sets[{i}].items[{j}].concept_id", item.concept_id))
     for i, events in enumerate(definition.entry.criteria):
         found.extend(_events_ids(f"entry.criteria[{i}]", events))
-    for r, rule in enumerate(definition.inclusion_rules):
-        for c, criterion in enumerate(rule.criteria):
-            path = f"inclusion_rules[{r}].criteria[{c}]"
-            if isinstance(criterion, Occurrences):
-                found.extend(_events_ids(f"{path}.events", criterion.events))
-            elif isinstance(criterion, Sex):
-                found.extend(
-                    (f"{path}.sex[{k}]", s)
-                    for k, s in enumerate(criterion.sex)
-                    if isinstance(s, int)
-                )
+    for path, criterion in rule_leaves(definition):
+        if isinstance(criterion, Occurrences):
+            found.extend(_events_ids(f"{path}.events", criterion.events))
+        elif isinstance(criterion, Sex):
+            found.extend(
+                (f"{path}.sex[{k}]", s) for k, s in enumerate(criterion.sex) if isinstance(s, int)
+            )
     for i, events in enumerate(definition.censoring):
         found.extend(_events_ids(f"censoring[{i}]", events))
     return found
@@ -73,6 +70,32 @@ def check_concepts(definition: Definition, engine: Engine) -> None:
             f"{definition.name!r} names concepts the vocabulary lacks:\n  " + "\n  ".join(problems),
             problems,
         )
+
+
+CONCEPT_CODES = q.Table("concept", ("concept_id", "vocabulary_id", "concept_code"))
+
+
+def snomed_ids(codes: set[str], engine: Engine) -> dict[str, set[int]]:
+    """The concept ids of SNOMED CT codes in the site's concept table (absent: none)."""
+    found: dict[str, set[int]] = {code: set() for code in codes}
+    if not codes:
+        return found
+    wanted = q.Or(tuple(q.eq(q.Col("concept_code"), q.Lit(c, "str")) for c in sorted(codes)))
+    snomed = q.eq(q.Col("vocabulary_id"), q.Lit("SNOMED", "str"))
+    for row in engine.rows(q.Where(CONCEPT_CODES, q.And((snomed, wanted)))):
+        found[str(row["concept_code"])].add(int(row["concept_id"]))
+    return found
+
+
+def descendant_map(ids: set[int], engine: Engine) -> dict[int, set[int]]:
+    """Each concept with its descendants, in one query."""
+    found: dict[int, set[int]] = {i: {i} for i in ids}
+    if not ids:
+        return found
+    query = q.Where(ANCESTOR, q.InValues(q.Col("ancestor_concept_id"), tuple(sorted(ids))))
+    for row in engine.rows(query):
+        found[int(row["ancestor_concept_id"])].add(int(row["descendant_concept_id"]))
+    return found
 
 
 def descendants(ids: set[int], engine: Engine) -> set[int]:
@@ -123,10 +146,7 @@ def resolve_set(concept_set: ConceptSet, engine: Engine, path: str) -> tuple[int
 def used_sets(definition: Definition) -> set[str]:
     names = {e.concept_set for e in definition.entry.criteria}
     names |= {
-        c.events.concept_set
-        for rule in definition.inclusion_rules
-        for c in rule.criteria
-        if isinstance(c, Occurrences)
+        c.events.concept_set for _, c in rule_leaves(definition) if isinstance(c, Occurrences)
     }
     names |= {e.concept_set for e in definition.censoring}
     if isinstance(definition.exit, ContinuousExposure):

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
@@ -25,6 +26,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -33,6 +35,7 @@ from pmhub.cohorts.errors import CohortDefinitionError, DefinitionVersionError
 FORMAT_VERSION = 1
 MAX_DEFINITION_BYTES = 1 << 20  # a definition is a few kilobytes; refuse anything absurd
 MAX_DAYS = 36_500 * 2  # two centuries: any larger window is a typo
+MAX_NESTING = 40  # levels of mappings and lists; criteria groups nest a few levels at most
 
 Domain = Literal[
     "condition", "drug", "measurement", "procedure", "visit", "observation", "death", "device"
@@ -155,6 +158,9 @@ class Count(Model):
     at_least: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     at_most: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     exactly: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    # count distinct start dates or visits instead of records (Circe's isDistinct and
+    # countColumn); only for events, not for a group's criteria
+    distinct: Literal["start_date", "visit"] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Count:
@@ -168,6 +174,13 @@ class Occurrences(Model):
     events: Events
     window: Window = Window()
     count: Count = Count(at_least=1)
+    same_visit: bool = False  # only events of the index event's visit (Circe's RestrictVisit)
+
+    @model_validator(mode="after")
+    def _visit_domain(self) -> Occurrences:
+        if self.same_visit and self.events.domain == "death":
+            raise ValueError("same_visit needs events that carry a visit; death records do not")
+        return self
 
 
 class Age(Model):
@@ -192,30 +205,100 @@ class Sex(Model):
         return tuple(sorted({SEX_CONCEPTS[s] if isinstance(s, str) else s for s in self.sex}))
 
 
+CRITERION_KINDS = ("events", "age", "sex", "group")
+
+
 def _criterion_kind(value: Any) -> str:
     if isinstance(value, dict):
-        for key in ("events", "age", "sex"):
+        for key in CRITERION_KINDS:
             if key in value:
                 return key
-    if isinstance(value, Occurrences):
-        return "events"
     if isinstance(value, Age):
         return "age"
     if isinstance(value, Sex):
         return "sex"
+    if isinstance(value, Group):
+        return "group"
     return "events"  # the most common kind gives the most useful errors
 
 
+# how many of a group's criteria must hold: all, any, or a count (Circe's AT_LEAST/AT_MOST)
+Match = Literal["all", "any"] | Count
+
+
+def _reachable(match: Match, criteria: list[Any]) -> None:
+    """A count of criteria a group cannot reach is a mistake, not an empty cohort."""
+    if isinstance(match, Count):
+        wanted = match.at_least if match.at_least is not None else match.exactly
+        if wanted is not None and wanted > len(criteria):
+            raise ValueError(
+                f"match asks for {wanted} criteria to hold; the group has {len(criteria)}"
+            )
+
+
+def _plain_match(match: Match) -> Match:
+    if isinstance(match, Count) and match.distinct is not None:
+        raise ValueError("distinct counts events; a match counts criteria that hold")
+    return match
+
+
+class GroupBody(Model):
+    match: Match = "all"
+    criteria: Annotated[list[Criterion], Field(min_length=1, max_length=100)]
+
+    _match = field_validator("match")(_plain_match)
+
+    @model_validator(mode="after")
+    def _count(self) -> GroupBody:
+        _reachable(self.match, self.criteria)
+        return self
+
+
+class Group(Model):
+    """A nested group of criteria (Circe's CriteriaGroup): ``{group: {match, criteria}}``."""
+
+    group: GroupBody
+
+
 Criterion = Annotated[
-    Annotated[Occurrences, Tag("events")] | Annotated[Age, Tag("age")] | Annotated[Sex, Tag("sex")],
+    Union[  # noqa: UP007 (a forward reference to Group: the | operator cannot take strings)
+        Annotated[Occurrences, Tag("events")],
+        Annotated[Age, Tag("age")],
+        Annotated[Sex, Tag("sex")],
+        Annotated["Group", Tag("group")],
+    ],
     Discriminator(_criterion_kind),
 ]
+Leaf = Occurrences | Age | Sex
+GroupBody.model_rebuild()
+Group.model_rebuild()
 
 
 class InclusionRule(Model):
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    match: Literal["all", "any"] = "all"
+    match: Match = "all"
     criteria: Annotated[list[Criterion], Field(min_length=1, max_length=100)]
+
+    _match = field_validator("match")(_plain_match)
+
+    @model_validator(mode="after")
+    def _count(self) -> InclusionRule:
+        _reachable(self.match, self.criteria)
+        return self
+
+
+def leaves(criteria: list[Criterion], path: str) -> Iterator[tuple[str, Leaf]]:
+    """Every criterion that is not a group, through nested groups, with its path."""
+    for i, criterion in enumerate(criteria):
+        if isinstance(criterion, Group):
+            yield from leaves(criterion.group.criteria, f"{path}[{i}].group.criteria")
+        else:
+            yield f"{path}[{i}]", criterion
+
+
+def rule_leaves(definition: Definition) -> Iterator[tuple[str, Leaf]]:
+    for r, rule in enumerate(definition.inclusion_rules):
+        yield from leaves(rule.criteria, f"inclusion_rules[{r}].criteria")
 
 
 # --- exit, censoring, eras -----------------------------------------------------------------
@@ -274,8 +357,8 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif i >= 4 and loc[i - 4] == "inclusion_rules" and loc[i - 2] == "criteria":
-            continue  # the discriminator's tag (events, age, sex) is not in the file
+        elif i >= 2 and loc[i - 2] == "criteria" and part in CRITERION_KINDS and loc[0] != "entry":
+            continue  # the discriminator's tag (events, age, sex, group) is not in the file
         elif _IDENTIFIER.fullmatch(part):
             out += f".{part}" if out else part
         # other parts name union members (literal['male','female'], constrained-int)
@@ -305,11 +388,9 @@ def _references(definition: Definition) -> list[str]:
 
     for i, events in enumerate(definition.entry.criteria):
         check(f"entry.criteria[{i}].concept_set", events.concept_set)
-    for r, rule in enumerate(definition.inclusion_rules):
-        for c, criterion in enumerate(rule.criteria):
-            if isinstance(criterion, Occurrences):
-                path = f"inclusion_rules[{r}].criteria[{c}].events.concept_set"
-                check(path, criterion.events.concept_set)
+    for path, criterion in rule_leaves(definition):
+        if isinstance(criterion, Occurrences):
+            check(f"{path}.events.concept_set", criterion.events.concept_set)
     for i, events in enumerate(definition.censoring):
         check(f"censoring[{i}].concept_set", events.concept_set)
     if isinstance(definition.exit, ContinuousExposure):
@@ -322,6 +403,10 @@ def parse(data: object, *, source: str = "definition") -> Definition:
     if not isinstance(data, dict):
         raise CohortDefinitionError(
             f"{source}: a cohort definition is a mapping, not {type(data).__name__}"
+        )
+    if _depth(data) > MAX_NESTING:
+        raise CohortDefinitionError(
+            f"{source}: nested more than {MAX_NESTING} levels deep; not a cohort definition"
         )
     version = data.get("format_version")
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
@@ -338,6 +423,20 @@ def parse(data: object, *, source: str = "definition") -> Definition:
     if problems:
         raise CohortDefinitionError(_summary(source, problems), problems)
     return definition
+
+
+def _depth(data: object) -> int:
+    """How deeply mappings and lists nest (iteratively: hostile input cannot overflow)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_NESTING:
+                break
+            values = item.values() if isinstance(item, dict) else item
+            stack.extend((v, level + 1) for v in values)
+    return deepest
 
 
 def _summary(source: str, problems: list[str]) -> str:

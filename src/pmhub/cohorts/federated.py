@@ -14,13 +14,12 @@ import json
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from pmhub.cdm import schema
-from pmhub.cdm.backends import Backend
 from pmhub.cohorts import incidence as inc
+from pmhub.cohorts import query_model as q
 from pmhub.cohorts import service, survival
-from pmhub.cohorts.characterize import first_entries
+from pmhub.cohorts.characterize import COHORT, _demographics, first_entries
 from pmhub.cohorts.definition import Definition
-from pmhub.cohorts.engines import SqlEngine
+from pmhub.cohorts.engines import Engine
 from pmhub.cohorts.errors import AggregateError, CohortNotGeneratedError
 from pmhub.cohorts.outcomes import time_at_risk
 
@@ -49,6 +48,15 @@ class LifeTableModel(Frozen):
     censored: list[int]
 
 
+class AttritionModel(Frozen):
+    """Persons and index events left after a step (entry, then each inclusion rule)."""
+
+    step: str
+    persons: int | None
+    events: int | None
+    persons_alone: int | None = None  # meeting this rule by itself
+
+
 class SiteAggregate(Frozen):
     site: str
     definition_id: int
@@ -61,6 +69,7 @@ class SiteAggregate(Frozen):
     outcome_id: int | None = None
     rates: list[RateModel] = []
     life_table: LifeTableModel | None = None
+    attrition: list[AttritionModel] = []
 
 
 def fingerprint(definition: Definition) -> str:
@@ -72,13 +81,13 @@ def suppress(count: int, threshold: int) -> int | None:
     return None if 0 < count < threshold else count
 
 
-def _counts(backend: Backend, definition_id: int, threshold: int) -> dict[str, object]:
-    engine = SqlEngine(backend)
-    entries = backend.fetchall(
-        "SELECT count(*) FROM cohort WHERE cohort_definition_id = ?", [definition_id]
-    )[0][0]
-    from pmhub.cohorts.characterize import _demographics
+def _entries(definition_id: int) -> q.Relation:
+    rows = q.Where(COHORT, q.eq(q.col("cohort_definition_id"), q.lit_int(definition_id)))
+    return q.Aggregate(rows, (), (("entries", q.Agg("count", q.col("subject_id"))),))
 
+
+def _counts(engine: Engine, definition_id: int, threshold: int) -> dict[str, object]:
+    entries = engine.rows(_entries(definition_id))[0]["entries"]
     people = pd.DataFrame(
         engine.rows(_demographics(first_entries(definition_id))),
         columns=["person_id", "start_date", "end_date", "age", "gender"],
@@ -101,7 +110,7 @@ def _counts(backend: Backend, definition_id: int, threshold: int) -> dict[str, o
 
 def site_aggregate(
     site: str,
-    backend: Backend,
+    place: service.Place,
     definition: Definition,
     threshold: int,
     outcome: Definition | None = None,
@@ -109,15 +118,22 @@ def site_aggregate(
     horizon_days: int = 3650,
 ) -> SiteAggregate:
     """Run at one site: generate the cohort (and outcome), return only aggregates."""
-    schema.require_cdm(backend)
-    service.generate(definition, SqlEngine(backend))
-    fields: dict[str, object] = _counts(backend, definition.id, threshold)
+    engine = service.as_engine(place)
+    service.generate(definition, engine)
+    fields: dict[str, object] = _counts(engine, definition.id, threshold)
+    fields["attrition"] = [
+        AttritionModel(
+            step=s.step,
+            persons=suppress(s.persons, threshold),
+            events=suppress(s.events, threshold),
+            persons_alone=suppress(s.persons_alone, threshold),
+        )
+        for s in service.attrition(definition, engine)
+    ]
     if outcome is not None:
-        service.generate(outcome, SqlEngine(backend))
+        service.generate(outcome, engine)
         fields.update(
-            _outcome_aggregates(
-                backend, definition, outcome, threshold, interval_days, horizon_days
-            )
+            _outcome_aggregates(engine, definition, outcome, threshold, interval_days, horizon_days)
         )
     return SiteAggregate(
         site=site,
@@ -129,7 +145,7 @@ def site_aggregate(
 
 
 def _outcome_aggregates(
-    backend: Backend,
+    engine: Engine,
     definition: Definition,
     outcome: Definition,
     threshold: int,
@@ -137,7 +153,7 @@ def _outcome_aggregates(
     horizon_days: int,
 ) -> dict[str, object]:
     try:
-        frame = time_at_risk(SqlEngine(backend), definition.id, outcome.id)
+        frame = time_at_risk(engine, definition.id, outcome.id)
     except CohortNotGeneratedError:
         return {"outcome_id": outcome.id}
     rates = [RateModel(**r.__dict__) for r in inc.incidence(frame, threshold)]
@@ -162,6 +178,8 @@ class Combined(Frozen):
     pooled_rate: RateModel | None
     life_table: LifeTableModel | None
     survival: list[float]
+    # each step: the sums of the sites' reported counts (suppressed cells count 0)
+    attrition: list[AttritionModel] = []
 
 
 def _check(aggregates: list[SiteAggregate]) -> None:
@@ -209,4 +227,18 @@ def combine(aggregates: list[SiteAggregate]) -> Combined:
         pooled_rate=_pooled_rate(aggregates, threshold),
         life_table=LifeTableModel(**pooled.__dict__) if pooled else None,
         survival=pooled.survival() if pooled else [],
+        attrition=_attrition(aggregates),
     )
+
+
+def _attrition(aggregates: list[SiteAggregate]) -> list[AttritionModel]:
+    steps = aggregates[0].attrition  # the same definition everywhere: the same steps
+    return [
+        AttritionModel(
+            step=step.step,
+            persons=sum(a.attrition[k].persons or 0 for a in aggregates if a.attrition),
+            events=sum(a.attrition[k].events or 0 for a in aggregates if a.attrition),
+            persons_alone=sum(a.attrition[k].persons_alone or 0 for a in aggregates if a.attrition),
+        )
+        for k, step in enumerate(steps)
+    ]

@@ -7,7 +7,7 @@ its JSON-serialisable :class:`SiteAggregate` travels to :func:`combine`.
 
 from __future__ import annotations
 
-from pmhub.cohorts import library
+from pmhub.cohorts import library, service
 from pmhub.cohorts.definition import Definition
 from pmhub.cohorts.errors import AggregateError
 from pmhub.cohorts.federated import Combined, SiteAggregate, combine, site_aggregate
@@ -25,9 +25,9 @@ def site_aggregates(
         )
     aggregates = []
     for site in sites:
-        with site.connect() as backend:
+        with service.open_engine(site) as engine:
             aggregate = site_aggregate(
-                site.name, backend, definition, settings.small_cell_threshold, outcome
+                site.name, engine, definition, settings.small_cell_threshold, outcome
             )
         # what crosses the boundary is the JSON form, nothing else
         aggregates.append(SiteAggregate.model_validate_json(aggregate.model_dump_json()))

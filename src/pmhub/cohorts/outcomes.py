@@ -77,4 +77,5 @@ def time_at_risk(engine: Engine, target_id: int, outcome_id: int) -> pd.DataFram
     frame["days"] = (frame["end"] - start).dt.days + 1
     frame["age"] = frame["age"].astype(float)
     frame["female"] = (frame["gender"] == 8532).astype(int)
-    return frame.reset_index(drop=True)
+    # engines return rows in any order; sums of floats must not depend on it
+    return frame.sort_values("person_id", kind="stable").reset_index(drop=True)

@@ -12,6 +12,12 @@ The steps follow OHDSI Circe's cohort generation:
 7. censoring: the first censoring event on or after the start ends the period;
 8. overlapping periods (or ones within ``era_pad_days``) collapse into one.
 
+Inclusion rules nest (Circe's criteria groups): a rule or group holds when all, any, at
+least n or at most n of its criteria hold. A criterion with ``same_visit`` counts only
+events whose visit_occurrence_id is the index event's (an index event without a visit,
+such as a death, matches none). :func:`attrition` counts the index events and persons
+left after each rule, in order.
+
 Event dates: an event starts at its domain's start date and ends at its end date, or
 (drugs) start + days_supply, or else its start date; an end before the start is read as
 the start. Age is the index year minus the year of birth.
@@ -27,13 +33,16 @@ from pmhub.cohorts.definition import (
     Age,
     ContinuousExposure,
     Count,
+    Criterion,
     Definition,
     Events,
     FixedOffset,
-    InclusionRule,
+    Group,
+    Match,
     Occurrences,
     Sex,
     Window,
+    rule_leaves,
 )
 from pmhub.cohorts.query_model import Col, Lit, col, eq, keep, lit_int, rename
 
@@ -47,6 +56,7 @@ class DomainTable:
     value: str | None = None
     unit: str | None = None
     days_supply: str | None = None
+    visit: str | None = "visit_occurrence_id"
 
 
 DOMAINS = {
@@ -80,7 +90,7 @@ DOMAINS = {
         value="value_as_number",
         unit="unit_concept_id",
     ),
-    "death": DomainTable("death", "cause_concept_id", "death_date"),
+    "death": DomainTable("death", "cause_concept_id", "death_date", visit=None),
     "device": DomainTable(
         "device_exposure",
         "device_concept_id",
@@ -89,7 +99,9 @@ DOMAINS = {
     ),
 }
 EVENT_COLUMNS = q.ERA_COLUMNS  # person_id, start_date, end_date
-INDEX_COLUMNS = (*EVENT_COLUMNS, "op_start", "op_end")
+INDEX_COLUMNS = (*EVENT_COLUMNS, "visit_id", "op_start", "op_end")
+# each person's first event: ties on the dates are broken by the visit (NULLs last)
+FIRST_ORDER = ("start_date", "end_date", "visit_id")
 OBSERVATION_PERIOD = q.Table(
     "observation_period",
     ("person_id", "observation_period_start_date", "observation_period_end_date"),
@@ -99,7 +111,7 @@ PERSON = q.Table("person", ("person_id", "year_of_birth", "gender_concept_id"))
 
 def _table(domain: DomainTable) -> q.Table:
     names = [domain.concept, domain.start, domain.end, domain.value, domain.unit]
-    names.append(domain.days_supply)
+    names += [domain.days_supply, domain.visit]
     return q.Table(domain.table, ("person_id", *(n for n in names if n is not None)))
 
 
@@ -136,7 +148,7 @@ def first_per_person(source: q.Relation, order: tuple[str, ...]) -> q.Relation:
 
 
 def events(spec: Events, concepts: ResolvedSets) -> q.Relation:
-    """person_id, start_date, end_date of the criterion's records."""
+    """person_id, start_date, end_date, visit_id of the criterion's records."""
     domain = DOMAINS[spec.domain]
     source: q.Relation = _table(domain)
     preds = _filters(spec, domain, concepts)
@@ -148,10 +160,11 @@ def events(spec: Events, concepts: ResolvedSets) -> q.Relation:
             ("person_id", col("person_id")),
             ("start_date", col(domain.start)),
             ("end_date", _end_date(domain)),
+            ("visit_id", col(domain.visit) if domain.visit else lit_int(None)),
         ),
     )
     if spec.first_occurrence:
-        return first_per_person(selected, ("start_date", "end_date"))
+        return first_per_person(selected, FIRST_ORDER)
     return selected
 
 
@@ -181,14 +194,15 @@ def entry_events(definition: Definition, concepts: ResolvedSets) -> q.Relation:
     )
     index: q.Relation = keep(q.Join(found, periods, on), *INDEX_COLUMNS)
     if entry.limit == "first":
-        index = first_per_person(index, ("start_date", "end_date"))
+        index = first_per_person(index, FIRST_ORDER)
     return q.Distinct(index)
 
 
 # --- inclusion rules -------------------------------------------------------------------
 
 
-def _window(window: Window) -> q.Expr:
+def _window(criterion: Occurrences) -> q.Expr:
+    window: Window = criterion.window
     anchor = col("start_date" if window.anchor == "start" else "end_date")
     event = col("e_start")
     preds: list[q.Expr] = []
@@ -199,6 +213,8 @@ def _window(window: Window) -> q.Expr:
     if window.within_observation:
         preds.append(q.Cmp(">=", event, col("op_start")))
         preds.append(q.Cmp("<=", event, col("op_end")))
+    if criterion.same_visit:
+        preds.append(eq(col("e_visit"), col("visit_id")))
     return q.And(tuple(preds)) if preds else Lit(True, "bool")
 
 
@@ -220,8 +236,8 @@ def _age_test(age: Age) -> q.Expr:
     return q.And(tuple(preds))
 
 
-def _occurrences(rules: list[InclusionRule]) -> list[Occurrences]:
-    return [c for r in rules for c in r.criteria if isinstance(c, Occurrences)]
+def _occurrences(definition: Definition) -> list[Occurrences]:
+    return [c for _, c in rule_leaves(definition) if isinstance(c, Occurrences)]
 
 
 def _with_person(index: q.Relation) -> q.Relation:
@@ -245,49 +261,119 @@ def _counted(index: q.Relation, found: list[Occurrences], concepts: ResolvedSets
             (
                 ("e_person", col("person_id")),
                 ("e_start", col("start_date")),
+                ("e_visit", col("visit_id")),
                 ("crit", lit_int(i)),
             ),
         )
         for i, c in enumerate(found)
     ]
     windows = q.Or(
-        tuple(q.And((eq(col("crit"), lit_int(i)), _window(c.window))) for i, c in enumerate(found))
+        tuple(q.And((eq(col("crit"), lit_int(i)), _window(c))) for i, c in enumerate(found))
     )
     on = q.And((eq(col("person_id"), col("e_person")), windows))
     joined = q.Join(index, _union(list(tagged)), on, how="left")
-    counts = tuple(
-        (f"n{i}", q.Agg("sum", q.Case(eq(col("crit"), lit_int(i)), lit_int(1), lit_int(0))))
-        for i in range(len(found))
-    )
+    counts = tuple((f"n{i}", _count_of(i, c.count)) for i, c in enumerate(found))
     return q.Aggregate(joined, index.columns, counts)
 
 
-def _rule_test(rule: InclusionRule, found: list[Occurrences]) -> q.Expr:
-    tests: list[q.Expr] = []
-    for criterion in rule.criteria:
-        if isinstance(criterion, Occurrences):
-            number = next(i for i, c in enumerate(found) if c is criterion)
-            tests.append(_count_test(criterion.count, col(f"n{number}")))
-        elif isinstance(criterion, Age):
-            tests.append(_age_test(criterion))
-        else:
-            assert isinstance(criterion, Sex)
-            tests.append(q.InValues(col("gender"), criterion.concept_ids()))
-    return q.And(tuple(tests)) if rule.match == "all" else q.Or(tuple(tests))
+def _count_of(number: int, count: Count) -> q.Agg:
+    """How many of the criterion's events matched: records, or distinct days or visits."""
+    mine = eq(col("crit"), lit_int(number))
+    if count.distinct == "start_date":
+        return q.Agg("count_distinct", q.Case(mine, col("e_start"), Lit(None, "date")))
+    if count.distinct == "visit":
+        return q.Agg("count_distinct", q.Case(mine, col("e_visit"), lit_int(None)))
+    return q.Agg("sum", q.Case(mine, lit_int(1), lit_int(0)))
+
+
+def _criterion_test(criterion: Criterion, found: list[Occurrences]) -> q.Expr:
+    if isinstance(criterion, Group):
+        return _group_test(criterion.group.match, criterion.group.criteria, found)
+    if isinstance(criterion, Occurrences):
+        number = next(i for i, c in enumerate(found) if c is criterion)
+        return _count_test(criterion.count, col(f"n{number}"))
+    if isinstance(criterion, Age):
+        return _age_test(criterion)
+    assert isinstance(criterion, Sex)
+    return q.InValues(col("gender"), criterion.concept_ids())
+
+
+def _group_test(match: Match, criteria: list[Criterion], found: list[Occurrences]) -> q.Expr:
+    """All, any, or a count of the criteria hold (no test here is ever NULL)."""
+    tests = [_criterion_test(c, found) for c in criteria]
+    if match == "all":
+        return q.And(tuple(tests))
+    if match == "any":
+        return q.Or(tuple(tests))
+    held: q.Expr = q.Case(tests[0], lit_int(1), lit_int(0))
+    for test in tests[1:]:
+        held = q.Add(held, q.Case(test, lit_int(1), lit_int(0)))
+    return _count_test(match, held)
+
+
+def _tested(
+    definition: Definition, index: q.Relation, concepts: ResolvedSets
+) -> tuple[q.Relation, list[q.Expr]]:
+    """The index rows with what the rules read, and each rule's test."""
+    source = index
+    if any(isinstance(c, Age | Sex) for _, c in rule_leaves(definition)):
+        source = _with_person(source)
+    found = _occurrences(definition)
+    if found:
+        source = _counted(source, found, concepts)
+    tests = [_group_test(r.match, r.criteria, found) for r in definition.inclusion_rules]
+    return source, tests
 
 
 def qualified(definition: Definition, index: q.Relation, concepts: ResolvedSets) -> q.Relation:
-    rules = definition.inclusion_rules
-    if not rules:
+    if not definition.inclusion_rules:
         return index
-    source = index
-    if any(isinstance(c, Age | Sex) for r in rules for c in r.criteria):
-        source = _with_person(source)
-    found = _occurrences(rules)
-    if found:
-        source = _counted(source, found, concepts)
-    test = q.And(tuple(_rule_test(r, found) for r in rules))
-    return keep(q.Where(source, test), *INDEX_COLUMNS)
+    source, tests = _tested(definition, index, concepts)
+    return keep(q.Where(source, q.And(tuple(tests))), *INDEX_COLUMNS)
+
+
+def attrition(definition: Definition, concepts: ResolvedSets) -> q.Relation:
+    """One row: ``events_k`` and ``persons_k`` left after the entry (k = 0) and after
+    rules 1..k in order (as Circe's inclusion-rule report), and ``alone_k``: persons with
+    an entry event that meets rule k by itself (ATLAS's per-rule count; alone_0 counts
+    every person). NULL sums mean none."""
+    index = entry_events(definition, concepts)
+    source, tests = _tested(definition, index, concepts)
+    one, zero = lit_int(1), lit_int(0)
+    passed = [q.Case(q.And(tuple(tests[:k])), one, zero) for k in range(1, len(tests) + 1)]
+    alone = [q.Case(test, one, zero) for test in tests]
+    flags = q.Select(
+        source,
+        (
+            ("person_id", col("person_id")),
+            ("pass0", one),
+            ("only0", one),
+            *((f"pass{k + 1}", p) for k, p in enumerate(passed)),
+            *((f"only{k + 1}", a) for k, a in enumerate(alone)),
+        ),
+    )
+    steps = range(len(tests) + 1)
+    # per person: events passing (sum) and whether any passes (max); then their sums
+    per_person = q.Aggregate(
+        flags,
+        ("person_id",),
+        _per_step(steps, (("e", "sum", "pass"), ("p", "max", "pass"), ("o", "max", "only"))),
+    )
+    totals = _per_step(
+        steps, (("events_", "sum", "e"), ("persons_", "sum", "p"), ("alone_", "sum", "o"))
+    )
+    return q.Aggregate(per_person, (), totals)
+
+
+def _per_step(
+    steps: range, spec: tuple[tuple[str, q.AggKind, str], ...]
+) -> tuple[tuple[str, q.Agg], ...]:
+    """``{name}{k} = kind({source}{k})`` for each step k and each (name, kind, source)."""
+    return tuple(
+        (f"{name}{k}", q.Agg(kind, col(f"{source}{k}")))
+        for k in steps
+        for name, kind, source in spec
+    )
 
 
 # --- exit, censoring, eras ---------------------------------------------------------------
@@ -361,7 +447,7 @@ def plan(definition: Definition, concepts: ResolvedSets) -> q.Relation:
     """The cohort's rows: cohort_definition_id, subject_id, cohort_start_date, cohort_end_date."""
     index = qualified(definition, entry_events(definition, concepts), concepts)
     if definition.limit == "first":
-        index = first_per_person(index, ("start_date", "end_date"))
+        index = first_per_person(index, FIRST_ORDER)
     periods = _censored(definition, _exit_date(definition, index, concepts), concepts)
     eras = q.Eras(periods, definition.era_pad_days)
     return q.Select(
@@ -375,4 +461,4 @@ def plan(definition: Definition, concepts: ResolvedSets) -> q.Relation:
     )
 
 
-__all__ = ["DOMAINS", "Col", "entry_events", "events", "plan"]
+__all__ = ["DOMAINS", "Col", "attrition", "entry_events", "events", "plan"]

@@ -7,7 +7,8 @@ and so defines what each node means. A node checks on construction that the colu
 refers to exist, so a wrong plan fails where it is built, not inside a database.
 
 Semantics follow SQL: NULL compares as unknown, ``Where`` keeps rows whose predicate is
-true, ``Least``/``Greatest`` skip NULLs, ``Count`` counts non-NULL values.
+true, ``Least``/``Greatest`` skip NULLs, ``count`` counts non-NULL values,
+``count_distinct`` the distinct ones.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pmhub.cohorts.errors import QueryModelError
 Scalar = int | float | str | dt.date | bool | None
 LitType = Literal["int", "float", "str", "date", "bool"]
 CmpOp = Literal["=", "!=", "<", "<=", ">", ">="]
-AggKind = Literal["count", "sum", "min", "max"]
+AggKind = Literal["count", "count_distinct", "sum", "min", "max"]
 
 
 def _fail(message: str) -> None:
@@ -162,12 +163,22 @@ class Year(Expr):
 
 
 @dataclass(frozen=True)
-class Sub(Expr):
+class Arithmetic(Expr):
+    """``left + right`` or ``left - right`` of numbers (dates take :class:`AddDays`)."""
+
     left: Expr
     right: Expr
 
     def columns(self) -> frozenset[str]:
         return _cols(self.left, self.right)
+
+
+class Add(Arithmetic):
+    """``left + right``."""
+
+
+class Sub(Arithmetic):
+    """``left - right``."""
 
 
 @dataclass(frozen=True)

@@ -79,9 +79,11 @@ def _evaluate_scalar(expr: q.Expr, row: Mapping[str, Any]) -> Any:
     if isinstance(expr, q.Year):
         date = evaluate(expr.date, row)
         return None if date is None else date.year
-    if isinstance(expr, q.Sub):
+    if isinstance(expr, q.Add | q.Sub):
         left, right = evaluate(expr.left, row), evaluate(expr.right, row)
-        return None if left is None or right is None else left - right
+        if left is None or right is None:
+            return None
+        return left + right if isinstance(expr, q.Add) else left - right
     if isinstance(expr, q.Coalesce):
         return next((v for v in (evaluate(i, row) for i in expr.items) if v is not None), None)
     if isinstance(expr, q.Least | q.Greatest):
@@ -97,6 +99,8 @@ def _aggregate(agg: q.Agg, rows: list[Row]) -> Any:
     values = [v for v in (evaluate(agg.item, r) for r in rows) if v is not None]
     if agg.kind == "count":
         return len(values)
+    if agg.kind == "count_distinct":
+        return len(set(values))
     if not values:
         return None
     if agg.kind == "sum":
@@ -105,7 +109,7 @@ def _aggregate(agg: q.Agg, rows: list[Row]) -> Any:
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
-    return (1, None) if value is None else (0, value)  # NULLs last, as DuckDB and Spark
+    return (1, None) if value is None else (0, value)  # NULLs last (SQL renders NULLS LAST)
 
 
 class ReferenceEngine:

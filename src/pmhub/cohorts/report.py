@@ -1,13 +1,18 @@
-"""An HTML report: Table 1, incidence rates and survival plots (SVG inline), one file."""
+"""An HTML report: attrition, Table 1, incidence rates and survival plots (SVG inline),
+one file."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from pmhub.cohorts.characterize import Cell, Row, Table1
 from pmhub.cohorts.incidence import Rate
+
+if TYPE_CHECKING:
+    from pmhub.cohorts.service import AttritionStep
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
@@ -22,6 +27,16 @@ tr.section td { font-weight: 600; background: #f4f4f4; text-align: left; }
 <h1>{{ title }}</h1>
 <p class="note">Site: {{ site }}. Counts below {{ threshold }} are suppressed (shown as
 &lt;{{ threshold }}).</p>
+{% if attrition %}
+<h2>Attrition</h2>
+<p class="note">Index events and persons left after the entry criteria, then after each
+inclusion rule in order (before the limit after the rules, the exit and era collapse).</p>
+<table><tr><th>step</th><th>persons</th><th>events</th><th>% of persons kept</th>
+<th>persons meeting the rule alone</th></tr>
+{% for step, persons, events, kept, alone in attrition %}<tr><td>{{ step }}</td>
+<td>{{ persons }}</td><td>{{ events }}</td><td>{{ kept }}</td><td>{{ alone }}</td></tr>
+{% endfor %}</table>
+{% endif %}
 {% if table1 %}
 <h2>Table 1</h2>
 <p class="note">Features at each subject's first cohort entry; conditions and drugs in the
@@ -73,6 +88,7 @@ def render(
     rates: list[Rate] | None = None,
     outcome: str = "",
     plots: list[tuple[str, bytes]] | None = None,
+    attrition: list[AttritionRow] | None = None,
 ) -> str:
     def cell_text(row: Row, cell: Cell) -> str:
         if cell.value is None:
@@ -89,6 +105,7 @@ def render(
         site=site,
         threshold=threshold,
         table1=table1,
+        attrition=attrition or [],
         rates=rates or [],
         outcome=outcome,
         plots=svgs,
@@ -96,6 +113,29 @@ def render(
         number=_number,
         cell_text=cell_text,
     )
+
+
+AttritionRow = tuple[str, str, str, str, str]
+
+
+def attrition_rows(steps: list[AttritionStep], threshold: int) -> list[AttritionRow]:
+    """Step, persons, events, the share of the previous step's persons kept, and the
+    persons meeting the rule by itself, as text; counts from 1 to threshold − 1 are
+    suppressed, and so is a share computed from one."""
+
+    def count(value: int) -> str:
+        return f"<{threshold}" if 0 < value < threshold else f"{value:,}"
+
+    rows = []
+    for i, step in enumerate(steps):
+        before = steps[i - 1].persons if i else None
+        if before is None or before < threshold or 0 < step.persons < threshold:
+            kept = "—"
+        else:
+            kept = f"{100 * step.persons / before:.1f} %"
+        alone = count(step.persons_alone) if i else "—"
+        rows.append((step.step, count(step.persons), count(step.events), kept, alone))
+    return rows
 
 
 def _svg_body(data: bytes) -> str:

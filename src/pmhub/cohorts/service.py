@@ -7,17 +7,44 @@ import functools
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from pmhub.cdm import schema
-from pmhub.cdm.backends import Backend
+from pmhub.cdm.backends import Backend, duckdb_path, is_spark
 from pmhub.cdm.backends.duckdb import DuckDBBackend
 from pmhub.cohorts import characterize, incidence, outcomes, planner, survival
 from pmhub.cohorts import concepts as concept_sets
 from pmhub.cohorts import query_model as q
 from pmhub.cohorts.definition import Definition
 from pmhub.cohorts.engines import CohortRow, Engine, SqlEngine
+from pmhub.sites import Site
+
+Place = Backend | Engine  # where a cohort runs: a CDW backend, or any engine
+
+
+def as_engine(place: Place) -> Engine:
+    """A backend's SQL engine (after checking its CDM schema), or the engine itself."""
+    if isinstance(place, Backend):
+        schema.require_cdm(place)
+        return SqlEngine(place)
+    return place
+
+
+@contextmanager
+def open_engine(site: Site) -> Iterator[Engine]:
+    """The engine of a registered site: SQL on DuckDB or PostgreSQL, or a local Spark
+    session over a Spark site's Parquet folder."""
+    if is_spark(site.cdw_url):
+        from pmhub.cohorts.spark import open_folder
+
+        with open_folder(duckdb_path(site.cdw_url)) as engine:
+            yield engine
+        return
+    with site.connect() as backend:
+        yield as_engine(backend)
 
 
 @dataclass(frozen=True)
@@ -45,9 +72,35 @@ def generate(definition: Definition, engine: Engine) -> RunResult:
     )
 
 
-def generate_on(definition: Definition, backend: Backend) -> RunResult:
-    schema.require_cdm(backend)
-    return generate(definition, SqlEngine(backend))
+@dataclass(frozen=True)
+class AttritionStep:
+    """Index events and persons left after the entry, then after each inclusion rule."""
+
+    step: str
+    persons: int
+    events: int
+    persons_alone: int  # persons with an entry event meeting this rule by itself
+
+
+def attrition(definition: Definition, engine: Engine) -> list[AttritionStep]:
+    """Circe's inclusion-rule report: what each rule, in order, leaves of the entry events
+    (before the limit after the rules, the exit and the era collapse)."""
+    relation = planner.attrition(definition, concept_sets.resolve(definition, engine))
+    row = engine.rows(relation)[0]
+    names = ["entry events", *(rule.name for rule in definition.inclusion_rules)]
+    return [
+        AttritionStep(
+            name,
+            int(row[f"persons_{k}"] or 0),
+            int(row[f"events_{k}"] or 0),
+            int(row[f"alone_{k}"] or 0),
+        )
+        for k, name in enumerate(names)
+    ]
+
+
+def generate_on(definition: Definition, place: Place) -> RunResult:
+    return generate(definition, as_engine(place))
 
 
 def cohort_rows(definition_id: int, backend: Backend) -> list[CohortRow]:
@@ -65,13 +118,14 @@ def _shipped_vocabulary() -> Path:
     return path
 
 
-def validate(definition: Definition, backend: Backend | None = None) -> dict[str, int]:
+def validate(definition: Definition, place: Place | None = None) -> dict[str, int]:
     """Check the concepts against a site's vocabulary (or the shipped one) and resolve the
     concept sets; return how many concepts each set resolves to."""
-    if backend is None:
+    if place is None:
         with DuckDBBackend(_shipped_vocabulary(), read_only=True) as shipped:
             return validate(definition, shipped)
-    resolved = concept_sets.resolve(definition, SqlEngine(backend))
+    engine = SqlEngine(place) if isinstance(place, Backend) else place
+    resolved = concept_sets.resolve(definition, engine)
     planner.plan(definition, resolved)  # the plan builds: every node checked its columns
     return {name: len(ids) for name, ids in resolved.items()}
 
@@ -90,17 +144,18 @@ class OutcomeAnalysis:
 
 
 def characterize_at(
-    backend: Backend, definitions: list[Definition], threshold: int, window_days: int = 365
+    place: Place, definitions: list[Definition], threshold: int, window_days: int = 365
 ) -> characterize.Table1:
     """Generate each cohort at the site, then its Table 1 (small cells suppressed)."""
+    engine = as_engine(place)
     for definition in definitions:
-        generate_on(definition, backend)
+        generate(definition, engine)
     cohorts = [(d.id, d.name) for d in definitions]
-    return characterize.characterize(SqlEngine(backend), cohorts, threshold, window_days)
+    return characterize.characterize(engine, cohorts, threshold, window_days)
 
 
 def outcome_at(
-    backend: Backend,
+    place: Place,
     target: Definition,
     outcome: Definition,
     threshold: int,
@@ -108,9 +163,10 @@ def outcome_at(
     horizon_days: int = 3650,
 ) -> OutcomeAnalysis:
     """Generate target and outcome at the site; incidence, KM curve and life table."""
-    generate_on(target, backend)
-    generate_on(outcome, backend)
-    frame = outcomes.time_at_risk(SqlEngine(backend), target.id, outcome.id)
+    engine = as_engine(place)
+    generate(target, engine)
+    generate(outcome, engine)
+    frame = outcomes.time_at_risk(engine, target.id, outcome.id)
     shown = len(frame) >= threshold
     curve = survival.kaplan_meier(frame, target.name) if shown else None
     competing = survival.competing_cumulative_incidence(frame, target.name) if shown else None

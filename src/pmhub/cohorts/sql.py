@@ -104,6 +104,7 @@ class ExprCompiler:
             q.Year: lambda e: exp.cast(
                 exp.Extract(this=exp.var("YEAR"), expression=self(e.date)), "INT"
             ),
+            q.Add: lambda e: _paren(exp.Add(this=self(e.left), expression=self(e.right))),
             q.Sub: lambda e: _paren(exp.Sub(this=self(e.left), expression=self(e.right))),
             q.Coalesce: lambda e: self._variadic(exp.Coalesce, e.items),
             # the query model's LEAST/GREATEST skip NULLs (as PostgreSQL, DuckDB and Spark)
@@ -205,8 +206,11 @@ class Compiler:
             window = exp.Window(
                 this=exp.RowNumber(),
                 partition_by=self._cols(node.partition_by),
+                # NULLs last everywhere (Spark puts them first unless told)
                 order=exp.Order(
-                    expressions=[exp.Ordered(this=c) for c in self._cols(node.order_by)]
+                    expressions=[
+                        exp.Ordered(this=c, nulls_first=False) for c in self._cols(node.order_by)
+                    ]
                 ),
             )
             return exp.select(
@@ -236,11 +240,19 @@ class Compiler:
         )
 
     def _aggregate(self, node: q.Aggregate) -> exp.Expression:
-        aggs = [exp.alias_(_AGG[a.kind](this=self.expr(a.item)), n) for n, a in node.aggs]
+        aggs = [exp.alias_(self._agg(a), n) for n, a in node.aggs]
         query = exp.select(*self._cols(node.by), *aggs).from_(
             self.relation(node.source), copy=False
         )
         return query.group_by(*self._cols(node.by), copy=False) if node.by else query
+
+    def _agg(self, agg: q.Agg) -> exp.Expression:
+        item = self.expr(agg.item)
+        if agg.kind == "count_distinct":
+            result: Any = exp.Count(this=exp.Distinct(expressions=[item]))
+        else:
+            result = _AGG[agg.kind](this=item)
+        return cast(exp.Expression, result)
 
     def _eras(self, node: q.Eras) -> exp.Expression:
         """Gaps and islands: a period starts a new era when it starts more than ``gap``

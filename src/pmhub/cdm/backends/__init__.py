@@ -6,11 +6,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pmhub.cdm.backends.base import Backend, ColumnInfo
-from pmhub.errors import InvalidCdwUrlError
+from pmhub.errors import InvalidCdwUrlError, SparkSiteError
 
-__all__ = ["Backend", "ColumnInfo", "connect", "duckdb_path", "validate_url"]
+__all__ = ["Backend", "ColumnInfo", "connect", "duckdb_path", "is_spark", "validate_url"]
 
-SCHEMES = ("duckdb", "postgresql", "postgres")
+SCHEMES = ("duckdb", "postgresql", "postgres", "spark")
 
 
 def validate_url(url: str) -> str:
@@ -20,7 +20,7 @@ def validate_url(url: str) -> str:
         raise InvalidCdwUrlError(
             f"unsupported CDW URL {url!r}: the scheme must be one of {SCHEMES}"
         )
-    if scheme == "duckdb":
+    if scheme in ("duckdb", "spark"):
         duckdb_path(url)
     elif not urlsplit(url).hostname and "host=" not in url:
         raise InvalidCdwUrlError(f"PostgreSQL URL {url!r} names no host")
@@ -29,17 +29,29 @@ def validate_url(url: str) -> str:
 
 def duckdb_path(url: str) -> Path:
     """``duckdb:///rel/site.duckdb`` → a relative path, ``duckdb:////abs/site.duckdb`` →
-    an absolute one (SQLAlchemy's convention for file databases)."""
+    an absolute one (SQLAlchemy's convention for file databases). Spark sites name their
+    Parquet folder the same way: ``spark:////abs/folder``."""
     rest = url.split("://", 1)[1] if "://" in url else ""
     if not rest.startswith("/") or rest == "/":
         raise InvalidCdwUrlError(
-            f"DuckDB URL {url!r} names no file (use duckdb:///path/site.duckdb)"
+            f"URL {url!r} names no file or folder "
+            "(use duckdb:///path/site.duckdb or spark:///path/folder)"
         )
     return Path(rest[1:])
 
 
+def is_spark(url: str) -> bool:
+    """A Spark site: a folder of OMOP tables as Parquet, read by a local Spark session."""
+    return urlsplit(url).scheme.lower() == "spark"
+
+
 def connect(url: str, *, schema: str = "public") -> Backend:
     scheme = urlsplit(validate_url(url)).scheme.lower()
+    if scheme == "spark":
+        raise SparkSiteError(
+            f"{url} is a Spark site (Parquet tables read by Spark): it has no SQL connection "
+            "for this verb; the cohort verbs read it"
+        )
     if scheme == "duckdb":
         from pmhub.cdm.backends.duckdb import DuckDBBackend
 
