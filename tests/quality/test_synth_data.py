@@ -15,10 +15,6 @@ from pmhub.settings import load_settings
 from pmhub.sites import SiteRegistry
 
 KNOWN_GAPS = {
-    # drugs the generator prescribes that the vocabulary subset lacks (rosuvastatin,
-    # glimepiride, insulin glargine, omeprazole …; see cdm/data/vocabulary/README.md)
-    "standard_concept_missing/drug_exposure.drug_concept_id",
-    "source_value_unmapped/drug_exposure.drug_concept_id",
     # note class, encoding (UTF-8) and language (Korean) concepts are not in the subset
     "standard_concept_missing/note.note_class_concept_id",
     "standard_concept_missing/note.encoding_concept_id",
@@ -30,8 +26,6 @@ KNOWN_GAPS = {
     "source_value_unmapped/payer_plan_period.plan_concept_id",
     # a few Korean EDI procedure codes have no map
     "source_value_unmapped/procedure_occurrence.procedure_concept_id",
-    # eGFR is recorded with 3030354 (MDRD), a non-standard LOINC concept
-    "standard_valid_concept/measurement.measurement_concept_id",
 }
 
 

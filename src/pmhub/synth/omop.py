@@ -2,9 +2,9 @@
 
 Concept ids are real ids of the shipped vocabulary (``pmhub/cdm/data/vocabulary``):
 conditions are SNOMED standard concepts reached from KCD-7 source codes, drugs RxNorm
-(0 where the shipped vocabulary has no concept; the ATC source code is kept), measurements
-LOINC with UCUM units. Type concepts: 32817 EHR, 32838 EHR prescription, 32818 EHR
-administration record, 32856 Lab, 32815 Death Certificate.
+(the ATC code is the source value), measurements LOINC with UCUM units; 0 where the shipped
+vocabulary has no concept (the source value is kept). Type concepts: 32817 EHR, 32838 EHR
+prescription, 32818 EHR administration record, 32856 Lab, 32815 Death Certificate.
 """
 
 from __future__ import annotations

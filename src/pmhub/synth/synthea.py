@@ -9,7 +9,7 @@ procedures, RxNorm for medications, LOINC for observations; values without comma
 
 Differences from a US Synthea run, by design: the simulation's clock is written as UTC;
 costs are in Korean won; SSN holds the resident registration number; records whose code
-has no SNOMED/RxNorm code (e.g. rosuvastatin, gastroscopy) are left out, because Synthea's
+has no SNOMED/RxNorm code (e.g. gastroscopy) are left out, because Synthea's
 CODE columns must hold such a code; files Synthea fills and this network has no data for
 (allergies, care plans, claims, devices, imaging, immunizations, supplies) hold the header only.
 """
