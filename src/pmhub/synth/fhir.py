@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -76,6 +77,28 @@ def _entry(uuid: str, resource: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _chunk_times(chunk: Chunk) -> dict[str, list[str]]:
+    """ISO times of every row of a chunk, the same at every site (computed once per chunk)."""
+    if "fhir_times" not in chunk.cache:
+        t = chunk.tables
+        v = t["visits"]
+        end_sec = np.where(
+            v["end"] > v["start"], v["end_sec"], np.maximum(v["end_sec"], v["start_sec"])
+        )
+        m, o, p = t["measurements"], t["observations"], t["procedures"]
+        chunk.cache["fhir_times"] = {
+            "visit_start": _iso(v["start"], v["start_sec"]),
+            "visit_end": _iso(v["end"], end_sec),
+            "drug": _iso(t["drugs"]["day"], v["start_sec"][t["drugs"]["visit"]]),
+            "meas": _iso(m["day"], m["sec"]),
+            "obs": _iso(o["day"], v["start_sec"][o["visit"]]),
+            "proc": _iso(p["day"], p["sec"]),
+            "proc_end": _iso(p["day"], np.minimum(p["sec"] + 1800, 86_399)),
+        }
+    result: dict[str, list[str]] = chunk.cache["fhir_times"]
+    return result
+
+
 class PatientBundles:
     """The bundles of one site's patients in one chunk."""
 
@@ -98,7 +121,6 @@ class PatientBundles:
     def _prepare(self, chunk: Chunk, config: SynthConfig) -> None:
         """Per-row ids, times and values of every table, computed at once (vectorised)."""
         t = chunk.tables
-        v = t["visits"]
         self.uuid: dict[str, list[str]] = {}
         for space, name in enumerate(
             ("conditions", "drugs", "measurements", "observations", "procedures")
@@ -107,22 +129,36 @@ class PatientBundles:
             self.uuid[name] = ids.uuid_list(
                 config.seed, ids.RESOURCE * 100 + space * 10 + self.site, rows
             )
-        self.visit_start = _iso(v["start"], v["start_sec"])
-        end_sec = np.where(
-            v["end"] > v["start"], v["end_sec"], np.maximum(v["end_sec"], v["start_sec"])
+        times = _chunk_times(chunk)
+        self.visit_start, self.visit_end = times["visit_start"], times["visit_end"]
+        self.drug_time, self.meas_time = times["drug"], times["meas"]
+        self.obs_time, self.proc_start, self.proc_end = (
+            times["obs"],
+            times["proc"],
+            times["proc_end"],
         )
-        self.visit_end = _iso(v["end"], end_sec)
-        self.drug_time = _iso(t["drugs"]["day"], v["start_sec"][t["drugs"]["visit"]])
         m = t["measurements"]
-        self.meas_time = _iso(m["day"], m["sec"])
         value, unit, _ = site_values(self.spec, m["measure"], m["value"])
         self.meas_value = value.tolist()
         self.meas_unit = unit.to_pylist()
-        o = t["observations"]
-        self.obs_time = _iso(o["day"], v["start_sec"][o["visit"]])
-        p = t["procedures"]
-        self.proc_start = _iso(p["day"], p["sec"])
-        self.proc_end = _iso(p["day"], np.minimum(p["sec"] + 1800, 86_399))
+        self.meas_key = m["measure"].tolist()
+        self.meas_visit = m["visit"].tolist()
+        # resources share these (read-only) parts; the JSON writer copies them out
+        self.encounter_ref = [{"reference": f"urn:uuid:{u}"} for u in self.visit_uuid]
+        measures = refdata.measures()
+        self.meas_code = [
+            {
+                "coding": [_coding(LOINC, measures[k].loinc, measures[k].description)],
+                "text": measures[k].name_ko,
+            }
+            for k in MEAS_KEYS
+        ]
+        self.meas_category = [
+            [{"coding": [_coding(OBSERVATION_CATEGORY, c, c)]}]
+            for c in ("vital-signs" if k in VITALS else "laboratory" for k in MEAS_KEYS)
+        ]
+        n = self.notes
+        self.note_time = _iso(np.array(n.day, dtype=np.int64), np.array(n.sec)) if n else []
 
     def _doctor(self, provider: int) -> dict[str, str]:
         query = f"identifier={ID_SYSTEM}/practitioner|{self.spec.name}-{provider + 1}"
@@ -138,8 +174,8 @@ class PatientBundles:
         for person, uuid in zip(people.tolist(), patient_uuids, strict=True):
             entries = self._patient_entries(person, uuid, rows)
             bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-            text = json.dumps(bundle, ensure_ascii=False, separators=(",", ":"))
-            result[f"{self.spec.name}/fhir/{uuid}.json"] = text.encode()
+            # orjson writes the same bytes as json.dumps(ensure_ascii=False, compact), faster
+            result[f"{self.spec.name}/fhir/{uuid}.json"] = orjson.dumps(bundle)
         return result
 
     @property
@@ -164,7 +200,7 @@ class PatientBundles:
             "status": "current",
             "type": {"coding": [_coding(LOINC, code, display)], "text": n.title[index]},
             "subject": subject,
-            "date": _iso(np.array([n.day[index]]), np.array([n.sec[index]]))[0],
+            "date": self.note_time[index],
             "author": [self._doctor(int(self.c.tables["visits"]["provider"][visit]))],
             "content": [
                 {
@@ -416,21 +452,14 @@ class PatientBundles:
         }
 
     def _observation(self, row: int, subject: dict[str, str]) -> dict[str, Any]:
-        m = self.c.tables["measurements"]
-        key = MEAS_KEYS[int(m["measure"][row])]
-        info = refdata.measures()[key]
-        visit = int(m["visit"][row])
-        category = "vital-signs" if key in VITALS else "laboratory"
+        key = self.meas_key[row]
         resource: dict[str, Any] = {
             "resourceType": "Observation",
             "status": "final",
-            "category": [{"coding": [_coding(OBSERVATION_CATEGORY, category, category)]}],
-            "code": {
-                "coding": [_coding(LOINC, info.loinc, info.description)],
-                "text": info.name_ko,
-            },
+            "category": self.meas_category[key],
+            "code": self.meas_code[key],
             "subject": subject,
-            "encounter": {"reference": f"urn:uuid:{self.visit_uuid[visit]}"},
+            "encounter": self.encounter_ref[self.meas_visit[row]],
             "effectiveDateTime": self.meas_time[row],
         }
         value = self.meas_value[row]
