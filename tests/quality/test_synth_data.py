@@ -15,9 +15,7 @@ from pmhub.settings import load_settings
 from pmhub.sites import SiteRegistry
 
 KNOWN_GAPS = {
-    # note class, encoding (UTF-8) and language (Korean) concepts are not in the subset
-    "standard_concept_missing/note.note_class_concept_id",
-    "standard_concept_missing/note.encoding_concept_id",
+    # no concept for the Korean language was found for the subset (descendants of 4182347)
     "standard_concept_missing/note.language_concept_id",
     # no payer or plan concept for the Korean NHIS / medical aid in the subset
     "standard_concept_missing/payer_plan_period.payer_concept_id",
