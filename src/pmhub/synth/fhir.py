@@ -1,5 +1,7 @@
 """FHIR R4 transaction bundles, one per patient and hospital (as Synthea writes them),
-plus one bundle per hospital with its Organization and Practitioners.
+plus one bundle per hospital with its Organization and Practitioners. Vaccinations and
+allergies are the Synthea export's (``synthea_extra``), as Immunization and
+AllergyIntolerance resources.
 
 Patients reference their hospital and doctors by conditional references on identifiers
 (``Organization?identifier=...``), the way Synthea links patient bundles to its
@@ -36,6 +38,9 @@ UCUM = "http://unitsofmeasure.org"
 KCD7 = "urn:pmhub:kcd7"
 ID_SYSTEM = "https://pmhub.example.org/fhir/identifier"
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CVX = "http://hl7.org/fhir/sid/cvx"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 NOTE_TYPES = {
     "admission": ("34117-2", "History and physical note"),
     "discharge": ("18842-5", "Discharge summary"),
@@ -259,7 +264,86 @@ class PatientBundles:
                 entries.append(_entry(ids_[row], build(row, subject)))
         for index in self.notes_by_person.get(person, []):
             entries.append(self._document(index, subject))
+        for name, build in (("vaccinations", self._immunization), ("allergies", self._allergy)):
+            for row in self.extra_by_person[name].get(person, []):
+                entries.append(_entry(self.extra_uuid[name][row], build(row, subject)))
         return entries
+
+    @property
+    def extra_by_person(self) -> dict[str, dict[int, list[int]]]:
+        """Rows of the vaccinations and allergies (shared with the Synthea export) by person."""
+        if not hasattr(self, "_extra_by_person"):
+            from pmhub.synth import synthea_extra
+
+            self.extra = {
+                "vaccinations": synthea_extra.vaccinations(self.c, self.site, self.seed),
+                "allergies": synthea_extra.allergy_rows(self.c, self.site, self.seed),
+            }
+            self.extra_uuid: dict[str, list[str]] = {}
+            self._extra_by_person: dict[str, dict[int, list[int]]] = {}
+            for k, (name, rows) in enumerate(self.extra.items()):
+                grouped: dict[int, list[int]] = {}
+                for i, person in enumerate(rows["person"].tolist()):
+                    grouped.setdefault(person, []).append(i)
+                self._extra_by_person[name] = grouped
+                space = ids.RESOURCE * 100 + 60 + 10 * k + self.site  # 60s, 70s: free here
+                # two vaccines may be given at one visit
+                keys = (self.c.index * ID_BLOCK + rows["visit"]) * 2 + rows.get("vaccine", 0)
+                self.extra_uuid[name] = ids.uuid_list(self.seed, space, keys)
+            vac = self.extra["vaccinations"]
+            self.vaccination_time = _iso(vac["day"], vac["sec"])
+        return self._extra_by_person
+
+    def _immunization(self, row: int, subject: dict[str, str]) -> dict[str, Any]:
+        from pmhub.synth.synthea_extra import FLU, PPSV23
+
+        r = self.extra["vaccinations"]
+        code, display, _ = (FLU, PPSV23)[int(r["vaccine"][row])]
+        return {
+            "resourceType": "Immunization",
+            "status": "completed",
+            "vaccineCode": {"coding": [_coding(CVX, code, display)], "text": display},
+            "patient": subject,
+            "encounter": self.encounter_ref[int(r["visit"][row])],
+            "occurrenceDateTime": self.vaccination_time[row],
+            "primarySource": True,
+        }
+
+    def _allergy(self, row: int, subject: dict[str, str]) -> dict[str, Any]:
+        from pmhub.synth.synthea_extra import ALLERGENS, REACTIONS, SEVERITIES
+
+        r = self.extra["allergies"]
+        code, system, display, category, _ = ALLERGENS[int(r["allergen"][row])]
+        severity = SEVERITIES[int(r["severity"][row])].lower()
+        reactions = [int(r["reaction"][row])] + (
+            [int(r["reaction2"][row])] if r["reaction2"][row] >= 0 else []
+        )
+        return {
+            "resourceType": "AllergyIntolerance",
+            "clinicalStatus": {"coding": [_coding(ALLERGY_CLINICAL, "active", "Active")]},
+            "verificationStatus": {
+                "coding": [_coding(ALLERGY_VERIFICATION, "confirmed", "Confirmed")]
+            },
+            "type": "allergy",
+            "category": [category],
+            "criticality": "high" if severity == "severe" else "low",
+            "code": {
+                "coding": [_coding(RXNORM if system == "RxNorm" else SNOMED, code, display)],
+                "text": display,
+            },
+            "patient": subject,
+            "encounter": self.encounter_ref[int(r["visit"][row])],
+            "recordedDate": _date(r["day"][row]),
+            "reaction": [
+                {
+                    "manifestation": [
+                        {"coding": [_coding(SNOMED, *REACTIONS[i])], "text": REACTIONS[i][1]}
+                    ],
+                    "severity": severity if j == 0 else "mild",
+                }
+                for j, i in enumerate(reactions)
+            ],
+        }
 
     def _patient(self, person: int) -> dict[str, Any]:
         c = self.c

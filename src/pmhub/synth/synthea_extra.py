@@ -39,6 +39,7 @@ from pmhub.synth.omop import lookup
 from pmhub.synth.records import COND_KEYS, DRUG_KEYS, ER, IP, OP, PROC_KEYS
 
 if TYPE_CHECKING:
+    from pmhub.synth.chunk import Chunk
     from pmhub.synth.synthea import SiteExport
 
 FLU = ("140", "Influenza  seasonal  injectable  preservative free", 0.80)
@@ -130,8 +131,8 @@ CAREPLAN_IDS, IMAGING_IDS, CLAIM_IDS, TRANSACTION_IDS = (ids.RESOURCE * 1000 + k
 DEPARTMENT = np.array([1, 3, 2])  # OP, IP, ER: outpatient, ward, emergency department
 
 
-def _rng(x: SiteExport) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([x.seed, x.c.index, 700 + x.site]))
+def _rng(seed: int, chunk: Chunk, site: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, chunk.index, 700 + site]))
 
 
 def _first(keys: Arr, order_by: Arr) -> Arr:
@@ -143,21 +144,23 @@ def _first(keys: Arr, order_by: Arr) -> Arr:
     return result
 
 
-def _site_visits(x: SiteExport) -> dict[str, Arr]:
-    v = x.c.tables["visits"]
-    return {"pos": x.vpos, **{k: v[k][x.vpos] for k in ("person", "kind", "start", "start_sec")}}
+def _site_visits(chunk: Chunk, site: int) -> dict[str, Arr]:
+    v = chunk.tables["visits"]
+    pos = np.flatnonzero(v["site"] == site)
+    return {"pos": pos, **{k: v[k][pos] for k in ("person", "kind", "start", "start_sec")}}
 
 
-def immunizations(x: SiteExport) -> pa.Table:
-    from pmhub.synth.synthea import _iso, _number, _table
-
-    v = _site_visits(x)
-    age = (v["start"] - x.c.state.birth[v["person"]]) / DAYS_PER_YEAR
+def vaccinations(chunk: Chunk, site: int, seed: int) -> dict[str, Arr]:
+    """The vaccinations given at a hospital: visit (row of the visit table), person, day,
+    second and vaccine (0 influenza, 1 PPSV23), in time order. Shared by the Synthea and
+    FHIR exports."""
+    v = _site_visits(chunk, site)
+    age = (v["start"] - chunk.state.birth[v["person"]]) / DAYS_PER_YEAR
     when = np.datetime64("1970-01-01") + v["start"].astype("timedelta64[D]")
     month = when.astype("datetime64[M]").astype(np.int64) % 12 + 1
     year = when.astype("datetime64[Y]").astype(np.int64)
     elder = (v["kind"] == OP) & (age >= 65)
-    rng = _rng(x)
+    rng = _rng(seed, chunk, site)
     season = np.flatnonzero(elder & (month >= 10))
     flu = season[_first(v["person"][season] * 10_000 + year[season], v["start"][season])]
     flu = flu[rng.random(len(flu)) < FLU[2]]
@@ -170,28 +173,42 @@ def immunizations(x: SiteExport) -> pa.Table:
     vaccine = np.concatenate([np.zeros(len(flu), np.int64), np.ones(len(pneumo), np.int64)])
     order = np.lexsort((vaccine, v["start_sec"][rows], v["start"][rows]))
     rows, vaccine = rows[order], vaccine[order]
-    n = len(rows)
+    return {
+        "visit": v["pos"][rows],
+        "person": v["person"][rows],
+        "day": v["start"][rows],
+        "sec": v["start_sec"][rows],
+        "vaccine": vaccine,
+    }
+
+
+def immunizations(x: SiteExport) -> pa.Table:
+    from pmhub.synth.synthea import _iso, _number, _table
+
+    r = vaccinations(x.c, x.site, x.seed)
+    n = len(r["visit"])
     return _table(
         "immunizations.csv",
         {
-            "DATE": _iso(v["start"][rows], v["start_sec"][rows]),
-            "PATIENT": x._str(x.patient_ids[v["person"][rows]]),
-            "ENCOUNTER": x._str(x.encounter_ids[v["pos"][rows]]),
-            "CODE": lookup([FLU[0], PPSV23[0]], vaccine),
-            "DESCRIPTION": lookup([FLU[1], PPSV23[1]], vaccine),
+            "DATE": _iso(r["day"], r["sec"]),
+            "PATIENT": x._str(x.patient_ids[r["person"]]),
+            "ENCOUNTER": x._str(x.encounter_ids[r["visit"]]),
+            "CODE": lookup([FLU[0], PPSV23[0]], r["vaccine"]),
+            "DESCRIPTION": lookup([FLU[1], PPSV23[1]], r["vaccine"]),
             "BASE_COST": _number(np.full(n, VACCINE_COST)),
         },
         n,
     )
 
 
-def allergies(x: SiteExport) -> pa.Table:
-    from pmhub.synth.synthea import _date, _table
-
-    v = _site_visits(x)
+def allergy_rows(chunk: Chunk, site: int, seed: int) -> dict[str, Arr]:
+    """The allergies a hospital records, at each patient's first visit there: visit, person,
+    day, allergen, first reaction, severity (0 mild .. 2 severe), second reaction (-1 none).
+    Shared by the Synthea and FHIR exports."""
+    v = _site_visits(chunk, site)
     first = _first(v["person"], v["start"] * 86_400 + v["start_sec"])
-    rng = _rng(x)
-    rng.random(1)  # a different draw than the immunizations' (same stream seed)
+    rng = _rng(seed, chunk, site)
+    rng.random(1)  # a different draw than the vaccinations' (same stream seed)
     has = rng.random(len(first)) < ALLERGY_SHARE
     rows = first[has]
     n = len(rows)
@@ -204,32 +221,42 @@ def allergies(x: SiteExport) -> pa.Table:
     severity = np.where(severe, 2, rng.choice(2, size=n, p=[0.7, 0.3]))
     second = ~severe & (rng.random(n) < 0.2)
     reaction2 = np.where(second, (reaction + 1) % 3, -1)
-    rows_order = np.argsort(v["start"][rows], kind="stable")
-    rows, allergen = rows[rows_order], allergen[rows_order]
-    reaction, severity, reaction2 = (
-        reaction[rows_order],
-        severity[rows_order],
-        reaction2[rows_order],
-    )
+    order = np.argsort(v["start"][rows], kind="stable")
+    return {
+        "visit": v["pos"][rows][order],
+        "person": v["person"][rows][order],
+        "day": v["start"][rows][order],
+        "allergen": allergen[order],
+        "reaction": reaction[order],
+        "severity": severity[order],
+        "reaction2": reaction2[order],
+    }
+
+
+def allergies(x: SiteExport) -> pa.Table:
+    from pmhub.synth.synthea import _date, _table
+
+    r = allergy_rows(x.c, x.site, x.seed)
+    reaction2 = r["reaction2"]
     return _table(
         "allergies.csv",
         {
-            "START": _date(v["start"][rows]),
-            "PATIENT": x._str(x.patient_ids[v["person"][rows]]),
-            "ENCOUNTER": x._str(x.encounter_ids[v["pos"][rows]]),
-            "CODE": lookup([a[0] for a in ALLERGENS], allergen),
-            "SYSTEM": lookup([a[1] for a in ALLERGENS], allergen),
-            "DESCRIPTION": lookup([a[2] for a in ALLERGENS], allergen),
+            "START": _date(r["day"]),
+            "PATIENT": x._str(x.patient_ids[r["person"]]),
+            "ENCOUNTER": x._str(x.encounter_ids[r["visit"]]),
+            "CODE": lookup([a[0] for a in ALLERGENS], r["allergen"]),
+            "SYSTEM": lookup([a[1] for a in ALLERGENS], r["allergen"]),
+            "DESCRIPTION": lookup([a[2] for a in ALLERGENS], r["allergen"]),
             "TYPE": "allergy",
-            "CATEGORY": lookup([a[3] for a in ALLERGENS], allergen),
-            "REACTION1": lookup([r[0] for r in REACTIONS], reaction),
-            "DESCRIPTION1": lookup([r[1] for r in REACTIONS], reaction),
-            "SEVERITY1": lookup(list(SEVERITIES), severity),
-            "REACTION2": lookup([r[0] for r in REACTIONS], reaction2),
-            "DESCRIPTION2": lookup([r[1] for r in REACTIONS], reaction2),
+            "CATEGORY": lookup([a[3] for a in ALLERGENS], r["allergen"]),
+            "REACTION1": lookup([c[0] for c in REACTIONS], r["reaction"]),
+            "DESCRIPTION1": lookup([c[1] for c in REACTIONS], r["reaction"]),
+            "SEVERITY1": lookup(list(SEVERITIES), r["severity"]),
+            "REACTION2": lookup([c[0] for c in REACTIONS], reaction2),
+            "DESCRIPTION2": lookup([c[1] for c in REACTIONS], reaction2),
             "SEVERITY2": lookup(["MILD"], np.where(reaction2 >= 0, 0, -1)),
         },
-        n,
+        len(r["visit"]),
     )
 
 
@@ -329,7 +356,7 @@ def devices(x: SiteExport) -> pa.Table:
     p, _, number = _procedure_rows(x, ["pci"])
     person = x.c.tables["visits"]["person"][p["visit"]]
     n = len(number)
-    rng = _rng(x)
+    rng = _rng(x.seed, x.c, x.site)
     rng.random(2)
     gtin = rng.integers(10**13, 10**14, size=n)
     lot = rng.integers(10**10, 10**11, size=n)
