@@ -8,7 +8,8 @@ from pmhub.settings import load_settings
 from pmhub.sites import SiteRegistry
 
 
-def test_demo_builds_three_initialised_sites_idempotently(pmhub_home: Path, capsys):
+def test_demo_builds_three_initialised_sites_idempotently(pmhub_home: Path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "DEMO_PATIENTS", 2_000)  # the network's size is not the point here
     assert demo.main(["--home", str(pmhub_home)]) == 0
     assert demo.main(["--home", str(pmhub_home)]) == 0
     sites = SiteRegistry(load_settings()).list()

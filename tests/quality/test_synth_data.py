@@ -15,13 +15,7 @@ from pmhub.settings import load_settings
 from pmhub.sites import SiteRegistry
 
 KNOWN_GAPS = {
-    # drugs the generator prescribes that the vocabulary subset lacks (rosuvastatin,
-    # glimepiride, insulin glargine, omeprazole …; see cdm/data/vocabulary/README.md)
-    "standard_concept_missing/drug_exposure.drug_concept_id",
-    "source_value_unmapped/drug_exposure.drug_concept_id",
-    # note class, encoding (UTF-8) and language (Korean) concepts are not in the subset
-    "standard_concept_missing/note.note_class_concept_id",
-    "standard_concept_missing/note.encoding_concept_id",
+    # no concept for the Korean language was found for the subset (descendants of 4182347)
     "standard_concept_missing/note.language_concept_id",
     # no payer or plan concept for the Korean NHIS / medical aid in the subset
     "standard_concept_missing/payer_plan_period.payer_concept_id",
@@ -30,8 +24,6 @@ KNOWN_GAPS = {
     "source_value_unmapped/payer_plan_period.plan_concept_id",
     # a few Korean EDI procedure codes have no map
     "source_value_unmapped/procedure_occurrence.procedure_concept_id",
-    # eGFR is recorded with 3030354 (MDRD), a non-standard LOINC concept
-    "standard_valid_concept/measurement.measurement_concept_id",
 }
 
 

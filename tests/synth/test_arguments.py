@@ -137,3 +137,11 @@ def test_the_filesystem_root_is_never_overwritten() -> None:
 def test_any_non_positive_or_non_integer_count_is_refused(field: str, value: Any) -> None:
     with pytest.raises(InvalidSynthArgumentError):
         config.make_config(**{field: value}, max_sites=12)
+
+
+@pytest.mark.parametrize("fmt", ["omop", "synthea-csv", "fhir"])
+def test_the_smallest_network_is_generated(tmp_path: Path, fmt: str) -> None:
+    """One person for one year: most sites see nobody, some years have no visit at all."""
+    result = generate(tmp_path / "net", fmt=fmt, sites=3, patients=1, years=1, seed=1, workers=1)
+    assert (result.folder / "manifest.json").is_file()
+    assert result.rows["ground_truth/patients.csv"] == 1

@@ -101,3 +101,21 @@ def test_notes_travel_as_document_references(net: SynthResult) -> None:
         notes = [r["note_text"] for r in read_csv(net.folder / site / "notes.csv")]
         assert sorted(texts) == sorted(notes)
         assert texts
+
+
+def test_vaccinations_and_allergies_are_in_the_bundles(net: SynthResult) -> None:
+    found: dict[str, list[dict[str, object]]] = {"Immunization": [], "AllergyIntolerance": []}
+    for path in sorted(net.folder.glob("*/fhir/*.json")):
+        for entry in json.loads(path.read_text(encoding="utf-8")).get("entry", []):
+            resource = entry["resource"]
+            if resource["resourceType"] in found:
+                found[resource["resourceType"]].append(resource)
+    assert found["Immunization"]
+    assert found["AllergyIntolerance"]
+    for resource in found["Immunization"]:
+        coding = resource["vaccineCode"]["coding"][0]  # type: ignore[index]
+        assert coding["system"] == "http://hl7.org/fhir/sid/cvx"
+        assert coding["code"] in {"140", "33"}
+    for resource in found["AllergyIntolerance"]:
+        assert resource["category"] in (["medication"], ["food"], ["environment"])
+        assert resource["reaction"]

@@ -145,3 +145,36 @@ def test_the_ground_truth_folder_never_replaces_other_data(tmp_path: Path, where
     if where == "foreign":
         assert (folder / "thesis.txt").read_text() == "keep"
     backend.close()
+
+
+def test_loading_in_worker_processes_writes_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are built in worker processes when there are several; what lands in the CDW
+    and beside it does not depend on that."""
+    from pmhub.cdm.backends import connect
+    from pmhub.synth import config
+
+    monkeypatch.setattr(config, "CHUNK_SIZE", 60)  # 150 people: three chunks
+    seen = []
+    for workers in (1, 2):
+        monkeypatch.setattr(load, "default_workers", lambda w=workers: w)
+        backend = connect(f"duckdb:///{tmp_path / f'w{workers}.duckdb'}")
+        try:
+            schema.init_cdm(backend, source_name="t", abbreviation="t", holder="t")
+            truth_dir = tmp_path / f"truth{workers}"
+            load.load_sites({"chuncheon_univ": backend}, truth_dir=truth_dir, **ARGS)
+            rows = {
+                t: backend.fetchall(f"SELECT * FROM {t} ORDER BY 1")
+                for t in ("person", "visit_occurrence", "measurement", "note")
+            }
+            files = {
+                p.relative_to(truth_dir): p.read_bytes()
+                for p in sorted(truth_dir.rglob("*"))
+                if p.is_file()
+            }
+        finally:
+            backend.close()
+        seen.append((rows, files))
+    assert seen[0] == seen[1]
+    assert len(seen[0][0]["person"]) > 100

@@ -134,3 +134,89 @@ def test_the_column_layout_reader_matches_the_writer() -> None:
     layout = synthea.columns()
     assert layout["patients.csv"][:3] == ["Id", "BIRTHDATE", "DEATHDATE"]
     assert layout["encounters.csv"][-1] == "REASONDESCRIPTION"
+
+
+SITES = ("chuncheon_univ", "gangneung_general", "jeongseon_county")
+
+
+def test_the_secondary_files_hold_rows_that_reference_the_record(net: SynthResult) -> None:
+    counts: dict[str, int] = {}
+    for site in SITES:
+        patients = {r["Id"]: r for r in _rows(net, site, "patients.csv")}
+        encounters = {r["Id"]: r for r in _rows(net, site, "encounters.csv")}
+        for file in (
+            "immunizations.csv",
+            "allergies.csv",
+            "careplans.csv",
+            "imaging_studies.csv",
+            "devices.csv",
+            "supplies.csv",
+        ):
+            rows = _rows(net, site, file)
+            counts[file] = counts.get(file, 0) + len(rows)
+            for row in rows:
+                assert row["PATIENT"] in patients, file
+                assert encounters[row["ENCOUNTER"]]["PATIENT"] == row["PATIENT"], file
+        claims = {r["Id"]: r for r in _rows(net, site, "claims.csv")}
+        assert {r["APPOINTMENTID"] for r in claims.values()} == set(encounters)
+        for row in claims.values():
+            assert encounters[row["APPOINTMENTID"]]["PATIENT"] == row["PATIENTID"]
+        paid: dict[str, float] = {}
+        charged: dict[str, float] = {}
+        for row in _rows(net, site, "claims_transactions.csv"):
+            assert row["CLAIMID"] in claims
+            target = charged if row["TYPE"] == "CHARGE" else paid
+            target[row["CLAIMID"]] = target.get(row["CLAIMID"], 0.0) + float(row["AMOUNT"])
+        assert set(charged) == set(claims)
+        for claim, amount in charged.items():
+            assert paid[claim] == pytest.approx(amount, abs=0.02)
+            cost = float(encounters[claims[claim]["APPOINTMENTID"]]["TOTAL_CLAIM_COST"])
+            assert amount == pytest.approx(cost, abs=0.01)
+    for file in ("immunizations.csv", "allergies.csv", "careplans.csv", "imaging_studies.csv"):
+        assert counts[file] > 0, file
+
+
+def test_vaccines_follow_the_national_immunization_program(net: SynthResult) -> None:
+    seen = 0
+    for site in SITES:
+        birth = {r["Id"]: r["BIRTHDATE"] for r in _rows(net, site, "patients.csv")}
+        flu_seasons: set[tuple[str, str]] = set()
+        pneumo: set[str] = set()
+        for row in _rows(net, site, "immunizations.csv"):
+            seen += 1
+            assert INSTANT.fullmatch(row["DATE"])
+            born = birth[row["PATIENT"]]
+            age = int(row["DATE"][:4]) - int(born[:4]) - (row["DATE"][5:10] < born[5:10])
+            assert age >= 65
+            assert row["CODE"] in {"140", "33"}
+            if row["CODE"] == "140":
+                assert row["DATE"][5:7] in {"10", "11", "12"}
+                season = (row["PATIENT"], row["DATE"][:4])
+                assert season not in flu_seasons  # once a season
+                flu_seasons.add(season)
+            else:
+                assert row["PATIENT"] not in pneumo  # once in a life
+                pneumo.add(row["PATIENT"])
+    assert seen > 0
+
+
+def test_secondary_codes_follow_synthea(net: SynthResult) -> None:
+    for site in SITES:
+        conditions = {r["CODE"] for r in _rows(net, site, "conditions.csv")}
+        for row in _rows(net, site, "careplans.csv"):
+            assert row["CODE"].isdigit()
+            assert row["REASONCODE"] in conditions
+            assert row["STOP"] == "" or row["STOP"] >= row["START"]
+        for row in _rows(net, site, "allergies.csv"):
+            assert DATE.fullmatch(row["START"])
+            assert row["SYSTEM"] in {"RxNorm", "SNOMED-CT"}
+            assert row["CATEGORY"] in {"medication", "food", "environment"}
+            assert row["SEVERITY1"] in {"MILD", "MODERATE", "SEVERE"}
+        procedures = {r["CODE"] for r in _rows(net, site, "procedures.csv")}
+        for row in _rows(net, site, "imaging_studies.csv"):
+            assert row["MODALITY_CODE"] in {"DX", "CT", "MG", "US"}
+            assert row["SOP_CODE"].startswith("1.2.840.10008.5.1.4.1.1.")
+            assert row["PROCEDURE_CODE"] in procedures
+            assert row["INSTANCE_UID"].startswith(row["SERIES_UID"] + ".")
+        for row in _rows(net, site, "devices.csv"):
+            assert re.fullmatch(r"\(01\)\d{14}\(11\)\d{6}\(17\)\d{6}\(10\)\d+\(21\)\d+", row["UDI"])

@@ -60,6 +60,7 @@ class Chunk:
     events: dict[str, Arr] = field(default_factory=dict)  # every acute event: person, what, day
     seed: int = 0
     _at_site: dict[int, dict[str, Arr]] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)  # derived values shared by sites
 
     def at_site(self, site: int) -> dict[str, Arr]:
         """The identifiers as one hospital holds them: some mobile numbers there are out

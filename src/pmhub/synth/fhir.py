@@ -1,5 +1,7 @@
 """FHIR R4 transaction bundles, one per patient and hospital (as Synthea writes them),
-plus one bundle per hospital with its Organization and Practitioners.
+plus one bundle per hospital with its Organization and Practitioners. Vaccinations and
+allergies are the Synthea export's (``synthea_extra``), as Immunization and
+AllergyIntolerance resources.
 
 Patients reference their hospital and doctors by conditional references on identifiers
 (``Organization?identifier=...``), the way Synthea links patient bundles to its
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -35,6 +38,9 @@ UCUM = "http://unitsofmeasure.org"
 KCD7 = "urn:pmhub:kcd7"
 ID_SYSTEM = "https://pmhub.example.org/fhir/identifier"
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CVX = "http://hl7.org/fhir/sid/cvx"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 NOTE_TYPES = {
     "admission": ("34117-2", "History and physical note"),
     "discharge": ("18842-5", "Discharge summary"),
@@ -76,6 +82,28 @@ def _entry(uuid: str, resource: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _chunk_times(chunk: Chunk) -> dict[str, list[str]]:
+    """ISO times of every row of a chunk, the same at every site (computed once per chunk)."""
+    if "fhir_times" not in chunk.cache:
+        t = chunk.tables
+        v = t["visits"]
+        end_sec = np.where(
+            v["end"] > v["start"], v["end_sec"], np.maximum(v["end_sec"], v["start_sec"])
+        )
+        m, o, p = t["measurements"], t["observations"], t["procedures"]
+        chunk.cache["fhir_times"] = {
+            "visit_start": _iso(v["start"], v["start_sec"]),
+            "visit_end": _iso(v["end"], end_sec),
+            "drug": _iso(t["drugs"]["day"], v["start_sec"][t["drugs"]["visit"]]),
+            "meas": _iso(m["day"], m["sec"]),
+            "obs": _iso(o["day"], v["start_sec"][o["visit"]]),
+            "proc": _iso(p["day"], p["sec"]),
+            "proc_end": _iso(p["day"], np.minimum(p["sec"] + 1800, 86_399)),
+        }
+    result: dict[str, list[str]] = chunk.cache["fhir_times"]
+    return result
+
+
 class PatientBundles:
     """The bundles of one site's patients in one chunk."""
 
@@ -98,7 +126,6 @@ class PatientBundles:
     def _prepare(self, chunk: Chunk, config: SynthConfig) -> None:
         """Per-row ids, times and values of every table, computed at once (vectorised)."""
         t = chunk.tables
-        v = t["visits"]
         self.uuid: dict[str, list[str]] = {}
         for space, name in enumerate(
             ("conditions", "drugs", "measurements", "observations", "procedures")
@@ -107,22 +134,36 @@ class PatientBundles:
             self.uuid[name] = ids.uuid_list(
                 config.seed, ids.RESOURCE * 100 + space * 10 + self.site, rows
             )
-        self.visit_start = _iso(v["start"], v["start_sec"])
-        end_sec = np.where(
-            v["end"] > v["start"], v["end_sec"], np.maximum(v["end_sec"], v["start_sec"])
+        times = _chunk_times(chunk)
+        self.visit_start, self.visit_end = times["visit_start"], times["visit_end"]
+        self.drug_time, self.meas_time = times["drug"], times["meas"]
+        self.obs_time, self.proc_start, self.proc_end = (
+            times["obs"],
+            times["proc"],
+            times["proc_end"],
         )
-        self.visit_end = _iso(v["end"], end_sec)
-        self.drug_time = _iso(t["drugs"]["day"], v["start_sec"][t["drugs"]["visit"]])
         m = t["measurements"]
-        self.meas_time = _iso(m["day"], m["sec"])
         value, unit, _ = site_values(self.spec, m["measure"], m["value"])
         self.meas_value = value.tolist()
         self.meas_unit = unit.to_pylist()
-        o = t["observations"]
-        self.obs_time = _iso(o["day"], v["start_sec"][o["visit"]])
-        p = t["procedures"]
-        self.proc_start = _iso(p["day"], p["sec"])
-        self.proc_end = _iso(p["day"], np.minimum(p["sec"] + 1800, 86_399))
+        self.meas_key = m["measure"].tolist()
+        self.meas_visit = m["visit"].tolist()
+        # resources share these (read-only) parts; the JSON writer copies them out
+        self.encounter_ref = [{"reference": f"urn:uuid:{u}"} for u in self.visit_uuid]
+        measures = refdata.measures()
+        self.meas_code = [
+            {
+                "coding": [_coding(LOINC, measures[k].loinc, measures[k].description)],
+                "text": measures[k].name_ko,
+            }
+            for k in MEAS_KEYS
+        ]
+        self.meas_category = [
+            [{"coding": [_coding(OBSERVATION_CATEGORY, c, c)]}]
+            for c in ("vital-signs" if k in VITALS else "laboratory" for k in MEAS_KEYS)
+        ]
+        n = self.notes
+        self.note_time = _iso(np.array(n.day, dtype=np.int64), np.array(n.sec)) if n else []
 
     def _doctor(self, provider: int) -> dict[str, str]:
         query = f"identifier={ID_SYSTEM}/practitioner|{self.spec.name}-{provider + 1}"
@@ -138,8 +179,8 @@ class PatientBundles:
         for person, uuid in zip(people.tolist(), patient_uuids, strict=True):
             entries = self._patient_entries(person, uuid, rows)
             bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-            text = json.dumps(bundle, ensure_ascii=False, separators=(",", ":"))
-            result[f"{self.spec.name}/fhir/{uuid}.json"] = text.encode()
+            # orjson writes the same bytes as json.dumps(ensure_ascii=False, compact), faster
+            result[f"{self.spec.name}/fhir/{uuid}.json"] = orjson.dumps(bundle)
         return result
 
     @property
@@ -164,7 +205,7 @@ class PatientBundles:
             "status": "current",
             "type": {"coding": [_coding(LOINC, code, display)], "text": n.title[index]},
             "subject": subject,
-            "date": _iso(np.array([n.day[index]]), np.array([n.sec[index]]))[0],
+            "date": self.note_time[index],
             "author": [self._doctor(int(self.c.tables["visits"]["provider"][visit]))],
             "content": [
                 {
@@ -223,7 +264,86 @@ class PatientBundles:
                 entries.append(_entry(ids_[row], build(row, subject)))
         for index in self.notes_by_person.get(person, []):
             entries.append(self._document(index, subject))
+        for name, build in (("vaccinations", self._immunization), ("allergies", self._allergy)):
+            for row in self.extra_by_person[name].get(person, []):
+                entries.append(_entry(self.extra_uuid[name][row], build(row, subject)))
         return entries
+
+    @property
+    def extra_by_person(self) -> dict[str, dict[int, list[int]]]:
+        """Rows of the vaccinations and allergies (shared with the Synthea export) by person."""
+        if not hasattr(self, "_extra_by_person"):
+            from pmhub.synth import synthea_extra
+
+            self.extra = {
+                "vaccinations": synthea_extra.vaccinations(self.c, self.site, self.seed),
+                "allergies": synthea_extra.allergy_rows(self.c, self.site, self.seed),
+            }
+            self.extra_uuid: dict[str, list[str]] = {}
+            self._extra_by_person: dict[str, dict[int, list[int]]] = {}
+            for k, (name, rows) in enumerate(self.extra.items()):
+                grouped: dict[int, list[int]] = {}
+                for i, person in enumerate(rows["person"].tolist()):
+                    grouped.setdefault(person, []).append(i)
+                self._extra_by_person[name] = grouped
+                space = ids.RESOURCE * 100 + 60 + 10 * k + self.site  # 60s, 70s: free here
+                # two vaccines may be given at one visit
+                keys = (self.c.index * ID_BLOCK + rows["visit"]) * 2 + rows.get("vaccine", 0)
+                self.extra_uuid[name] = ids.uuid_list(self.seed, space, keys)
+            vac = self.extra["vaccinations"]
+            self.vaccination_time = _iso(vac["day"], vac["sec"])
+        return self._extra_by_person
+
+    def _immunization(self, row: int, subject: dict[str, str]) -> dict[str, Any]:
+        from pmhub.synth.synthea_extra import FLU, PPSV23
+
+        r = self.extra["vaccinations"]
+        code, display, _ = (FLU, PPSV23)[int(r["vaccine"][row])]
+        return {
+            "resourceType": "Immunization",
+            "status": "completed",
+            "vaccineCode": {"coding": [_coding(CVX, code, display)], "text": display},
+            "patient": subject,
+            "encounter": self.encounter_ref[int(r["visit"][row])],
+            "occurrenceDateTime": self.vaccination_time[row],
+            "primarySource": True,
+        }
+
+    def _allergy(self, row: int, subject: dict[str, str]) -> dict[str, Any]:
+        from pmhub.synth.synthea_extra import ALLERGENS, REACTIONS, SEVERITIES
+
+        r = self.extra["allergies"]
+        code, system, display, category, _ = ALLERGENS[int(r["allergen"][row])]
+        severity = SEVERITIES[int(r["severity"][row])].lower()
+        reactions = [int(r["reaction"][row])] + (
+            [int(r["reaction2"][row])] if r["reaction2"][row] >= 0 else []
+        )
+        return {
+            "resourceType": "AllergyIntolerance",
+            "clinicalStatus": {"coding": [_coding(ALLERGY_CLINICAL, "active", "Active")]},
+            "verificationStatus": {
+                "coding": [_coding(ALLERGY_VERIFICATION, "confirmed", "Confirmed")]
+            },
+            "type": "allergy",
+            "category": [category],
+            "criticality": "high" if severity == "severe" else "low",
+            "code": {
+                "coding": [_coding(RXNORM if system == "RxNorm" else SNOMED, code, display)],
+                "text": display,
+            },
+            "patient": subject,
+            "encounter": self.encounter_ref[int(r["visit"][row])],
+            "recordedDate": _date(r["day"][row]),
+            "reaction": [
+                {
+                    "manifestation": [
+                        {"coding": [_coding(SNOMED, *REACTIONS[i])], "text": REACTIONS[i][1]}
+                    ],
+                    "severity": severity if j == 0 else "mild",
+                }
+                for j, i in enumerate(reactions)
+            ],
+        }
 
     def _patient(self, person: int) -> dict[str, Any]:
         c = self.c
@@ -416,21 +536,14 @@ class PatientBundles:
         }
 
     def _observation(self, row: int, subject: dict[str, str]) -> dict[str, Any]:
-        m = self.c.tables["measurements"]
-        key = MEAS_KEYS[int(m["measure"][row])]
-        info = refdata.measures()[key]
-        visit = int(m["visit"][row])
-        category = "vital-signs" if key in VITALS else "laboratory"
+        key = self.meas_key[row]
         resource: dict[str, Any] = {
             "resourceType": "Observation",
             "status": "final",
-            "category": [{"coding": [_coding(OBSERVATION_CATEGORY, category, category)]}],
-            "code": {
-                "coding": [_coding(LOINC, info.loinc, info.description)],
-                "text": info.name_ko,
-            },
+            "category": self.meas_category[key],
+            "code": self.meas_code[key],
             "subject": subject,
-            "encounter": {"reference": f"urn:uuid:{self.visit_uuid[visit]}"},
+            "encounter": self.encounter_ref[self.meas_visit[row]],
             "effectiveDateTime": self.meas_time[row],
         }
         value = self.meas_value[row]

@@ -12,7 +12,8 @@ import contextlib
 import datetime as dt
 import json
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from pmhub.synth.chunk import simulate_chunk
 from pmhub.synth.config import SynthConfig, make_config
 from pmhub.synth.errors import InvalidSynthArgumentError, SynthLoadError
 from pmhub.synth.output import csv_bytes, header
+from pmhub.synth.service import default_workers
 
 MARKER = "pmhub.synth"
 CLINICAL = (*omop.TABLES, "care_site", "provider")
@@ -149,6 +151,49 @@ def _insert(backend: Backend, table: str, data: pa.Table) -> int:
     )
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What a worker builds for one chunk: the OMOP tables of the sites to load and, with a
+    sidecar, the files that do not belong in a CDW."""
+
+    config: SynthConfig
+    todo: tuple[int, ...]  # site indices to load
+    sites: int
+    sidecar: bool
+
+    def __call__(self, index: int) -> tuple[dict[int, dict[str, pa.Table]], dict[str, bytes]]:
+        truth_years = truth.index_years(self.config) if self.sidecar else ()
+        chunk = simulate_chunk(self.config, index, truth_years)
+        tables: dict[int, dict[str, pa.Table]] = {}
+        files: dict[str, bytes] = {}
+        for site in range(self.sites):
+            if site not in self.todo and not self.sidecar:
+                continue
+            builder = omop.SiteTables(chunk, site, self.config)  # notes are made once
+            if site in self.todo:
+                tables[site] = {table: builder.build(table) for table in omop.TABLES}
+            if self.sidecar:
+                name = refdata.sites()[site].name
+                person_ids = chunk.site_person[:, site].tolist()
+                files.update(omop.note_files(name, builder.notes, person_ids))
+                files[f"{name}/person_identifiers.csv"] = csv_bytes(omop.identifiers(chunk, site))
+        if self.sidecar:
+            files.update(truth.render(chunk, self.config))
+        return tables, files
+
+
+def _built(job: _Job, chunks: int, workers: int) -> Iterator[tuple[Any, dict[str, bytes]]]:
+    """Each chunk's tables and files in chunk order; built in worker processes when there
+    are several chunks (the same bytes either way)."""
+    if workers <= 1 or chunks == 1:
+        for index in range(chunks):
+            yield job(index)
+        return
+    # forked workers only compute (numpy, Arrow); the parent alone uses the databases
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(job, range(chunks))
+
+
 def _insert_all(
     config: SynthConfig,
     backends: Mapping[str, Backend],
@@ -167,15 +212,14 @@ def _insert_all(
         for table, data in omop.site_level(config, site).items():
             if table != "cdm_source":
                 add(name, table, _insert(backends[name], table, data))
-    truth_years = truth.index_years(config) if sidecar is not None else ()
-    for index in range(config.chunks):
-        chunk = simulate_chunk(config, index, truth_years)
+    job = _Job(config, tuple(names.index(n) for n in todo), len(names), sidecar is not None)
+    workers = default_workers()
+    for index, (tables, files) in enumerate(_built(job, config.chunks, workers)):
         for name in todo:
-            builder = omop.SiteTables(chunk, names.index(name), config)
-            for table in omop.TABLES:
-                add(name, table, _insert(backends[name], table, builder.build(table)))
+            for table, data in tables[names.index(name)].items():
+                add(name, table, _insert(backends[name], table, data))
         if sidecar is not None:
-            sidecar.add(chunk)
+            sidecar.add(files)
         if progress is not None:
             progress(index + 1, config.chunks)
     return counts
@@ -231,14 +275,8 @@ class _Sidecar:
             with (self.folder / rel).open("ab") as handle:
                 handle.write(data)
 
-    def add(self, chunk: Any) -> None:
-        self._append(truth.render(chunk, self.config))
-        for site, name in enumerate(self.names):
-            builder = omop.SiteTables(chunk, site, self.config)
-            self._append(omop.note_files(name, builder.notes, chunk.site_person[:, site].tolist()))
-            self._append(
-                {f"{name}/person_identifiers.csv": csv_bytes(omop.identifiers(chunk, site))}
-            )
+    def add(self, files: dict[str, bytes]) -> None:
+        self._append(files)
 
     def finish(self) -> None:
         truth.finish(self.folder, self.config)

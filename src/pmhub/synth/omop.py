@@ -2,9 +2,9 @@
 
 Concept ids are real ids of the shipped vocabulary (``pmhub/cdm/data/vocabulary``):
 conditions are SNOMED standard concepts reached from KCD-7 source codes, drugs RxNorm
-(0 where the shipped vocabulary has no concept; the ATC source code is kept), measurements
-LOINC with UCUM units. Type concepts: 32817 EHR, 32838 EHR prescription, 32818 EHR
-administration record, 32856 Lab, 32815 Death Certificate.
+(the ATC code is the source value), measurements LOINC with UCUM units; 0 where the shipped
+vocabulary has no concept (the source value is kept). Type concepts: 32817 EHR, 32838 EHR
+prescription, 32818 EHR administration record, 32856 Lab, 32815 Death Certificate.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ MALE, FEMALE, ASIAN, NOT_HISPANIC = 8507, 8532, 8515, 38003564
 VISIT_CONCEPT = np.array([9202, 9201, 9203])  # OP, IP, ER
 VISIT_SOURCE = ["외래", "입원", "응급"]
 SMOKING_CONCEPT = 43054909  # LOINC 72166-2 Tobacco smoking status
+NOTE_CLASS, UTF8 = 706391, 32678  # LOINC Doc Kind 'Note'; the encoding UTF-8 (CDM v5.4 spec)
 CARE_SITE_LOCATION = 10**15  # location ids of hospitals (people use their person_id)
 SPECIALTIES = (
     "내과",
@@ -489,11 +490,11 @@ class SiteTables:
                 "note_date": dates(np.array(rows.day, dtype=np.int64)),
                 "note_datetime": stamps(np.array(rows.day, dtype=np.int64), np.array(rows.sec)),
                 "note_type_concept_id": EHR,
-                "note_class_concept_id": 0,
+                "note_class_concept_id": NOTE_CLASS,
                 "note_title": pa.array(rows.title, pa.string()),
                 "note_text": pa.array(rows.text, pa.string()),
-                "encoding_concept_id": 0,
-                "language_concept_id": 0,
+                "encoding_concept_id": UTF8,
+                "language_concept_id": 0,  # no concept for Korean in the shipped vocabulary
                 "provider_id": rows.provider_id,
                 "visit_occurrence_id": rows.visit_id,
                 "note_source_value": pa.array(rows.kind, pa.string()),

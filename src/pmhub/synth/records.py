@@ -623,7 +623,7 @@ def visit_contents(
     """Diagnoses, prescriptions, measurements, procedures and smoking status for the
     visits added this year (rows ``first:`` of the visit table)."""
     v = {k: np.concatenate(parts)[first:] for k, parts in rec.visits.parts.items()}
-    if len(v["person"]) == 0:
+    if not v or len(v["person"]) == 0:  # no visits yet (a tiny network)
         return
     index = np.arange(first, first + len(v["person"]))
     _conditions(rec, state, result, v, index, ctx)

@@ -9,9 +9,9 @@ procedures, RxNorm for medications, LOINC for observations; values without comma
 
 Differences from a US Synthea run, by design: the simulation's clock is written as UTC;
 costs are in Korean won; SSN holds the resident registration number; records whose code
-has no SNOMED/RxNorm code (e.g. rosuvastatin, gastroscopy) are left out, because Synthea's
-CODE columns must hold such a code; files Synthea fills and this network has no data for
-(allergies, care plans, claims, devices, imaging, immunizations, supplies) hold the header only.
+has no SNOMED/RxNorm code (e.g. gastroscopy) are left out, because Synthea's
+CODE columns must hold such a code. Immunizations, allergies, care plans, imaging studies,
+devices, supplies, claims and claim transactions come from ``synthea_extra``.
 """
 
 from __future__ import annotations
@@ -512,7 +512,7 @@ class SyntheaFormat:
         return result
 
     def render(self, index: int) -> dict[str, bytes]:
-        from pmhub.synth import truth
+        from pmhub.synth import synthea_extra, truth
         from pmhub.synth.chunk import simulate_chunk
         from pmhub.synth.output import csv_bytes
 
@@ -522,6 +522,8 @@ class SyntheaFormat:
             export = SiteExport(chunk, s, self.config)
             for name in FILES:
                 result[f"{spec.name}/{name}.csv"] = csv_bytes(getattr(export, name)(), quote=False)
+            for name, build in synthea_extra.FILES.items():
+                result[f"{spec.name}/{name}.csv"] = csv_bytes(build(export), quote=False)
             result[f"@{spec.name}"] = json.dumps(export.stats()).encode()
             patients = [u.decode() for u in export.patient_ids.tolist()]
             result.update(note_files(spec.name, site_notes(chunk, s, self.config), patients))
