@@ -8,12 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pmhub.privacy import hierarchy, models, mondrian, policy, qitable, search, service
+from pmhub.privacy import hierarchy, keys, models, mondrian, policy, qitable, search, service
 from pmhub.privacy.errors import UnsatisfiableError
 from pmhub.privacy.keys import KeyStore, ProjectKey
 from pmhub.settings import load_settings
@@ -149,6 +150,33 @@ def test_pseudonyms_are_stable_per_key_and_differ_across_keys(a, b):
     assert first.pseudonym("person_id", a) == first.pseudonym("person_id", a)
     assert first.pseudonym("person_id", a) != second.pseudonym("person_id", a)
     assert (first.pseudonym("person_id", a) == first.pseudonym("person_id", b)) == (a == b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=30), max_size=20),
+    st.binary(min_size=16, max_size=100),
+    st.text("ab'\"_ 가", max_size=8),
+    st.integers(1, 3650),
+)
+def test_keyed_sql_computes_the_same_pseudonyms_and_offsets(values, secret, namespace, days):
+    """The engine hashes in DuckDB; notes and tests use the Python path: they must agree."""
+    key = ProjectKey("p", secret)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (v VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [[v] for v in values] + [[None]])
+    got = con.sql(
+        f"SELECT v, {keys.pseudonym_sql(namespace, 'v', 40)},"
+        f" {keys.offset_sql(namespace, 'v', days)} FROM t",
+        params=key.sql_parameters(),
+    )
+    assert got is not None
+    for value, pseudonym, offset in got.fetchall():
+        if value is None:
+            assert pseudonym is None
+            continue
+        assert pseudonym == key.pseudonym(namespace, value, 40)
+        assert offset == key.offset(namespace, value, days)
 
 
 names = st.text(alphabet="김이박최정민서지현수영준", min_size=2, max_size=4)

@@ -25,7 +25,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from pmhub.privacy import hierarchy as hier
-from pmhub.privacy import mondrian, search, transforms
+from pmhub.privacy import keys, mondrian, search, transforms
 from pmhub.privacy.errors import (
     ColumnTypeError,
     KeyStoreError,
@@ -84,6 +84,7 @@ class TablePlan:
     recoding: Recoding | None
     rare: dict[str, set[str]] = field(default_factory=dict)
     output_columns: list[str] = field(default_factory=list)
+    timed: dict[str, bool] = field(default_factory=dict)  # date-shifted columns with a time
 
 
 # --- checks -----------------------------------------------------------------------------
@@ -120,7 +121,7 @@ def check_types(con: duckdb.DuckDBPyConnection, source: Source, rules: TablePoli
         column = quote(name)
         cast = f"TRY_CAST(CAST({column} AS VARCHAR) AS {target})"
         if target == "TIMESTAMP":
-            cast = f"coalesce({cast}, TRY_CAST(CAST({column} AS VARCHAR) AS DATE))"
+            cast = timestamp_sql(column)
         rows = con.execute(
             f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM {source.sql}"
             f" WHERE {column} IS NOT NULL AND {cast} IS NULL LIMIT 3"
@@ -132,6 +133,27 @@ def check_types(con: duckdb.DuckDBPyConnection, source: Source, rules: TablePoli
                 f"column {name!r} of table {source.name!r} must hold {kind} for action"
                 f" {rule.action!r}, but holds e.g. {sample}"
             )
+
+
+def timestamp_sql(column: str) -> str:
+    """A date or timestamp column, or text holding either, as a TIMESTAMP (NULL if neither)."""
+    text = f"CAST({column} AS VARCHAR)"
+    return f"coalesce(TRY_CAST({text} AS TIMESTAMP), CAST(TRY_CAST({text} AS DATE) AS TIMESTAMP))"
+
+
+def timed_columns(
+    con: duckdb.DuckDBPyConnection, source: Source, rules: TablePolicy
+) -> dict[str, bool]:
+    """Per date-shifted column: does any value carry a time of day (then times are written)?"""
+    timed = {}
+    for name in rules.names("date_shift"):
+        stamp = timestamp_sql(quote(name))
+        found = con.execute(
+            f"SELECT coalesce(bool_or({stamp} <> date_trunc('day', {stamp})), false)"
+            f" FROM {source.sql}"
+        ).fetchall()
+        timed[name] = bool(found[0][0])
+    return timed
 
 
 def _expected_type(rule: ColumnRule) -> str | None:
@@ -267,6 +289,7 @@ def plan_table(
     models = build_models(con, rules, hierarchies, qis, base)
     plan = TablePlan(source.name, source, rules, hierarchies, None, models, None)
     plan.output_columns = output_columns
+    plan.timed = timed_columns(con, source, rules)
     if qis:
         sensitive = [s for s in rules.sensitive if s not in qis]
         counts = qi_counts(con, source, qis + sensitive)
@@ -374,32 +397,61 @@ def rare_values(
 # --- streaming out ----------------------------------------------------------------------
 
 
-def select_sql(source: Source, rules: TablePolicy) -> str:
-    """The batch query: the records, each QI as the same text the plan grouped, and for
-    micro-aggregated columns the group mean from a window."""
-    texts = "".join(f", {source.text(q)} AS {quote('__qi__' + q)}" for q in rules.quasi_identifiers)
+def keyed_sql(plan: TablePlan, policy: Policy) -> str:
+    """Pseudonyms and shifted dates, computed by the query engine from the bound key."""
+    source, parts = plan.source, []
+    for name in plan.output_columns:
+        rule = plan.rules.columns[name]
+        if rule.action == "pseudonym":
+            text = source.text(name, blank=False)
+            expr = keys.pseudonym_sql(rule.namespace or name, text, rule.length)
+            parts.append(f", {expr} AS {quote('__ps__' + name)}")
+        elif rule.action == "date_shift":
+            person = source.text(rule.person or policy.person_column)
+            days = keys.offset_sql(transforms.DATE_SHIFT, person, rule.max_days)
+            shape = "%Y-%m-%d %H:%M:%S" if plan.timed.get(name) else "%Y-%m-%d"
+            shifted = f"strftime({timestamp_sql(quote(name))} + to_days({days}), '{shape}')"
+            parts.append(f", {shifted} AS {quote('__ds__' + name)}")
+    return "".join(parts)
+
+
+RAW_ACTIONS = frozenset({"keep", "round", "top_bottom", "date_generalize", "suppress_cells"})
+
+
+def select_sql(plan: TablePlan, policy: Policy, where: str = "") -> str:
+    """The batch query: the columns the transforms read, each QI as the same text the plan
+    grouped, keyed columns, and for micro-aggregated columns the mean of the group of k
+    neighbouring values (windows, in the records' order)."""
+    source, rules = plan.source, plan.rules
+    raw = [quote(c) for c in plan.output_columns if rules.columns[c].action in RAW_ACTIONS]
+    raw += [f"{source.text(q)} AS {quote('__qi__' + q)}" for q in rules.quasi_identifiers]
+    columns = (", ".join(raw) + keyed_sql(plan, policy)).lstrip(", ") or "NULL AS __none__"
     aggregated = rules.names("microaggregate")
     if not aggregated:
-        return f"SELECT *{texts} FROM {source.sql}"
-    parts = [f"WITH base AS (SELECT *{texts}, row_number() OVER () AS __row FROM {source.sql})"]
-    joins, extra = [], []
+        return f"SELECT {columns} FROM {source.sql} {where}"
+    layer = f"(SELECT *, row_number() OVER () AS __row FROM {source.sql} {where})"
     for i, name in enumerate(aggregated):
         k = int(rules.columns[name].k or 2)
-        value = f"CAST(CAST({quote(name)} AS VARCHAR) AS DOUBLE)"
-        parts.append(
-            f", m{i} AS (SELECT __row, avg(v) OVER (PARTITION BY g) AS mean FROM ("
-            f"SELECT __row, v, least((row_number() OVER (ORDER BY v, __row) - 1) // {k},"
-            f" greatest(count(*) OVER () // {k} - 1, 0)) AS g FROM ("
-            f"SELECT __row, {value} AS v FROM base WHERE {quote(name)} IS NOT NULL)))"
+        v, g, missing = f"__v{i}", f"__g{i}", f"__v{i} IS NULL"
+        value = f"TRY_CAST(CAST({quote(name)} AS VARCHAR) AS DOUBLE)"
+        rank = f"row_number() OVER (PARTITION BY {missing} ORDER BY {v}, __row) - 1"
+        groups = f"greatest(count(*) OVER (PARTITION BY {missing}) // {k} - 1, 0)"
+        layer = (
+            f"(SELECT *, avg({v}) OVER (PARTITION BY {missing}, {g}) AS __mean{i} FROM ("
+            f"SELECT *, least(({rank}) // {k}, {groups}) AS {g} FROM ("
+            f"SELECT *, {value} AS {v} FROM {layer})))"
         )
-        joins.append(f"LEFT JOIN m{i} USING (__row)")
-        extra.append(f"m{i}.mean AS {quote('__mean__' + name)}")
-    columns = ", ".join(["base.*", *extra])
-    return " ".join(parts) + f" SELECT {columns} FROM base {' '.join(joins)} ORDER BY __row"
+        columns += f", __mean{i} AS {quote('__mean__' + name)}"
+    return f"SELECT {columns} FROM {layer} ORDER BY __row"
 
 
-def batches(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[pd.DataFrame]:
-    reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+def batches(
+    con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, bytes]
+) -> Iterator[pd.DataFrame]:
+    used = {name: value for name, value in parameters.items() if f"${name}" in sql}
+    relation = con.sql(sql, params=used or None)
+    assert relation is not None
+    reader = relation.to_arrow_reader(BATCH_ROWS)
     for batch in reader:
         yield pd.DataFrame(
             {name: _column(batch.column(i)) for i, name in enumerate(batch.schema.names)}
@@ -413,17 +465,11 @@ def _column(array: pa.Array[Any]) -> pd.Series:
     return array.to_pandas()
 
 
-def transform_batch(
-    frame: pd.DataFrame,
-    plan: TablePlan,
-    policy: Policy,
-    key: ProjectKey | None,
-    offsets: dict[int, transforms.Offsets],
-) -> pd.DataFrame:
+def transform_batch(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     frame = apply_recoding(frame, plan)
     out: dict[str, Any] = {}
     for name in plan.output_columns:
-        out[name] = transform_column(frame, name, plan, policy, key, offsets)
+        out[name] = transform_column(frame, name, plan)
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -468,36 +514,27 @@ def recode_by_lookup(
     return frame
 
 
-def transform_column(
-    frame: pd.DataFrame,
-    name: str,
-    plan: TablePlan,
-    policy: Policy,
-    key: ProjectKey | None,
-    offsets: dict[int, transforms.Offsets],
-) -> pd.Series:
+COMPUTED = {
+    "generalize": "__out__",
+    "pseudonym": "__ps__",
+    "date_shift": "__ds__",
+    "microaggregate": "__mean__",
+}
+
+
+def transform_column(frame: pd.DataFrame, name: str, plan: TablePlan) -> pd.Series:
     rule = plan.rules.columns[name]
-    values = frame[name]
     action = rule.action
-    if action == "generalize":
-        return frame[f"__out__{name}"]
-    if action == "pseudonym":
-        assert key is not None
-        return transforms.pseudonymize(values, key, rule.namespace or name, rule.length)
-    if action == "date_shift":
-        assert key is not None
-        shift = offsets.setdefault(rule.max_days, transforms.Offsets(key, rule.max_days))
-        return transforms.shift_dates(
-            values, frame[rule.person or policy.person_column], shift, name
-        )
+    computed = COMPUTED.get(action)
+    if computed is not None:  # by the batch query or the recoding
+        return frame[computed + name]
+    values = frame[name]
     if action == "date_generalize":
         return transforms.generalize_dates(values, rule.to, name)
     if action == "top_bottom":
         return transforms.top_bottom(values, rule, name)
     if action == "round":
         return transforms.round_to(values, rule, name)
-    if action == "microaggregate":
-        return frame["__mean__" + name].astype(float)
     if action == "suppress_cells":
         return transforms.suppress_rare(values, plan.rare[name])
     return values
@@ -559,11 +596,11 @@ def stream_table(
 ) -> int:
     schema = output_schema(plan)
     writer = Writer(path, schema)
-    offsets: dict[int, transforms.Offsets] = {}
+    parameters = key.sql_parameters() if key is not None else {}
     written = 0
     try:
-        for frame in batches(con, select_sql(plan.source, plan.rules)):
-            out = as_strings(transform_batch(frame, plan, policy, key, offsets), schema)
+        for frame in batches(con, select_sql(plan, policy), parameters):
+            out = as_strings(transform_batch(frame, plan), schema)
             writer.write(out)
             written += len(out)
             progress(plan.name, written, plan.source.rows)

@@ -39,8 +39,9 @@ class Source:
     kind: str  # csv, parquet, duckdb, frame
     types: dict[str, str] = field(default_factory=dict)
 
-    def text(self, column: str) -> str:
-        """SQL for a column as the text hierarchies list: '' when missing, 40 not 40.0."""
+    def text(self, column: str, *, blank: bool = True) -> str:
+        """SQL for a column as the text hierarchies list: 40 not 40.0, and '' when missing
+        (NULL when not ``blank``)."""
         name = quote(column)
         kind = self.types.get(column, "VARCHAR").upper()
         if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
@@ -50,7 +51,7 @@ class Source:
             )
         else:
             text = f"CAST({name} AS VARCHAR)"
-        return f"coalesce({text}, '')"
+        return f"coalesce({text}, '')" if blank else text
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
