@@ -85,6 +85,19 @@ class TablePlan:
     rare: dict[str, set[str]] = field(default_factory=dict)
     output_columns: list[str] = field(default_factory=list)
     timed: dict[str, bool] = field(default_factory=dict)  # date-shifted columns with a time
+    # Linked by person to other tables of the extract (see :func:`cascade`):
+    where: str = ""  # the filter that removes the persons suppressed anywhere
+    cascaded: int = 0  # rows removed with them, beyond this table's own suppressed records
+    original: Source | None = None  # the unfiltered table, when the plan was made again
+
+    @property
+    def masks(self) -> bool:
+        """Do suppressed records stay in the release, masked ('*')?"""
+        return self.rules.suppression == "mask" and not self.where
+
+    @property
+    def rows_in(self) -> int:
+        return (self.original or self.source).rows
 
 
 # --- checks -----------------------------------------------------------------------------
@@ -291,10 +304,7 @@ def plan_table(
     plan.output_columns = output_columns
     plan.timed = timed_columns(con, source, rules)
     if qis:
-        sensitive = [s for s in rules.sensitive if s not in qis]
-        counts = qi_counts(con, source, qis + sensitive)
-        plan.qi_table = from_frame(counts, qis, [hierarchies[q] for q in qis], sensitive, COUNT)
-        plan.recoding = recode(plan.qi_table, rules, models)
+        search_plan(con, plan)
     elif models:
         raise PolicyError(
             f"table {source.name!r} has privacy models but no quasi-identifier to generalize",
@@ -304,7 +314,23 @@ def plan_table(
     return plan
 
 
-def _bounds(table: QiTable, rules: TablePolicy) -> list[tuple[int, int]]:
+def search_plan(
+    con: duckdb.DuckDBPyConnection, plan: TablePlan, levels: dict[str, int] | None = None
+) -> None:
+    """Count the table's QI rows and find its recoding (at the given levels, if any)."""
+    qis, rules = list(plan.hierarchies), plan.rules
+    sensitive = [s for s in rules.sensitive if s not in qis]
+    counts = qi_counts(con, plan.source, qis + sensitive)
+    trees = [plan.hierarchies[q] for q in qis]
+    plan.qi_table = from_frame(counts, qis, trees, sensitive, COUNT)
+    plan.recoding = recode(plan.qi_table, rules, plan.models, levels)
+
+
+def _bounds(
+    table: QiTable, rules: TablePolicy, levels: dict[str, int] | None = None
+) -> list[tuple[int, int]]:
+    if levels is not None:
+        return [(levels[q], levels[q]) for q in table.qis]
     bounds = []
     for q, h in zip(table.qis, table.hierarchies, strict=True):
         rule = rules.columns[q]
@@ -314,7 +340,10 @@ def _bounds(table: QiTable, rules: TablePolicy) -> list[tuple[int, int]]:
     return bounds
 
 
-def recode(table: QiTable, rules: TablePolicy, models: list[Model]) -> Recoding:
+def recode(
+    table: QiTable, rules: TablePolicy, models: list[Model], levels: dict[str, int] | None = None
+) -> Recoding:
+    """The recoding found by the policy's search, or the one at ``levels`` (full-domain)."""
     spec = rules.models
     if rules.search.method == "mondrian":
         if any(isinstance(m, KMap) for m in models):
@@ -333,7 +362,7 @@ def recode(table: QiTable, rules: TablePolicy, models: list[Model]) -> Recoding:
             seconds=found.seconds,
         )
     result = search.optimal(
-        table, models, spec.max_suppression, rules.search.metric, _bounds(table, rules)
+        table, models, spec.max_suppression, rules.search.metric, _bounds(table, rules, levels)
     )
     suppressed = result.check.suppressed[result.check.part.ids]
     codes = [table.label_codes(i, lv) for i, lv in enumerate(result.levels)]
@@ -467,6 +496,8 @@ def _column(array: pa.Array[Any]) -> pd.Series:
 
 def transform_batch(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     frame = apply_recoding(frame, plan)
+    if "__suppressed__" in frame and not plan.masks:
+        frame = frame[~frame["__suppressed__"].to_numpy(dtype=bool)]
     out: dict[str, Any] = {}
     for name in plan.output_columns:
         out[name] = transform_column(frame, name, plan)
@@ -489,8 +520,6 @@ def apply_recoding(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     for q in qis:
         frame[f"__out__{q}"] = merged[f"__out__{q}"]
     frame["__suppressed__"] = merged["__suppressed__"].astype(bool)
-    if plan.rules.suppression == "remove":
-        frame = frame[~frame["__suppressed__"]]
     return frame
 
 
@@ -509,8 +538,6 @@ def recode_by_lookup(
     for (q, level), tree, column in zip(levels.items(), trees, codes, strict=True):
         frame["__out__" + q] = np.where(hidden, hier.TOP, tree.labels(level)[column])
     frame["__suppressed__"] = hidden
-    if plan.rules.suppression == "remove":
-        frame = frame[~hidden]
     return frame
 
 
@@ -599,7 +626,7 @@ def stream_table(
     parameters = key.sql_parameters() if key is not None else {}
     written = 0
     try:
-        for frame in batches(con, select_sql(plan, policy), parameters):
+        for frame in batches(con, select_sql(plan, policy, plan.where), parameters):
             out = as_strings(transform_batch(frame, plan), schema)
             writer.write(out)
             written += len(out)
@@ -640,7 +667,7 @@ def verify(
     # suppressed only when the plan suppressed records.
     star = np.all([counts[q].to_numpy() == hier.TOP for q in qis], axis=0)
     expected = plan.recoding.utility.suppressed_records if plan.recoding else 0
-    masked = star if expected > 0 else np.zeros(len(counts), dtype=bool)
+    masked = star if expected > 0 and plan.masks else np.zeros(len(counts), dtype=bool)
     if np.all(masked):
         everything = plan.source.rows
         return Achieved(out.rows, everything, None, 0, everything <= budget), None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pmhub.privacy import engine, report
+from pmhub.privacy import engine, linked, report
 from pmhub.privacy.errors import PolicyError, PrivacyError, PrivacyInputError
 from pmhub.privacy.keys import KeyStore, ProjectKey
 from pmhub.privacy.policy import Policy
@@ -55,6 +55,7 @@ def anonymize(
         name: engine.plan_table(con, src, policy.tables[name], policy)
         for name, src in sources.items()
     }
+    persons = linked.cascade(con, plans, policy)
     tables: dict[str, Any] = {}
     files: dict[str, Path] = {}
     with staging(out) as stage:
@@ -71,6 +72,7 @@ def anonymize(
             tables[name] = table_report(con, plan, path, written, achieved, risk_after)
             files[name] = out / path.name
         document = release_report(policy, tables, time.perf_counter() - started)
+        document["suppressed_persons"] = persons  # removed from every table linked by person
         (stage / "policy.yaml").write_text(policy_text(policy), encoding="utf-8")
         (stage / "report.json").write_text(
             json.dumps(document, ensure_ascii=False, indent=2, default=_plain), encoding="utf-8"
@@ -101,8 +103,9 @@ def table_report(
     ).df()
     recoding = plan.recoding
     return {
-        "rows_in": plan.source.rows,
+        "rows_in": plan.rows_in,
         "rows_out": written,
+        "removed_with_suppressed_persons": plan.cascaded,
         "columns": {  # every input column, so the committee sees what was dropped unlisted
             c: plan.rules.columns[c].action if c in plan.rules.columns else "drop (unlisted)"
             for c in plan.source.columns
