@@ -322,7 +322,7 @@ def search_plan(
     sensitive = [s for s in rules.sensitive if s not in qis]
     counts = qi_counts(con, plan.source, qis + sensitive)
     trees = [plan.hierarchies[q] for q in qis]
-    plan.qi_table = from_frame(counts, qis, trees, sensitive, COUNT)
+    plan.qi_table = from_frame(counts, qis, trees, sensitive, COUNT, grouped=True)
     plan.recoding = recode(plan.qi_table, rules, plan.models, levels)
 
 
@@ -673,7 +673,7 @@ def verify(
         return Achieved(out.rows, everything, None, 0, everything <= budget), None
     kept = counts[~masked]
     flats = [hier.flat(q, kept[q]) for q in qis]
-    table = from_frame(kept, qis, flats, sensitive, COUNT)
+    table = from_frame(kept, qis, flats, sensitive, COUNT, grouped=True)
     models = verification_models(plan, table, qis)
     part = partition(table, tuple(0 for _ in qis))
     bad = np.zeros(part.classes, dtype=bool)
