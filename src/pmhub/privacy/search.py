@@ -5,7 +5,8 @@ ARX's Flash:
 
 - the models with a suppression budget are monotone: if a node needs too much suppression
   so does every node below it (each of its levels lower or equal), which is then skipped
-  without a pass over the data ("predictive tagging");
+  without a pass over the data ("predictive tagging"); equally, every node above a
+  passing node passes, so checks while climbing stop at the known passes;
 - the metric has a lower bound per node that needs no data pass (its value with nothing
   suppressed, see :mod:`pmhub.privacy.metrics`), and suppression only adds to it.
 
@@ -111,7 +112,7 @@ def optimal(
         utility=measure(table, result),
         lattice_size=len(nodes),
         checked=checker.checks,
-        tagged=tagged,
+        tagged=tagged + checker.tagged,
         seconds=time.perf_counter() - started,
     )
 
@@ -125,6 +126,9 @@ class Checker:
     budget: int
     known: dict[tuple[int, ...], bool] = field(default_factory=dict)
     checks: int = 0
+    # Passing nodes with nothing passing below them: every node above one passes too.
+    passed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    tagged: int = 0
 
     @property
     def k_only(self) -> int | None:
@@ -136,21 +140,40 @@ class Checker:
     def check(self, node: tuple[int, ...]) -> Check:
         self.checks += 1
         result = check(self.table, node, self.models, self.budget)
-        self.known[node] = result.ok
+        self._remember(node, result.ok)
         return result
 
     def ok(self, node: tuple[int, ...]) -> bool:
         found = self.known.get(node)
         if found is not None:
             return found
+        if self._above_a_pass(node):  # predictive tagging upward
+            self.tagged += 1
+            self.known[node] = True
+            return True
         k = self.k_only
         if k is None:
             return self.check(node).ok
         self.checks += 1
         sizes = key_sizes(self.table, node)
         found = bool(sizes[(sizes > 0) & (sizes < k)].sum() <= self.budget)
-        self.known[node] = found
+        self._remember(node, found)
         return found
+
+    def _remember(self, node: tuple[int, ...], ok: bool) -> None:
+        self.known[node] = ok
+        if ok:
+            point = np.array(node, dtype=np.int64)
+            if len(self.passed) == 0:
+                self.passed = point[None, :]
+            elif not self._above_a_pass(node):
+                above = np.all(self.passed >= point, axis=1)
+                self.passed = np.vstack([self.passed[~above], point[None, :]])
+
+    def _above_a_pass(self, node: tuple[int, ...]) -> bool:
+        if len(self.passed) == 0:
+            return False
+        return bool(np.any(np.all(np.array(node) >= self.passed, axis=1)))
 
 
 def _climb(
