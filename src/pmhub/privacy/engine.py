@@ -218,7 +218,10 @@ def qi_counts(con: duckdb.DuckDBPyConnection, source: Source, columns: list[str]
     if not columns:
         return pd.DataFrame({COUNT: [source.rows]})
     select = ", ".join(f"{source.text(c)} AS {quote(c)}" for c in columns)
-    frame = con.execute(f"SELECT {select}, count(*) AS {COUNT} FROM {source.sql} GROUP BY ALL").df()
+    relation = con.sql(f"SELECT {select}, count(*) AS {COUNT} FROM {source.sql} GROUP BY ALL")
+    assert relation is not None
+    # Fetched in batches: DuckDB need not hold the whole result beside its spilled data.
+    frame: pd.DataFrame = relation.to_arrow_reader(BATCH_ROWS).read_all().to_pandas()
     for column in columns:
         frame[column] = frame[column].astype(object)
     return frame
@@ -447,31 +450,51 @@ def keyed_sql(plan: TablePlan, policy: Policy) -> str:
 RAW_ACTIONS = frozenset({"keep", "round", "top_bottom", "date_generalize", "suppress_cells"})
 
 
-def select_sql(plan: TablePlan, policy: Policy, where: str = "") -> str:
+def select_sql(plan: TablePlan, policy: Policy, means: list[str] | None = None) -> str:
     """The batch query: the columns the transforms read, each QI as the same text the plan
-    grouped, keyed columns, and for micro-aggregated columns the mean of the group of k
-    neighbouring values (windows, in the records' order)."""
+    grouped, keyed columns, and for micro-aggregated columns their group means, joined by
+    position from the tables :func:`group_means` made."""
     source, rules = plan.source, plan.rules
     raw = [quote(c) for c in plan.output_columns if rules.columns[c].action in RAW_ACTIONS]
     raw += [f"{source.text(q)} AS {quote('__qi__' + q)}" for q in rules.quasi_identifiers]
     columns = (", ".join(raw) + keyed_sql(plan, policy)).lstrip(", ") or "NULL AS __none__"
     aggregated = rules.names("microaggregate")
     if not aggregated:
-        return f"SELECT {columns} FROM {source.sql} {where}"
-    layer = f"(SELECT *, row_number() OVER () AS __row FROM {source.sql} {where})"
-    for i, name in enumerate(aggregated):
-        k = int(rules.columns[name].k or 2)
-        v, g, missing = f"__v{i}", f"__g{i}", f"__v{i} IS NULL"
+        return f"SELECT {columns} FROM {source.sql} {plan.where}"
+    assert means is not None
+    joined = f"(SELECT * FROM {source.sql} {plan.where})"
+    for name, table in zip(aggregated, means, strict=True):
+        joined += f" POSITIONAL JOIN {table}"
+        columns += f", {table}.__mean AS {quote('__mean__' + name)}"
+    return f"SELECT {columns} FROM {joined}"
+
+
+def group_means(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> list[str]:
+    """Per micro-aggregated column, a table of each record's group mean in record order.
+
+    Records are sorted by value (ties by position) and cut into groups of k, the last
+    group taking the remainder; missing values stay missing. The table holds only the
+    position and the mean, so DuckDB sorts it out of core: a window over the whole
+    records would have to hold them in memory.
+    """
+    tables = []
+    for name in plan.rules.names("microaggregate"):
+        k = int(plan.rules.columns[name].k or 2)
         value = f"TRY_CAST(CAST({quote(name)} AS VARCHAR) AS DOUBLE)"
-        rank = f"row_number() OVER (PARTITION BY {missing} ORDER BY {v}, __row) - 1"
+        missing = "v IS NULL"
+        rank = f"row_number() OVER (PARTITION BY {missing} ORDER BY v, __row) - 1"
         groups = f"greatest(count(*) OVER (PARTITION BY {missing}) // {k} - 1, 0)"
-        layer = (
-            f"(SELECT *, avg({v}) OVER (PARTITION BY {missing}, {g}) AS __mean{i} FROM ("
-            f"SELECT *, least(({rank}) // {k}, {groups}) AS {g} FROM ("
-            f"SELECT *, {value} AS {v} FROM {layer})))"
+        table = f"__pmhub_means_{len(con.execute('SHOW TABLES').fetchall())}"
+        con.execute(
+            f"CREATE TEMP TABLE {table} AS SELECT __mean FROM ("
+            f"SELECT __row, avg(v) OVER (PARTITION BY {missing}, g) AS __mean FROM ("
+            f"SELECT __row, v, least(({rank}) // {k}, {groups}) AS g FROM ("
+            # row_number() OVER () numbers the records in scan order (a streaming window)
+            f"SELECT row_number() OVER () AS __row, {value} AS v"
+            f" FROM {plan.source.sql} {plan.where}))) ORDER BY __row"
         )
-        columns += f", __mean{i} AS {quote('__mean__' + name)}"
-    return f"SELECT {columns} FROM {layer} ORDER BY __row"
+        tables.append(table)
+    return tables
 
 
 def batches(
@@ -625,14 +648,17 @@ def stream_table(
     writer = Writer(path, schema)
     parameters = key.sql_parameters() if key is not None else {}
     written = 0
+    means = group_means(con, plan)
     try:
-        for frame in batches(con, select_sql(plan, policy, plan.where), parameters):
+        for frame in batches(con, select_sql(plan, policy, means), parameters):
             out = as_strings(transform_batch(frame, plan), schema)
             writer.write(out)
             written += len(out)
             progress(plan.name, written, plan.source.rows)
     finally:
         writer.close()
+        for table in means:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     return written
 
 

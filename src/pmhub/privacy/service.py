@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import yaml
 
 from pmhub.privacy import engine, linked, report
-from pmhub.privacy.errors import PolicyError, PrivacyError, PrivacyInputError
+from pmhub.privacy.errors import EngineMemoryError, PolicyError, PrivacyError, PrivacyInputError
 from pmhub.privacy.keys import KeyStore, ProjectKey
 from pmhub.privacy.policy import Policy
 from pmhub.privacy.policy import load as load_policy
@@ -46,6 +47,30 @@ def anonymize(
     output_format: str = "same",
     progress: engine.Progress = engine._nothing,
     memory_limit: str | None = None,
+) -> Release:
+    try:
+        return _anonymize(input_path, policy, out, key, output_format, progress, memory_limit)
+    except duckdb.OutOfMemoryException as exc:
+        limit = f" (memory limit {memory_limit})" if memory_limit else ""
+        raise EngineMemoryError(
+            f"the release ran out of memory{limit}: {_first_line(exc)}"
+        ) from exc
+    except duckdb.Error as exc:
+        raise PrivacyError(f"the query engine failed: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _anonymize(
+    input_path: Path,
+    policy: Policy,
+    out: Path,
+    key: ProjectKey | None,
+    output_format: str,
+    progress: engine.Progress,
+    memory_limit: str | None,
 ) -> Release:
     engine.require_key(policy, key)
     started = time.perf_counter()
@@ -212,6 +237,7 @@ def anonymize_files(
     *,
     output_format: str = "same",
     progress: engine.Progress = engine._nothing,
+    memory_limit: str | None = None,
 ) -> Release:
     """What `pmhub privacy anonymize` does: load the policy, fetch its key, release."""
     loaded = load_policy(policy_path)
@@ -222,4 +248,5 @@ def anonymize_files(
         key_for(loaded, settings),
         output_format=output_format,
         progress=progress,
+        memory_limit=memory_limit,
     )

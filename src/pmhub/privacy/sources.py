@@ -103,6 +103,8 @@ def file_source(
         table = f"csv_{len(con.execute('SHOW TABLES').fetchall())}"
         try:
             con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {reader}")
+        except duckdb.OutOfMemoryException:
+            raise  # not the file's fault: the caller says how to give the engine more memory
         except duckdb.Error as exc:
             message = str(exc).splitlines()[0]
             raise PrivacyInputError(f"cannot read {path} as CSV: {message}") from exc
