@@ -179,24 +179,54 @@ class Checker:
 def _climb(
     checker: Checker, node: np.ndarray, ceiling: np.ndarray, failed: np.ndarray
 ) -> np.ndarray:
-    """Raise a failing node's levels, one QI at a time by bisection, while it still fails.
+    """Raise a failing node's levels while it still fails: first along one path by binary
+    search, as Flash does, then one QI at a time by bisection (so the node is maximal).
 
     The failing node found this way dominates many more nodes, so one climb of a few
     checks tags a large part of the lattice as failing without visiting it.
     """
-    top = node.copy()
-    for q in np.argsort(-(ceiling - node), kind="stable"):  # most headroom first
-        low, high = int(top[q]), int(ceiling[q])
-        while low < high:
-            mid = (low + high + 1) // 2
+    order = np.argsort(-(ceiling - node), kind="stable")  # most headroom first
+    top = _along_a_path(checker, node, ceiling, failed, order)
+    for q in order:
+        column = []
+        for level in range(int(top[q]), int(ceiling[q]) + 1):
             trial = top.copy()
-            trial[q] = mid
-            if _dominated(trial, failed) or not checker.ok(tuple(int(v) for v in trial)):
-                low = mid
-            else:
-                high = mid - 1
-        top[q] = low
+            trial[q] = level
+            column.append(trial)
+        top = _last_failing(checker, column, failed)
     return top
+
+
+def _along_a_path(
+    checker: Checker,
+    node: np.ndarray,
+    ceiling: np.ndarray,
+    failed: np.ndarray,
+    order: np.ndarray,
+) -> np.ndarray:
+    """The highest failing node on the path from ``node`` to the ceiling that raises the
+    QIs one level each in turn; along a path the models are monotone, so bisect it."""
+    path = [node.copy()]
+    while np.any(path[-1] < ceiling):
+        for q in order:
+            if path[-1][q] < ceiling[q]:
+                step = path[-1].copy()
+                step[q] += 1
+                path.append(step)
+    return _last_failing(checker, path, failed)
+
+
+def _last_failing(checker: Checker, chain: list[np.ndarray], failed: np.ndarray) -> np.ndarray:
+    """Bisect a chain of ever more general nodes whose first fails: its last failing one."""
+    low, high = 0, len(chain) - 1
+    while low < high:
+        mid = (low + high + 1) // 2
+        trial = chain[mid]
+        if _dominated(trial, failed) or not checker.ok(tuple(int(v) for v in trial)):
+            low = mid
+        else:
+            high = mid - 1
+    return chain[low].copy()
 
 
 def _dominated(node: np.ndarray, failed: np.ndarray) -> bool:
