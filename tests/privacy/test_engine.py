@@ -353,7 +353,8 @@ def wide_frame(rows: int) -> pd.DataFrame:
     )
 
 
-def test_streams_in_batches_within_a_memory_limit(tmp_path, key, monkeypatch):
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_streams_in_batches_within_a_memory_limit(tmp_path, key, monkeypatch, suffix):
     rows = 40_000
     monkeypatch.setattr(engine, "BATCH_ROWS", 4096)
     seen: list[int] = []
@@ -367,12 +368,14 @@ def test_streams_in_batches_within_a_memory_limit(tmp_path, key, monkeypatch):
     monkeypatch.setattr(engine, "batches", counted)
     raw = small_policy()
     raw["columns"]["hba1c"] = {"action": "microaggregate", "k": 3}
-    source = tmp_path / "data.csv"
-    wide_frame(rows).to_csv(source, index=False)
+    source = tmp_path / f"data{suffix}"
+    frame = wide_frame(rows)
+    frame.to_csv(source, index=False) if suffix == ".csv" else frame.to_parquet(source)
     release = service.anonymize(
         source, policy.parse(raw), tmp_path / "out", key, memory_limit="48MB"
     )
-    out = pd.read_csv(release.files["data"], dtype={"age": str})
+    path = release.files["data"]
+    out = pd.read_csv(path, dtype={"age": str}) if suffix == ".csv" else pd.read_parquet(path)
     assert len(out) == rows == sum(seen[-((rows + 4095) // 4096) :])
     assert max(seen) <= 4096
     assert out.groupby(["age", "sex"]).size().min() >= 3
