@@ -49,7 +49,7 @@ from pmhub.privacy.qitable import COUNT, QiTable, as_text, capped_product, from_
 from pmhub.privacy.risk import Risk, assess
 from pmhub.privacy.sources import Source, file_source, quote
 
-BATCH_ROWS = 200_000
+BATCH_ROWS = 50_000  # records per batch in Python: bounds its memory (300 MB below 200,000)
 Progress = Callable[[str, int, int], None]
 
 

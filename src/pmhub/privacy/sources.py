@@ -20,6 +20,7 @@ import duckdb
 from pmhub.privacy.errors import OutputExistsError, PrivacyInputError
 
 SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
+CSV_BUFFER = 8 << 20
 
 
 def quote(name: str) -> str:
@@ -95,7 +96,12 @@ def file_source(
     if suffix == ".parquet":
         return describe(con, name, f"read_parquet({literal(str(path))})", "parquet")
     if suffix in (".csv", ".tsv", ".txt"):
-        reader = f"read_csv({literal(str(path))}, header = true, all_varchar = true)"
+        # 8 MiB read buffers (DuckDB's default is 16 lines of 2 MiB, 32 MiB per thread)
+        # so a small --memory-limit still reads a large file; lines may still be 2 MiB.
+        reader = (
+            f"read_csv({literal(str(path))}, header = true, all_varchar = true,"
+            f" buffer_size = {CSV_BUFFER})"
+        )
         if not materialize:
             return describe(con, name, reader, "csv")
         # Scanned several times (hierarchies, counts, batches): parse the text once.
