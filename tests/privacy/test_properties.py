@@ -15,7 +15,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pmhub.privacy import hierarchy, keys, models, mondrian, policy, qitable, search, service
+from pmhub.privacy import (
+    hierarchy,
+    keys,
+    metrics,
+    models,
+    mondrian,
+    policy,
+    qitable,
+    search,
+    service,
+)
 from pmhub.privacy.errors import UnsatisfiableError
 from pmhub.privacy.keys import KeyStore, ProjectKey
 from pmhub.settings import load_settings
@@ -336,3 +346,23 @@ def test_suppressed_persons_are_counted_in_the_report(
     assert report["tables"]["visit"]["removed_with_suppressed_persons"] == 9 - visit_rows
     html = (tmp_path / "out" / "report.html").read_text()
     assert f"linked table)</th><td>{persons}</td>" in html
+
+
+@settings(max_examples=120, deadline=None)
+@given(records, model_choices)
+def test_optimal_search_finds_the_least_loss_of_all_acceptable_nodes(rows, choice):
+    """Against brute force over the whole lattice: pruning never skips a better node."""
+    table = table_of(frame_of(rows))
+    chosen, suppression = build(choice)
+    budget = search.suppression_budget(table, suppression)
+    best = math.inf
+    for node in search.lattice(table):
+        result = models.check(table, tuple(int(v) for v in node), chosen, budget)
+        if result.ok:
+            best = min(best, metrics.measure(table, result).loss)
+    try:
+        found = search.optimal(table, chosen, suppression)
+    except UnsatisfiableError:
+        assert best == math.inf
+        return
+    assert found.utility.loss == pytest.approx(best, abs=1e-9)
