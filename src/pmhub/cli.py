@@ -332,6 +332,9 @@ def privacy_anonymize(
     policy_path: Annotated[Path, typer.Option("--policy", help="Policy YAML.")],
     out: Annotated[Path, typer.Option(help="New folder for the release and its report.")],
     output_format: Annotated[str, typer.Option("--format", help="same, csv or parquet.")] = "same",
+    memory_limit: Annotated[
+        str | None, typer.Option(help="Query engine memory, e.g. 2GB; it spills beyond it.")
+    ] = None,
 ) -> None:
     """Release a dataset under its policy: data files, report.json and report.html."""
     from pmhub.privacy import service
@@ -351,6 +354,7 @@ def privacy_anonymize(
             settings(),
             output_format=output_format,
             progress=report,
+            memory_limit=memory_limit,
         )
     for name, table in release.report["tables"].items():
         achieved = table["achieved"]

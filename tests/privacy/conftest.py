@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ ARX_OPTIMUM = (0, 3, 0, 1, 3, 1, 1, 2)
 
 
 def adult_dir() -> Path:
-    for candidate in (ADULT, Path("/work/shared/data/adult")):
+    # A worktree or clone elsewhere names the shared folder in PMHUB_SHARED_DATA.
+    shared = os.environ.get("PMHUB_SHARED_DATA")
+    for candidate in (ADULT, *([Path(shared) / "adult"] if shared else [])):
         if (candidate / "adult.csv").exists():
             return candidate
     pytest.skip("the UCI Adult data (shared/data/adult) is not beside the repository")

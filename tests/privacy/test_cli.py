@@ -69,6 +69,25 @@ def anonymize_ids(tmp_path: Path, project: str) -> int:
     )
 
 
+def test_anonymize_verb_with_too_little_memory_exits_79_and_writes_nothing(tmp_path, capsys):
+    policy = write_policy(tmp_path, adult_policy())
+    code = run(
+        "privacy",
+        "anonymize",
+        "--input",
+        str(adult_dir() / "adult.csv"),
+        "--policy",
+        str(policy),
+        "--out",
+        str(tmp_path / "out"),
+        "--memory-limit",
+        "1MB",
+    )
+    assert code == 79
+    assert "--memory-limit" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_anonymize_verb_missing_key_exits_74_and_writes_nothing(tmp_path, capsys):
     assert anonymize_ids(tmp_path, "nokey") == 74
     err = capsys.readouterr().err

@@ -7,12 +7,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from pmhub.privacy import policy, service
+from pmhub.privacy import engine, policy, service
 from pmhub.privacy.errors import (
     ColumnTypeError,
+    EngineMemoryError,
     HierarchyError,
     KeyStoreError,
     OutputExistsError,
@@ -122,6 +124,12 @@ def test_small_release_pseudonymizes_and_shifts(tmp_path, key):
     ("change", "error", "words"),
     [
         ({"columns": {"nope": {"action": "keep"}}}, PolicyError, "lacks"),
+        (
+            {"columns": {"age": {"action": "generalize", "hierarchy": {"type": "zodiac"}}}},
+            PolicyError,
+            "hierarchy",
+        ),
+        ({"columns": {"age": {"action": "generalize"}}}, PolicyError, "needs 'hierarchy'"),
         ({"models": {"k": 41}}, UnsatisfiableError, "larger than the data"),
         ({"models": {"k": 3, "max_suppression": 2}}, PolicyError, "max_suppression"),
         ({"models": {"k": 0}}, PolicyError, "k"),
@@ -330,3 +338,61 @@ def test_report_lists_unlisted_columns_as_dropped(tmp_path, key):
     columns = release.report["tables"]["data"]["columns"]
     assert columns["secret"] == "drop (unlisted)"
     assert columns["person_id"] == "pseudonym"
+
+
+def wide_frame(rows: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "person_id": [f"P{i:07d}" for i in range(rows)],
+            "age": [str(20 + i % 60) for i in range(rows)],
+            "sex": ["M", "F"] * (rows // 2),
+            "visit_date": [f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(rows)],
+            "dx": ["E11", "I10", "J45", "K21"] * (rows // 4),
+            "hba1c": [f"{5 + (i * 7919 % 400) / 100:.2f}" for i in range(rows)],
+        }
+    )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_streams_in_batches_within_a_memory_limit(tmp_path, key, monkeypatch, suffix):
+    rows = 40_000
+    monkeypatch.setattr(engine, "BATCH_ROWS", 4096)
+    seen: list[int] = []
+    batches = engine.batches
+
+    def counted(*args: Any) -> Any:
+        for frame in batches(*args):
+            seen.append(len(frame))
+            yield frame
+
+    monkeypatch.setattr(engine, "batches", counted)
+    raw = small_policy()
+    raw["columns"]["hba1c"] = {"action": "microaggregate", "k": 3}
+    source = tmp_path / f"data{suffix}"
+    frame = wide_frame(rows)
+    frame.to_csv(source, index=False) if suffix == ".csv" else frame.to_parquet(source)
+    release = service.anonymize(
+        source, policy.parse(raw), tmp_path / "out", key, memory_limit="48MB"
+    )
+    path = release.files["data"]
+    out = pd.read_csv(path, dtype={"age": str}) if suffix == ".csv" else pd.read_parquet(path)
+    assert len(out) == rows == sum(seen[-((rows + 4095) // 4096) :])
+    assert max(seen) <= 4096
+    assert out.groupby(["age", "sex"]).size().min() >= 3
+    # Micro-aggregation joined by position: each record gets its own group's mean (groups
+    # of 3 neighbours in value order, ties by position, the last taking the remainder).
+    values = wide_frame(rows)["hba1c"].astype(float).to_numpy()
+    rank = np.empty(rows, dtype=np.int64)
+    rank[np.lexsort((np.arange(rows), values))] = np.arange(rows)
+    groups = np.minimum(rank // 3, rows // 3 - 1)
+    expected = pd.Series(values).groupby(groups).transform("mean").to_numpy()
+    assert np.allclose(out["hba1c"].to_numpy(), expected)
+
+
+def test_too_little_memory_is_a_clear_error_and_writes_nothing(tmp_path, key):
+    source = tmp_path / "data.csv"
+    wide_frame(40_000).to_csv(source, index=False)
+    raw = small_policy(unlisted="drop")
+    with pytest.raises(EngineMemoryError, match="memory limit 1MB"):
+        service.anonymize(source, policy.parse(raw), tmp_path / "out", key, memory_limit="1MB")
+    assert_nothing_written(tmp_path)

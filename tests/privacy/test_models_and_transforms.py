@@ -250,15 +250,15 @@ def key() -> ProjectKey:
     return store.get("omop")
 
 
-def test_omop_extract_from_a_cdm_keeps_people_linked(tmp_path, key):
-    path = tmp_path / "cdw.duckdb"
+def small_cdm(path: Path, births: dict[int, int]) -> None:
+    """A DuckDB CDM: persons with these years of birth, two conditions each."""
     backend = DuckDBBackend(path)
     schema.init_cdm(backend, source_name="t", abbreviation="t", holder="t")
-    for pid in range(1, 31):
+    for pid, year in births.items():
         backend.execute(
             "INSERT INTO person (person_id, gender_concept_id, year_of_birth, race_concept_id,"
             " ethnicity_concept_id) VALUES (?, ?, ?, 0, 0)",
-            [pid, 8507 if pid % 2 else 8532, 1940 + pid],
+            [pid, 8507 if pid % 2 else 8532, year],
         )
         for visit in range(2):
             backend.execute(
@@ -268,7 +268,10 @@ def test_omop_extract_from_a_cdm_keeps_people_linked(tmp_path, key):
                 [pid * 10 + visit, pid, f"2024-0{visit + 1}-{pid % 28 + 1:02d}"],
             )
     backend.close()
-    raw = {
+
+
+def omop_policy(**person_models: Any) -> dict[str, Any]:
+    return {
         "name": "omop-extract",
         "version": 1,
         "project": "omop",
@@ -283,7 +286,7 @@ def test_omop_extract_from_a_cdm_keeps_people_linked(tmp_path, key):
                         "hierarchy": {"type": "interval", "widths": [5, 10, 20]},
                     },
                 },
-                "models": {"k": 5},
+                "models": {"k": 5, **person_models},
             },
             "condition_occurrence": {
                 "unlisted": "drop",
@@ -296,6 +299,32 @@ def test_omop_extract_from_a_cdm_keeps_people_linked(tmp_path, key):
             },
         },
     }
+
+
+def test_omop_extract_removes_a_suppressed_person_from_every_table(tmp_path, key):
+    """Person 99, born 1890, is alone in every band low enough to keep: suppressed, and
+    their conditions (BIGINT person_id in a DuckDB CDM) go with them."""
+    path = tmp_path / "cdw.duckdb"
+    small_cdm(path, {**{pid: 1940 + pid for pid in range(1, 31)}, 99: 1890})
+    raw = omop_policy(max_suppression=0.05)
+    release = service.anonymize(path, policy.parse(raw), tmp_path / "out", key)
+    person = pd.read_parquet(release.files["person"])
+    conditions = pd.read_parquet(release.files["condition_occurrence"])
+    gone = key.pseudonym("person_id", "99")
+    assert gone not in set(person["person_id"]) | set(conditions["person_id"])
+    assert len(person) == 30
+    assert len(conditions) == 60
+    assert set(conditions["person_id"]) == set(person["person_id"])
+    assert release.report["suppressed_persons"] == 1
+    tables = release.report["tables"]
+    assert tables["person"]["achieved"]["suppressed"] == 1
+    assert tables["condition_occurrence"]["removed_with_suppressed_persons"] == 2
+
+
+def test_omop_extract_from_a_cdm_keeps_people_linked(tmp_path, key):
+    path = tmp_path / "cdw.duckdb"
+    small_cdm(path, {pid: 1940 + pid for pid in range(1, 31)})
+    raw = omop_policy()
     release = service.anonymize(path, policy.parse(raw), tmp_path / "out", key)
     person = pd.read_parquet(release.files["person"])
     conditions = pd.read_parquet(release.files["condition_occurrence"])

@@ -8,12 +8,24 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pmhub.privacy import hierarchy, models, mondrian, policy, qitable, search, service
+from pmhub.privacy import (
+    hierarchy,
+    keys,
+    metrics,
+    models,
+    mondrian,
+    policy,
+    qitable,
+    search,
+    service,
+)
 from pmhub.privacy.errors import UnsatisfiableError
 from pmhub.privacy.keys import KeyStore, ProjectKey
 from pmhub.settings import load_settings
@@ -151,6 +163,33 @@ def test_pseudonyms_are_stable_per_key_and_differ_across_keys(a, b):
     assert (first.pseudonym("person_id", a) == first.pseudonym("person_id", b)) == (a == b)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=30), max_size=20),
+    st.binary(min_size=16, max_size=100),
+    st.text("ab'\"_ 가", max_size=8),
+    st.integers(1, 3650),
+)
+def test_keyed_sql_computes_the_same_pseudonyms_and_offsets(values, secret, namespace, days):
+    """The engine hashes in DuckDB; notes and tests use the Python path: they must agree."""
+    key = ProjectKey("p", secret)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (v VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [[v] for v in values] + [[None]])
+    got = con.sql(
+        f"SELECT v, {keys.pseudonym_sql(namespace, 'v', 40)},"
+        f" {keys.offset_sql(namespace, 'v', days)} FROM t",
+        params=key.sql_parameters(),
+    )
+    assert got is not None
+    for value, pseudonym, offset in got.fetchall():
+        if value is None:
+            assert pseudonym is None
+            continue
+        assert pseudonym == key.pseudonym(namespace, value, 40)
+        assert offset == key.offset(namespace, value, days)
+
+
 names = st.text(alphabet="김이박최정민서지현수영준", min_size=2, max_size=4)
 people = st.lists(
     st.tuples(
@@ -158,7 +197,7 @@ people = st.lists(
         names,
         st.integers(0, 9999),
         st.integers(20, 80),
-        st.lists(st.integers(0, 3000), min_size=1, max_size=4),
+        st.lists(st.tuples(st.integers(0, 3000), st.sampled_from("ABC")), min_size=1, max_size=4),
     ),
     min_size=4,
     max_size=25,
@@ -178,45 +217,56 @@ def extract(rows) -> tuple[pd.DataFrame, pd.DataFrame]:
     base = pd.Timestamp("2020-01-01")
     visits = pd.DataFrame(
         [
-            {"person_id": f"ID{p[0]}", "visit_date": f"{base + pd.Timedelta(days=d):%Y-%m-%d}"}
+            {
+                "person_id": f"ID{p[0]}",
+                "visit_date": f"{base + pd.Timedelta(days=d):%Y-%m-%d}",
+                "ward": ward,
+            }
             for p in rows
-            for d in p[4]
+            for d, ward in p[4]
         ]
     )
     return person, visits
 
 
-EXTRACT_POLICY = {
-    "name": "extract",
-    "version": 1,
-    "project": "gamma",
-    "tables": {
-        "person": {
-            "columns": {
-                "person_id": {"action": "pseudonym"},
-                "name": {"action": "drop"},
-                "phone": {"action": "drop"},
-                "age": {
-                    "action": "generalize",
-                    "hierarchy": {"type": "interval", "widths": [10, 20]},
+def extract_policy(ward_k: int | None) -> dict[str, Any]:
+    visit: dict[str, Any] = {
+        "columns": {
+            "person_id": {"action": "pseudonym"},
+            "visit_date": {"action": "date_shift", "max_days": 365},
+            "ward": {"action": "keep"},
+        }
+    }
+    if ward_k is not None:  # a second table with models of its own
+        visit["columns"]["ward"] = {"action": "generalize", "hierarchy": {"type": "flat"}}
+        visit["models"] = {"k": ward_k, "max_suppression": 0.5}
+    return {
+        "name": "extract",
+        "version": 1,
+        "project": "gamma",
+        "tables": {
+            "person": {
+                "columns": {
+                    "person_id": {"action": "pseudonym"},
+                    "name": {"action": "drop"},
+                    "phone": {"action": "drop"},
+                    "age": {
+                        "action": "generalize",
+                        "hierarchy": {"type": "interval", "widths": [10, 20]},
+                    },
                 },
+                "models": {"k": 2, "max_suppression": 0.5},
             },
-            "models": {"k": 2, "max_suppression": 0.5},
+            "visit": visit,
         },
-        "visit": {
-            "columns": {
-                "person_id": {"action": "pseudonym"},
-                "visit_date": {"action": "date_shift", "max_days": 365},
-            }
-        },
-    },
-}
+    }
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(people)
-def test_extract_keeps_no_identifier_and_shifts_dates_per_person(rows):
+@given(people, st.sampled_from([None, 2, 3]))
+def test_extract_removes_suppressed_persons_everywhere_and_shifts_dates_per_person(rows, ward_k):
     person, visits = extract(rows)
+    key = key_for("gamma")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
         folder.mkdir()
@@ -224,22 +274,95 @@ def test_extract_keeps_no_identifier_and_shifts_dates_per_person(rows):
         visits.to_csv(folder / "visit.csv", index=False)
         try:
             release = service.anonymize(
-                folder, policy.parse(EXTRACT_POLICY), Path(tmp) / "out", key_for("gamma")
+                folder, policy.parse(extract_policy(ward_k)), Path(tmp) / "out", key
             )
         except UnsatisfiableError:
             return
         out_person = pd.read_csv(release.files["person"], dtype=str)
         out_visit = pd.read_csv(release.files["visit"], dtype=str)
+    # No direct identifier survives anywhere.
     identifiers = set(person["person_id"]) | set(person["name"]) | set(person["phone"])
     for frame in (out_person, out_visit):
         assert not identifiers & set(frame.to_numpy().ravel().tolist())
-    # The same person has the same pseudonym in both tables.
-    assert set(out_visit["person_id"]) <= set(out_person["person_id"])
+    # A suppressed person (missing from the person table) is in no table, under any name.
+    pseudonym = {p: key.pseudonym("person_id", p) for p in person["person_id"]}
+    kept = set(out_person["person_id"])
+    assert kept <= set(pseudonym.values())
+    gone = {p for p, code in pseudonym.items() if code not in kept}
+    for frame in (out_person, out_visit):
+        values = set(frame.to_numpy().ravel().tolist())
+        assert not values & ({pseudonym[p] for p in gone} | gone)
+    report = release.report
+    assert report["suppressed_persons"] == len(gone)
+    assert report["tables"]["person"]["rows_out"] == len(person) - len(gone)
+    # Every visit of a kept person is released, with that person's pseudonym.
+    kept_visits = visits[~visits["person_id"].isin(gone)]
+    assert len(out_visit) == len(kept_visits)
+    assert list(out_visit["person_id"]) == [pseudonym[p] for p in kept_visits["person_id"]]
+    visit_report = report["tables"]["visit"]
+    assert len(visits) - len(out_visit) == (
+        visit_report["achieved"]["suppressed"] + visit_report["removed_with_suppressed_persons"]
+    )
+    # Each table's models hold on what is released.
+    assert out_person.groupby("age").size().min() >= 2
+    if ward_k is not None:
+        assert out_visit.groupby("ward").size().min() >= ward_k
     # Shifting keeps every interval between a person's dates, and is never zero.
-    before = visits.assign(when=pd.to_datetime(visits["visit_date"]))
-    after = out_visit.assign(when=pd.to_datetime(out_visit["visit_date"]))
-    shift = after["when"] - before["when"]
-    per_person = shift.groupby(after["person_id"]).nunique()
+    before = pd.to_datetime(kept_visits["visit_date"]).to_numpy()
+    after = pd.to_datetime(out_visit["visit_date"]).to_numpy()
+    shift = pd.Series(after - before)
+    per_person = shift.groupby(out_visit["person_id"].to_numpy()).nunique()
     assert (per_person == 1).all()
     assert (shift.abs() >= pd.Timedelta(days=1)).all()
     assert (shift.abs() <= pd.Timedelta(days=365)).all()
+
+
+@pytest.mark.parametrize(
+    ("ward_k", "persons", "person_rows", "visit_rows"), [(None, 1, 5, 8), (2, 2, 4, 6)]
+)
+def test_suppressed_persons_are_counted_in_the_report(
+    tmp_path, ward_k, persons, person_rows, visit_rows
+):
+    """A4 (age 77) is alone in its age band; with ward models, A3 is alone in ward C."""
+    rows = [
+        ("A1", "김김", 1, 21, [(0, "A")]),
+        ("A2", "김김", 2, 22, [(3, "A"), (5, "B")]),
+        ("A3", "김김", 3, 23, [(1, "A"), (2, "C")]),
+        ("A4", "김김", 4, 77, [(4, "A")]),
+        ("A5", "김김", 5, 24, [(7, "B")]),
+        ("A6", "김김", 6, 25, [(8, "B"), (9, "A")]),
+    ]
+    person, visits = extract(rows)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    person.to_csv(folder / "person.csv", index=False)
+    visits.to_csv(folder / "visit.csv", index=False)
+    raw = extract_policy(ward_k)
+    release = service.anonymize(folder, policy.parse(raw), tmp_path / "out", key_for("gamma"))
+    report = release.report
+    assert report["suppressed_persons"] == persons
+    assert report["tables"]["person"]["rows_out"] == person_rows
+    assert report["tables"]["visit"]["rows_out"] == visit_rows
+    assert report["tables"]["visit"]["removed_with_suppressed_persons"] == 9 - visit_rows
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert f"linked table)</th><td>{persons}</td>" in html
+
+
+@settings(max_examples=120, deadline=None)
+@given(records, model_choices)
+def test_optimal_search_finds_the_least_loss_of_all_acceptable_nodes(rows, choice):
+    """Against brute force over the whole lattice: pruning never skips a better node."""
+    table = table_of(frame_of(rows))
+    chosen, suppression = build(choice)
+    budget = search.suppression_budget(table, suppression)
+    best = math.inf
+    for node in search.lattice(table):
+        result = models.check(table, tuple(int(v) for v in node), chosen, budget)
+        if result.ok:
+            best = min(best, metrics.measure(table, result).loss)
+    try:
+        found = search.optimal(table, chosen, suppression)
+    except UnsatisfiableError:
+        assert best == math.inf
+        return
+    assert found.utility.loss == pytest.approx(best, abs=1e-9)

@@ -25,7 +25,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from pmhub.privacy import hierarchy as hier
-from pmhub.privacy import mondrian, search, transforms
+from pmhub.privacy import keys, mondrian, search, transforms
 from pmhub.privacy.errors import (
     ColumnTypeError,
     KeyStoreError,
@@ -49,7 +49,7 @@ from pmhub.privacy.qitable import COUNT, QiTable, as_text, capped_product, from_
 from pmhub.privacy.risk import Risk, assess
 from pmhub.privacy.sources import Source, file_source, quote
 
-BATCH_ROWS = 200_000
+BATCH_ROWS = 50_000  # records per batch in Python: bounds its memory (300 MB below 200,000)
 Progress = Callable[[str, int, int], None]
 
 
@@ -84,6 +84,20 @@ class TablePlan:
     recoding: Recoding | None
     rare: dict[str, set[str]] = field(default_factory=dict)
     output_columns: list[str] = field(default_factory=list)
+    timed: dict[str, bool] = field(default_factory=dict)  # date-shifted columns with a time
+    # Linked by person to other tables of the extract (see :func:`cascade`):
+    where: str = ""  # the filter that removes the persons suppressed anywhere
+    cascaded: int = 0  # rows removed with them, beyond this table's own suppressed records
+    original: Source | None = None  # the unfiltered table, when the plan was made again
+
+    @property
+    def masks(self) -> bool:
+        """Do suppressed records stay in the release, masked ('*')?"""
+        return self.rules.suppression == "mask" and not self.where
+
+    @property
+    def rows_in(self) -> int:
+        return (self.original or self.source).rows
 
 
 # --- checks -----------------------------------------------------------------------------
@@ -120,7 +134,7 @@ def check_types(con: duckdb.DuckDBPyConnection, source: Source, rules: TablePoli
         column = quote(name)
         cast = f"TRY_CAST(CAST({column} AS VARCHAR) AS {target})"
         if target == "TIMESTAMP":
-            cast = f"coalesce({cast}, TRY_CAST(CAST({column} AS VARCHAR) AS DATE))"
+            cast = timestamp_sql(column)
         rows = con.execute(
             f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM {source.sql}"
             f" WHERE {column} IS NOT NULL AND {cast} IS NULL LIMIT 3"
@@ -132,6 +146,27 @@ def check_types(con: duckdb.DuckDBPyConnection, source: Source, rules: TablePoli
                 f"column {name!r} of table {source.name!r} must hold {kind} for action"
                 f" {rule.action!r}, but holds e.g. {sample}"
             )
+
+
+def timestamp_sql(column: str) -> str:
+    """A date or timestamp column, or text holding either, as a TIMESTAMP (NULL if neither)."""
+    text = f"CAST({column} AS VARCHAR)"
+    return f"coalesce(TRY_CAST({text} AS TIMESTAMP), CAST(TRY_CAST({text} AS DATE) AS TIMESTAMP))"
+
+
+def timed_columns(
+    con: duckdb.DuckDBPyConnection, source: Source, rules: TablePolicy
+) -> dict[str, bool]:
+    """Per date-shifted column: does any value carry a time of day (then times are written)?"""
+    timed = {}
+    for name in rules.names("date_shift"):
+        stamp = timestamp_sql(quote(name))
+        found = con.execute(
+            f"SELECT coalesce(bool_or({stamp} <> date_trunc('day', {stamp})), false)"
+            f" FROM {source.sql}"
+        ).fetchall()
+        timed[name] = bool(found[0][0])
+    return timed
 
 
 def _expected_type(rule: ColumnRule) -> str | None:
@@ -183,7 +218,10 @@ def qi_counts(con: duckdb.DuckDBPyConnection, source: Source, columns: list[str]
     if not columns:
         return pd.DataFrame({COUNT: [source.rows]})
     select = ", ".join(f"{source.text(c)} AS {quote(c)}" for c in columns)
-    frame = con.execute(f"SELECT {select}, count(*) AS {COUNT} FROM {source.sql} GROUP BY ALL").df()
+    relation = con.sql(f"SELECT {select}, count(*) AS {COUNT} FROM {source.sql} GROUP BY ALL")
+    assert relation is not None
+    # Fetched in batches: DuckDB need not hold the whole result beside its spilled data.
+    frame: pd.DataFrame = relation.to_arrow_reader(BATCH_ROWS).read_all().to_pandas()
     for column in columns:
         frame[column] = frame[column].astype(object)
     return frame
@@ -267,11 +305,9 @@ def plan_table(
     models = build_models(con, rules, hierarchies, qis, base)
     plan = TablePlan(source.name, source, rules, hierarchies, None, models, None)
     plan.output_columns = output_columns
+    plan.timed = timed_columns(con, source, rules)
     if qis:
-        sensitive = [s for s in rules.sensitive if s not in qis]
-        counts = qi_counts(con, source, qis + sensitive)
-        plan.qi_table = from_frame(counts, qis, [hierarchies[q] for q in qis], sensitive, COUNT)
-        plan.recoding = recode(plan.qi_table, rules, models)
+        search_plan(con, plan)
     elif models:
         raise PolicyError(
             f"table {source.name!r} has privacy models but no quasi-identifier to generalize",
@@ -281,7 +317,23 @@ def plan_table(
     return plan
 
 
-def _bounds(table: QiTable, rules: TablePolicy) -> list[tuple[int, int]]:
+def search_plan(
+    con: duckdb.DuckDBPyConnection, plan: TablePlan, levels: dict[str, int] | None = None
+) -> None:
+    """Count the table's QI rows and find its recoding (at the given levels, if any)."""
+    qis, rules = list(plan.hierarchies), plan.rules
+    sensitive = [s for s in rules.sensitive if s not in qis]
+    counts = qi_counts(con, plan.source, qis + sensitive)
+    trees = [plan.hierarchies[q] for q in qis]
+    plan.qi_table = from_frame(counts, qis, trees, sensitive, COUNT, grouped=True)
+    plan.recoding = recode(plan.qi_table, rules, plan.models, levels)
+
+
+def _bounds(
+    table: QiTable, rules: TablePolicy, levels: dict[str, int] | None = None
+) -> list[tuple[int, int]]:
+    if levels is not None:
+        return [(levels[q], levels[q]) for q in table.qis]
     bounds = []
     for q, h in zip(table.qis, table.hierarchies, strict=True):
         rule = rules.columns[q]
@@ -291,7 +343,10 @@ def _bounds(table: QiTable, rules: TablePolicy) -> list[tuple[int, int]]:
     return bounds
 
 
-def recode(table: QiTable, rules: TablePolicy, models: list[Model]) -> Recoding:
+def recode(
+    table: QiTable, rules: TablePolicy, models: list[Model], levels: dict[str, int] | None = None
+) -> Recoding:
+    """The recoding found by the policy's search, or the one at ``levels`` (full-domain)."""
     spec = rules.models
     if rules.search.method == "mondrian":
         if any(isinstance(m, KMap) for m in models):
@@ -310,7 +365,7 @@ def recode(table: QiTable, rules: TablePolicy, models: list[Model]) -> Recoding:
             seconds=found.seconds,
         )
     result = search.optimal(
-        table, models, spec.max_suppression, rules.search.metric, _bounds(table, rules)
+        table, models, spec.max_suppression, rules.search.metric, _bounds(table, rules, levels)
     )
     suppressed = result.check.suppressed[result.check.part.ids]
     codes = [table.label_codes(i, lv) for i, lv in enumerate(result.levels)]
@@ -374,32 +429,81 @@ def rare_values(
 # --- streaming out ----------------------------------------------------------------------
 
 
-def select_sql(source: Source, rules: TablePolicy) -> str:
-    """The batch query: the records, each QI as the same text the plan grouped, and for
-    micro-aggregated columns the group mean from a window."""
-    texts = "".join(f", {source.text(q)} AS {quote('__qi__' + q)}" for q in rules.quasi_identifiers)
+def keyed_sql(plan: TablePlan, policy: Policy) -> str:
+    """Pseudonyms and shifted dates, computed by the query engine from the bound key."""
+    source, parts = plan.source, []
+    for name in plan.output_columns:
+        rule = plan.rules.columns[name]
+        if rule.action == "pseudonym":
+            text = source.text(name, blank=False)
+            expr = keys.pseudonym_sql(rule.namespace or name, text, rule.length)
+            parts.append(f", {expr} AS {quote('__ps__' + name)}")
+        elif rule.action == "date_shift":
+            person = source.text(rule.person or policy.person_column)
+            days = keys.offset_sql(transforms.DATE_SHIFT, person, rule.max_days)
+            shape = "%Y-%m-%d %H:%M:%S" if plan.timed.get(name) else "%Y-%m-%d"
+            shifted = f"strftime({timestamp_sql(quote(name))} + to_days({days}), '{shape}')"
+            parts.append(f", {shifted} AS {quote('__ds__' + name)}")
+    return "".join(parts)
+
+
+RAW_ACTIONS = frozenset({"keep", "round", "top_bottom", "date_generalize", "suppress_cells"})
+
+
+def select_sql(plan: TablePlan, policy: Policy, means: list[str] | None = None) -> str:
+    """The batch query: the columns the transforms read, each QI as the same text the plan
+    grouped, keyed columns, and for micro-aggregated columns their group means, joined by
+    position from the tables :func:`group_means` made."""
+    source, rules = plan.source, plan.rules
+    raw = [quote(c) for c in plan.output_columns if rules.columns[c].action in RAW_ACTIONS]
+    raw += [f"{source.text(q)} AS {quote('__qi__' + q)}" for q in rules.quasi_identifiers]
+    columns = (", ".join(raw) + keyed_sql(plan, policy)).lstrip(", ") or "NULL AS __none__"
     aggregated = rules.names("microaggregate")
     if not aggregated:
-        return f"SELECT *{texts} FROM {source.sql}"
-    parts = [f"WITH base AS (SELECT *{texts}, row_number() OVER () AS __row FROM {source.sql})"]
-    joins, extra = [], []
-    for i, name in enumerate(aggregated):
-        k = int(rules.columns[name].k or 2)
-        value = f"CAST(CAST({quote(name)} AS VARCHAR) AS DOUBLE)"
-        parts.append(
-            f", m{i} AS (SELECT __row, avg(v) OVER (PARTITION BY g) AS mean FROM ("
-            f"SELECT __row, v, least((row_number() OVER (ORDER BY v, __row) - 1) // {k},"
-            f" greatest(count(*) OVER () // {k} - 1, 0)) AS g FROM ("
-            f"SELECT __row, {value} AS v FROM base WHERE {quote(name)} IS NOT NULL)))"
+        return f"SELECT {columns} FROM {source.sql} {plan.where}"
+    assert means is not None
+    joined = f"(SELECT * FROM {source.sql} {plan.where})"
+    for name, table in zip(aggregated, means, strict=True):
+        joined += f" POSITIONAL JOIN {table}"
+        columns += f", {table}.__mean AS {quote('__mean__' + name)}"
+    return f"SELECT {columns} FROM {joined}"
+
+
+def group_means(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> list[str]:
+    """Per micro-aggregated column, a table of each record's group mean in record order.
+
+    Records are sorted by value (ties by position) and cut into groups of k, the last
+    group taking the remainder; missing values stay missing. The table holds only the
+    position and the mean, so DuckDB sorts it out of core: a window over the whole
+    records would have to hold them in memory.
+    """
+    tables = []
+    for name in plan.rules.names("microaggregate"):
+        k = int(plan.rules.columns[name].k or 2)
+        value = f"TRY_CAST(CAST({quote(name)} AS VARCHAR) AS DOUBLE)"
+        missing = "v IS NULL"
+        rank = f"row_number() OVER (PARTITION BY {missing} ORDER BY v, __row) - 1"
+        groups = f"greatest(count(*) OVER (PARTITION BY {missing}) // {k} - 1, 0)"
+        table = f"__pmhub_means_{len(con.execute('SHOW TABLES').fetchall())}"
+        con.execute(
+            f"CREATE TEMP TABLE {table} AS SELECT __mean FROM ("
+            f"SELECT __row, avg(v) OVER (PARTITION BY {missing}, g) AS __mean FROM ("
+            f"SELECT __row, v, least(({rank}) // {k}, {groups}) AS g FROM ("
+            # row_number() OVER () numbers the records in scan order (a streaming window)
+            f"SELECT row_number() OVER () AS __row, {value} AS v"
+            f" FROM {plan.source.sql} {plan.where}))) ORDER BY __row"
         )
-        joins.append(f"LEFT JOIN m{i} USING (__row)")
-        extra.append(f"m{i}.mean AS {quote('__mean__' + name)}")
-    columns = ", ".join(["base.*", *extra])
-    return " ".join(parts) + f" SELECT {columns} FROM base {' '.join(joins)} ORDER BY __row"
+        tables.append(table)
+    return tables
 
 
-def batches(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[pd.DataFrame]:
-    reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+def batches(
+    con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, bytes]
+) -> Iterator[pd.DataFrame]:
+    used = {name: value for name, value in parameters.items() if f"${name}" in sql}
+    relation = con.sql(sql, params=used or None)
+    assert relation is not None
+    reader = relation.to_arrow_reader(BATCH_ROWS)
     for batch in reader:
         yield pd.DataFrame(
             {name: _column(batch.column(i)) for i, name in enumerate(batch.schema.names)}
@@ -413,17 +517,13 @@ def _column(array: pa.Array[Any]) -> pd.Series:
     return array.to_pandas()
 
 
-def transform_batch(
-    frame: pd.DataFrame,
-    plan: TablePlan,
-    policy: Policy,
-    key: ProjectKey | None,
-    offsets: dict[int, transforms.Offsets],
-) -> pd.DataFrame:
+def transform_batch(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     frame = apply_recoding(frame, plan)
+    if "__suppressed__" in frame and not plan.masks:
+        frame = frame[~frame["__suppressed__"].to_numpy(dtype=bool)]
     out: dict[str, Any] = {}
     for name in plan.output_columns:
-        out[name] = transform_column(frame, name, plan, policy, key, offsets)
+        out[name] = transform_column(frame, name, plan)
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -443,8 +543,6 @@ def apply_recoding(frame: pd.DataFrame, plan: TablePlan) -> pd.DataFrame:
     for q in qis:
         frame[f"__out__{q}"] = merged[f"__out__{q}"]
     frame["__suppressed__"] = merged["__suppressed__"].astype(bool)
-    if plan.rules.suppression == "remove":
-        frame = frame[~frame["__suppressed__"]]
     return frame
 
 
@@ -463,41 +561,30 @@ def recode_by_lookup(
     for (q, level), tree, column in zip(levels.items(), trees, codes, strict=True):
         frame["__out__" + q] = np.where(hidden, hier.TOP, tree.labels(level)[column])
     frame["__suppressed__"] = hidden
-    if plan.rules.suppression == "remove":
-        frame = frame[~hidden]
     return frame
 
 
-def transform_column(
-    frame: pd.DataFrame,
-    name: str,
-    plan: TablePlan,
-    policy: Policy,
-    key: ProjectKey | None,
-    offsets: dict[int, transforms.Offsets],
-) -> pd.Series:
+COMPUTED = {
+    "generalize": "__out__",
+    "pseudonym": "__ps__",
+    "date_shift": "__ds__",
+    "microaggregate": "__mean__",
+}
+
+
+def transform_column(frame: pd.DataFrame, name: str, plan: TablePlan) -> pd.Series:
     rule = plan.rules.columns[name]
-    values = frame[name]
     action = rule.action
-    if action == "generalize":
-        return frame[f"__out__{name}"]
-    if action == "pseudonym":
-        assert key is not None
-        return transforms.pseudonymize(values, key, rule.namespace or name, rule.length)
-    if action == "date_shift":
-        assert key is not None
-        shift = offsets.setdefault(rule.max_days, transforms.Offsets(key, rule.max_days))
-        return transforms.shift_dates(
-            values, frame[rule.person or policy.person_column], shift, name
-        )
+    computed = COMPUTED.get(action)
+    if computed is not None:  # by the batch query or the recoding
+        return frame[computed + name]
+    values = frame[name]
     if action == "date_generalize":
         return transforms.generalize_dates(values, rule.to, name)
     if action == "top_bottom":
         return transforms.top_bottom(values, rule, name)
     if action == "round":
         return transforms.round_to(values, rule, name)
-    if action == "microaggregate":
-        return frame["__mean__" + name].astype(float)
     if action == "suppress_cells":
         return transforms.suppress_rare(values, plan.rare[name])
     return values
@@ -559,16 +646,19 @@ def stream_table(
 ) -> int:
     schema = output_schema(plan)
     writer = Writer(path, schema)
-    offsets: dict[int, transforms.Offsets] = {}
+    parameters = key.sql_parameters() if key is not None else {}
     written = 0
+    means = group_means(con, plan)
     try:
-        for frame in batches(con, select_sql(plan.source, plan.rules)):
-            out = as_strings(transform_batch(frame, plan, policy, key, offsets), schema)
+        for frame in batches(con, select_sql(plan, policy, means), parameters):
+            out = as_strings(transform_batch(frame, plan), schema)
             writer.write(out)
             written += len(out)
             progress(plan.name, written, plan.source.rows)
     finally:
         writer.close()
+        for table in means:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     return written
 
 
@@ -603,13 +693,13 @@ def verify(
     # suppressed only when the plan suppressed records.
     star = np.all([counts[q].to_numpy() == hier.TOP for q in qis], axis=0)
     expected = plan.recoding.utility.suppressed_records if plan.recoding else 0
-    masked = star if expected > 0 else np.zeros(len(counts), dtype=bool)
+    masked = star if expected > 0 and plan.masks else np.zeros(len(counts), dtype=bool)
     if np.all(masked):
         everything = plan.source.rows
         return Achieved(out.rows, everything, None, 0, everything <= budget), None
     kept = counts[~masked]
     flats = [hier.flat(q, kept[q]) for q in qis]
-    table = from_frame(kept, qis, flats, sensitive, COUNT)
+    table = from_frame(kept, qis, flats, sensitive, COUNT, grouped=True)
     models = verification_models(plan, table, qis)
     part = partition(table, tuple(0 for _ in qis))
     bad = np.zeros(part.classes, dtype=bool)

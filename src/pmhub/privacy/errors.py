@@ -57,3 +57,11 @@ class OutputExistsError(PrivacyError):
 class NotesFormatError(PrivacyError):
     exit_code = 78
     hint = "Notes are CSV with columns note_id,person_id,note_date,note_title,note_text (UTF-8)."
+
+
+class EngineMemoryError(PrivacyError):
+    exit_code = 79
+    hint = (
+        "The query engine ran out of memory; nothing was written. Give it more with"
+        " --memory-limit (e.g. 2GB): beyond the limit it spills to a temporary folder."
+    )

@@ -49,6 +49,51 @@ class ProjectKey:
         draw = int.from_bytes(self.digest(namespace, value)[:8], "big") % (2 * max_days)
         return draw - max_days if draw < max_days else draw - max_days + 1
 
+    def sql_parameters(self) -> dict[str, bytes]:
+        """The HMAC's padded keys, to bind (never to inline) into :func:`pseudonym_sql`.
+
+        They are as secret as the key: they go to the in-process query engine as bound
+        parameters only, so no SQL text, plan or error message holds them.
+        """
+        secret = self._secret
+        if len(secret) > SHA256_BLOCK:  # RFC 2104: a long key is hashed first
+            secret = hashlib.sha256(secret).digest()
+        block = secret.ljust(SHA256_BLOCK, b"\x00")
+        return {
+            INNER: bytes(b ^ 0x36 for b in block),
+            OUTER: bytes(b ^ 0x5C for b in block),
+        }
+
+
+SHA256_BLOCK = 64
+INNER, OUTER = "hmac_inner", "hmac_outer"
+
+
+def _hmac_hex_sql(namespace: str, text_sql: str) -> str:
+    """HMAC-SHA-256 (RFC 2104) in DuckDB SQL: the same digest as ``ProjectKey.digest``.
+
+    A query computes it on all cores and without a Python call per row.
+    """
+    prefix = "'" + namespace.replace("'", "''") + "' || chr(0) || "
+    message = f"encode({prefix}{text_sql})"
+    return f"sha256(${OUTER} || unhex(sha256(${INNER} || {message})))"
+
+
+def pseudonym_sql(namespace: str, text_sql: str, length: int = 32) -> str:
+    """SQL for ``ProjectKey.pseudonym`` of a text expression (NULL stays NULL)."""
+    return f"substr({_hmac_hex_sql(namespace, text_sql)}, 1, {int(length)})"
+
+
+def offset_sql(namespace: str, text_sql: str, max_days: int) -> str:
+    """SQL for ``ProjectKey.offset`` of a text expression, as an integer number of days."""
+    span = 2 * int(max_days)
+    first_bytes = f"'0x' || substr({_hmac_hex_sql(namespace, text_sql)}, 1, 16)"
+    draw = f"CAST(CAST({first_bytes} AS UBIGINT) % {span} AS BIGINT)"  # one hash: DuckDB CSE
+    return (
+        f"CAST(CASE WHEN {draw} < {int(max_days)} THEN {draw} - {int(max_days)}"
+        f" ELSE {draw} - {int(max_days)} + 1 END AS INTEGER)"
+    )
+
 
 def check_project(project: str) -> str:
     if not PROJECT.fullmatch(project):

@@ -106,13 +106,16 @@ def from_frame(
     hierarchies: Sequence[Hierarchy],
     sensitive: Sequence[str] = (),
     count_column: str | None = None,
+    *,
+    grouped: bool = False,
 ) -> QiTable:
-    """Build the table from records (or from pre-counted rows with ``count_column``)."""
+    """Build the table from records (or from pre-counted rows with ``count_column``;
+    ``grouped`` when those rows are distinct already, as a GROUP BY makes them)."""
     columns = list(qis) + [s for s in sensitive if s not in qis]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise PrivacyInputError(f"the data has no column(s) {missing}")
-    counted = _count(frame, columns, count_column)
+    counted = frame if grouped and count_column == COUNT else _count(frame, columns, count_column)
     leaves = (
         np.column_stack(
             [

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import yaml
 
-from pmhub.privacy import engine, report
-from pmhub.privacy.errors import PolicyError, PrivacyError, PrivacyInputError
+from pmhub.privacy import engine, linked, report
+from pmhub.privacy.errors import EngineMemoryError, PolicyError, PrivacyError, PrivacyInputError
 from pmhub.privacy.keys import KeyStore, ProjectKey
 from pmhub.privacy.policy import Policy
 from pmhub.privacy.policy import load as load_policy
@@ -47,6 +48,30 @@ def anonymize(
     progress: engine.Progress = engine._nothing,
     memory_limit: str | None = None,
 ) -> Release:
+    try:
+        return _anonymize(input_path, policy, out, key, output_format, progress, memory_limit)
+    except duckdb.OutOfMemoryException as exc:
+        limit = f" (memory limit {memory_limit})" if memory_limit else ""
+        raise EngineMemoryError(
+            f"the release ran out of memory{limit}: {_first_line(exc)}"
+        ) from exc
+    except duckdb.Error as exc:
+        raise PrivacyError(f"the query engine failed: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _anonymize(
+    input_path: Path,
+    policy: Policy,
+    out: Path,
+    key: ProjectKey | None,
+    output_format: str,
+    progress: engine.Progress,
+    memory_limit: str | None,
+) -> Release:
     engine.require_key(policy, key)
     started = time.perf_counter()
     con = connect(memory_limit)
@@ -55,6 +80,7 @@ def anonymize(
         name: engine.plan_table(con, src, policy.tables[name], policy)
         for name, src in sources.items()
     }
+    persons = linked.cascade(con, plans, policy)
     tables: dict[str, Any] = {}
     files: dict[str, Path] = {}
     with staging(out) as stage:
@@ -71,6 +97,7 @@ def anonymize(
             tables[name] = table_report(con, plan, path, written, achieved, risk_after)
             files[name] = out / path.name
         document = release_report(policy, tables, time.perf_counter() - started)
+        document["suppressed_persons"] = persons  # removed from every table linked by person
         (stage / "policy.yaml").write_text(policy_text(policy), encoding="utf-8")
         (stage / "report.json").write_text(
             json.dumps(document, ensure_ascii=False, indent=2, default=_plain), encoding="utf-8"
@@ -101,8 +128,9 @@ def table_report(
     ).df()
     recoding = plan.recoding
     return {
-        "rows_in": plan.source.rows,
+        "rows_in": plan.rows_in,
         "rows_out": written,
+        "removed_with_suppressed_persons": plan.cascaded,
         "columns": {  # every input column, so the committee sees what was dropped unlisted
             c: plan.rules.columns[c].action if c in plan.rules.columns else "drop (unlisted)"
             for c in plan.source.columns
@@ -209,6 +237,7 @@ def anonymize_files(
     *,
     output_format: str = "same",
     progress: engine.Progress = engine._nothing,
+    memory_limit: str | None = None,
 ) -> Release:
     """What `pmhub privacy anonymize` does: load the policy, fetch its key, release."""
     loaded = load_policy(policy_path)
@@ -219,4 +248,5 @@ def anonymize_files(
         key_for(loaded, settings),
         output_format=output_format,
         progress=progress,
+        memory_limit=memory_limit,
     )

@@ -20,6 +20,7 @@ import duckdb
 from pmhub.privacy.errors import OutputExistsError, PrivacyInputError
 
 SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
+CSV_BUFFER = 8 << 20
 
 
 def quote(name: str) -> str:
@@ -39,8 +40,9 @@ class Source:
     kind: str  # csv, parquet, duckdb, frame
     types: dict[str, str] = field(default_factory=dict)
 
-    def text(self, column: str) -> str:
-        """SQL for a column as the text hierarchies list: '' when missing, 40 not 40.0."""
+    def text(self, column: str, *, blank: bool = True) -> str:
+        """SQL for a column as the text hierarchies list: 40 not 40.0, and '' when missing
+        (NULL when not ``blank``)."""
         name = quote(column)
         kind = self.types.get(column, "VARCHAR").upper()
         if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
@@ -50,7 +52,7 @@ class Source:
             )
         else:
             text = f"CAST({name} AS VARCHAR)"
-        return f"coalesce({text}, '')"
+        return f"coalesce({text}, '')" if blank else text
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -94,7 +96,12 @@ def file_source(
     if suffix == ".parquet":
         return describe(con, name, f"read_parquet({literal(str(path))})", "parquet")
     if suffix in (".csv", ".tsv", ".txt"):
-        reader = f"read_csv({literal(str(path))}, header = true, all_varchar = true)"
+        # 8 MiB read buffers (DuckDB's default is 16 lines of 2 MiB, 32 MiB per thread)
+        # so a small --memory-limit still reads a large file; lines may still be 2 MiB.
+        reader = (
+            f"read_csv({literal(str(path))}, header = true, all_varchar = true,"
+            f" buffer_size = {CSV_BUFFER})"
+        )
         if not materialize:
             return describe(con, name, reader, "csv")
         # Scanned several times (hierarchies, counts, batches): parse the text once.
@@ -102,6 +109,8 @@ def file_source(
         table = f"csv_{len(con.execute('SHOW TABLES').fetchall())}"
         try:
             con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {reader}")
+        except duckdb.OutOfMemoryException:
+            raise  # not the file's fault: the caller says how to give the engine more memory
         except duckdb.Error as exc:
             message = str(exc).splitlines()[0]
             raise PrivacyInputError(f"cannot read {path} as CSV: {message}") from exc
