@@ -36,12 +36,17 @@ CLINICAL = (
     "measurement",
     "observation",
     "death",
+    "visit_detail",
+    "specimen",
+    "condition_era",
+    "drug_era",
     "cohort",
 )
 END_OF = {
     "visit_end_date": "visit_start_date",
     "drug_exposure_end_date": "drug_exposure_start_date",
     "device_exposure_end_date": "device_exposure_start_date",
+    "visit_detail_end_date": "visit_detail_start_date",
 }
 
 

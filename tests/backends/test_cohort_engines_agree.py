@@ -40,6 +40,8 @@ def cdm_data(draw: st.DrawFn) -> harness.Rows:
             "person_id": p,
             "year_of_birth": draw(st.integers(1940, 2010)),
             "gender_concept_id": draw(st.sampled_from([8507, 8532])),
+            "race_concept_id": draw(st.sampled_from([8515, 0])),
+            "ethnicity_concept_id": draw(st.sampled_from([38003563, 38003564, 0])),
         }
         for p in PERSONS
     ]
@@ -153,7 +155,8 @@ def matches(size: int) -> st.SearchStrategy[Any]:
 
 @st.composite
 def criterion(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
-    kinds = ["events", "events", "age", "sex"] + (["group"] if depth < 2 else [])
+    kinds = ["events", "events", "age", "sex", "race", "ethnicity"]
+    kinds += ["group"] if depth < 2 else []
     kind = draw(st.sampled_from(kinds))
     if kind == "group":
         items = draw(st.lists(criterion(depth + 1), min_size=1, max_size=3))
@@ -163,6 +166,10 @@ def criterion(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
         return {"age": {"min": low, "max": low + draw(st.integers(0, 60))}}
     if kind == "sex":
         return {"sex": [draw(st.sampled_from(["male", "female"]))]}
+    if kind == "race":
+        return {"race": draw(st.lists(st.sampled_from([8515, 0]), min_size=1, max_size=2))}
+    if kind == "ethnicity":
+        return {"ethnicity": [draw(st.sampled_from([38003563, 38003564, 0]))]}
     start = draw(st.one_of(st.none(), st.integers(-400, 100)))
     end = draw(st.one_of(st.none(), st.integers(start if start is not None else -400, 200)))
     count_kind = draw(st.sampled_from(["at_least", "at_most", "exactly"]))

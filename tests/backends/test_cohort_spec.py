@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from pmhub.cohorts import service
 from pmhub.cohorts.definition import Definition, parse
+from pmhub.cohorts.errors import UnknownConceptError
 from tests.backends.conftest import SpecSite, every_engine
 from tests.backends.harness import cohort
 
@@ -539,6 +542,101 @@ death
         4       | 2020-01-01 | 2020-01-03
         """
     )
+
+
+@every_engine
+def test_entry_in_visit_detail_specimen_and_era_tables(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+visit_detail
+  person_id | visit_detail_concept_id | visit_detail_start_date | visit_detail_end_date
+  1         | 9201                    | 2012-01-02              | 2012-01-04
+  1         | 9202                    | 2012-03-01              | 2012-03-01
+
+specimen
+  person_id | specimen_concept_id | specimen_date
+  2         | 4230911             | 2016-05-01
+  3         | 4230911             | 2014-01-01
+
+condition_era
+  person_id | condition_concept_id | condition_era_start_date | condition_era_end_date
+  3         | 201826               | 2017-01-01               | 2018-06-30
+  4         | 201254               | 2019-07-01               | 2019-08-01
+
+drug_era
+  person_id | drug_concept_id | drug_era_start_date | drug_era_end_date
+  4         | 1503297         | 2020-02-01          | 2020-05-01
+  1         | 1310149         | 2013-01-01          | 2013-02-01
+"""
+    )
+    sets = [
+        {"id": "inpatient", "items": [{"concept_id": INPATIENT}]},
+        {"id": "echo", "items": [{"concept_id": ECHO, "include_descendants": True}]},
+        {"id": "t2dm", "items": [{"concept_id": T2DM}]},
+        {"id": "metformin", "items": [{"concept_id": METFORMIN}]},
+    ]
+    entry = {
+        "criteria": [
+            {"domain": "visit_detail", "concept_set": "inpatient"},
+            {"domain": "specimen", "concept_set": "echo"},
+            {"domain": "condition_era", "concept_set": "t2dm"},
+            {"domain": "drug_era", "concept_set": "metformin"},
+        ]
+    }
+    exit_ = {"type": "fixed_offset", "anchor": "end", "days": 0}
+    # person 3's specimen falls in an observation gap; person 1's warfarin era and
+    # person 4's type 1 era are in no set
+    assert site.run(define(concept_sets=sets, entry=entry, exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-01-02 | 2012-01-04
+        2       | 2016-05-01 | 2016-05-01
+        3       | 2017-01-01 | 2018-06-30
+        4       | 2020-02-01 | 2020-05-01
+        """
+    )
+
+
+@every_engine
+def test_inclusion_on_race_and_ethnicity(site: SpecSite) -> None:
+    site.load(
+        """
+person
+  person_id | year_of_birth | gender_concept_id | race_concept_id | ethnicity_concept_id
+  1         | 1950          | 8507              | 8515            | 38003564
+  2         | 1960          | 8532              | 0               | 38003563
+  3         | 1970          | 8507              | 0               | 0
+
+observation_period
+  person_id | observation_period_start_date | observation_period_end_date
+  1         | 2010-01-01                    | 2020-12-31
+  2         | 2010-01-01                    | 2020-12-31
+  3         | 2010-01-01                    | 2020-12-31
+
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2015-01-01
+  2         | 201826               | 2015-01-01
+  3         | 201826               | 2015-01-01
+"""
+    )
+    asian = {"name": "asian", "criteria": [{"race": [8515]}]}
+    assert _subjects(site, asian) == [1]
+    no_race = {"name": "no race", "criteria": [{"race": [0]}]}
+    hispanic = {"name": "hispanic", "criteria": [{"ethnicity": [38003563]}]}
+    assert _subjects(site, no_race) == [2, 3]
+    assert _subjects(site, no_race, hispanic) == [2]
+    unknown = {
+        "name": "unknown",
+        "criteria": [{"group": {"match": "all", "criteria": [{"race": [0]}, {"ethnicity": [0]}]}}],
+    }
+    assert _subjects(site, unknown) == [3]
+    white = {"name": "white", "criteria": [{"race": [8515, 8527]}]}  # 8527: not shipped
+    with pytest.raises(
+        UnknownConceptError, match=r"criteria\[0\]\.race\[1\]: unknown concept id 8527"
+    ):
+        _subjects(site, white)
 
 
 def test_window_anchored_at_the_index_end(site: SpecSite) -> None:

@@ -164,6 +164,20 @@ def test_nested_groups_report_problems_and_unknown_sets_with_their_paths() -> No
         "inclusion_rules[0].criteria[1].group.criteria[1]: same_visit needs events that carry "
         "a visit; death records do not"
     ) in found
+    inner["criteria"][1] = {
+        "events": {"domain": "drug_era", "concept_set": "t2dm"},
+        "same_visit": True,
+    }  # type: ignore[index]
+    found = problems(with_("inclusion_rules", [rule]))
+    assert (
+        "inclusion_rules[0].criteria[1].group.criteria[1]: same_visit needs events that carry "
+        "a visit; drug_era records do not"
+    ) in found
+    inner["criteria"][1] = {"race": []}  # type: ignore[index]
+    found = problems(with_("inclusion_rules", [rule]))
+    assert any(
+        p.startswith("inclusion_rules[0].criteria[1].group.criteria[1].race:") for p in found
+    )
     inner["match"] = "any"
     inner["criteria"][1] = {"events": {"domain": "death"}}  # type: ignore[index]
     found = problems(with_("inclusion_rules", [rule]))

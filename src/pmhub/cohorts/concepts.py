@@ -14,8 +14,10 @@ from pmhub.cohorts.definition import (
     ConceptSet,
     ContinuousExposure,
     Definition,
+    Ethnicity,
     Events,
     Occurrences,
+    Race,
     Sex,
     rule_leaves,
 )
@@ -51,6 +53,10 @@ def mentioned_concepts(definition: Definition) -> list[tuple[str, int]]:
             found.extend(
                 (f"{path}.sex[{k}]", s) for k, s in enumerate(criterion.sex) if isinstance(s, int)
             )
+        elif isinstance(criterion, Race):
+            found.extend((f"{path}.race[{k}]", c) for k, c in enumerate(criterion.race))
+        elif isinstance(criterion, Ethnicity):
+            found.extend((f"{path}.ethnicity[{k}]", c) for k, c in enumerate(criterion.ethnicity))
     for i, events in enumerate(definition.censoring):
         found.extend(_events_ids(f"censoring[{i}]", events))
     return found

@@ -38,9 +38,22 @@ MAX_DAYS = 36_500 * 2  # two centuries: any larger window is a typo
 MAX_NESTING = 40  # levels of mappings and lists; criteria groups nest a few levels at most
 
 Domain = Literal[
-    "condition", "drug", "measurement", "procedure", "visit", "observation", "death", "device"
+    "condition",
+    "drug",
+    "measurement",
+    "procedure",
+    "visit",
+    "visit_detail",
+    "observation",
+    "death",
+    "device",
+    "specimen",
+    "condition_era",
+    "drug_era",
 ]
 VALUE_DOMAINS = ("measurement", "observation")
+# domains whose records carry no visit_occurrence_id (same_visit cannot apply)
+VISITLESS_DOMAINS = ("death", "specimen", "condition_era", "drug_era")
 Days = Annotated[int, Field(ge=-MAX_DAYS, le=MAX_DAYS)]
 NonNegDays = Annotated[int, Field(ge=0, le=MAX_DAYS)]
 ConceptId = Annotated[int, Field(ge=0, le=2_147_483_647)]
@@ -178,8 +191,10 @@ class Occurrences(Model):
 
     @model_validator(mode="after")
     def _visit_domain(self) -> Occurrences:
-        if self.same_visit and self.events.domain == "death":
-            raise ValueError("same_visit needs events that carry a visit; death records do not")
+        if self.same_visit and self.events.domain in VISITLESS_DOMAINS:
+            raise ValueError(
+                f"same_visit needs events that carry a visit; {self.events.domain} records do not"
+            )
         return self
 
 
@@ -205,7 +220,26 @@ class Sex(Model):
         return tuple(sorted({SEX_CONCEPTS[s] if isinstance(s, str) else s for s in self.sex}))
 
 
-CRITERION_KINDS = ("events", "age", "sex", "group")
+class Race(Model):
+    """person.race_concept_id is one of these (Circe's demographic race criterion)."""
+
+    race: Annotated[list[ConceptId], Field(min_length=1, max_length=1000)]
+
+    def concept_ids(self) -> tuple[int, ...]:
+        return tuple(sorted(set(self.race)))
+
+
+class Ethnicity(Model):
+    """person.ethnicity_concept_id is one of these (Circe's demographic ethnicity)."""
+
+    ethnicity: Annotated[list[ConceptId], Field(min_length=1, max_length=1000)]
+
+    def concept_ids(self) -> tuple[int, ...]:
+        return tuple(sorted(set(self.ethnicity)))
+
+
+PERSON_CRITERIA = ("age", "sex", "race", "ethnicity")
+CRITERION_KINDS = ("events", *PERSON_CRITERIA, "group")
 
 
 def _criterion_kind(value: Any) -> str:
@@ -217,6 +251,10 @@ def _criterion_kind(value: Any) -> str:
         return "age"
     if isinstance(value, Sex):
         return "sex"
+    if isinstance(value, Race):
+        return "race"
+    if isinstance(value, Ethnicity):
+        return "ethnicity"
     if isinstance(value, Group):
         return "group"
     return "events"  # the most common kind gives the most useful errors
@@ -265,11 +303,14 @@ Criterion = Annotated[
         Annotated[Occurrences, Tag("events")],
         Annotated[Age, Tag("age")],
         Annotated[Sex, Tag("sex")],
+        Annotated[Race, Tag("race")],
+        Annotated[Ethnicity, Tag("ethnicity")],
         Annotated["Group", Tag("group")],
     ],
     Discriminator(_criterion_kind),
 ]
-Leaf = Occurrences | Age | Sex
+Leaf = Occurrences | Age | Sex | Race | Ethnicity
+PersonCriterion = Age | Sex | Race | Ethnicity
 GroupBody.model_rebuild()
 Group.model_rebuild()
 

@@ -35,11 +35,14 @@ from pmhub.cohorts.definition import (
     Count,
     Criterion,
     Definition,
+    Ethnicity,
     Events,
     FixedOffset,
     Group,
     Match,
     Occurrences,
+    PersonCriterion,
+    Race,
     Sex,
     Window,
     rule_leaves,
@@ -90,7 +93,24 @@ DOMAINS = {
         value="value_as_number",
         unit="unit_concept_id",
     ),
+    "visit_detail": DomainTable(
+        "visit_detail",
+        "visit_detail_concept_id",
+        "visit_detail_start_date",
+        "visit_detail_end_date",
+    ),
     "death": DomainTable("death", "cause_concept_id", "death_date", visit=None),
+    "specimen": DomainTable("specimen", "specimen_concept_id", "specimen_date", visit=None),
+    "condition_era": DomainTable(
+        "condition_era",
+        "condition_concept_id",
+        "condition_era_start_date",
+        "condition_era_end_date",
+        visit=None,
+    ),
+    "drug_era": DomainTable(
+        "drug_era", "drug_concept_id", "drug_era_start_date", "drug_era_end_date", visit=None
+    ),
     "device": DomainTable(
         "device_exposure",
         "device_concept_id",
@@ -106,7 +126,10 @@ OBSERVATION_PERIOD = q.Table(
     "observation_period",
     ("person_id", "observation_period_start_date", "observation_period_end_date"),
 )
-PERSON = q.Table("person", ("person_id", "year_of_birth", "gender_concept_id"))
+PERSON = q.Table(
+    "person",
+    ("person_id", "year_of_birth", "gender_concept_id", "race_concept_id", "ethnicity_concept_id"),
+)
 
 
 def _table(domain: DomainTable) -> q.Table:
@@ -247,10 +270,12 @@ def _with_person(index: q.Relation) -> q.Relation:
             ("p_person", col("person_id")),
             ("year_of_birth", col("year_of_birth")),
             ("gender", col("gender_concept_id")),
+            ("race", col("race_concept_id")),
+            ("ethnicity", col("ethnicity_concept_id")),
         ),
     )
     joined = q.Join(index, person, eq(col("person_id"), col("p_person")))
-    return keep(joined, *index.columns, "year_of_birth", "gender")
+    return keep(joined, *index.columns, "year_of_birth", "gender", "race", "ethnicity")
 
 
 def _counted(index: q.Relation, found: list[Occurrences], concepts: ResolvedSets) -> q.Relation:
@@ -294,6 +319,10 @@ def _criterion_test(criterion: Criterion, found: list[Occurrences]) -> q.Expr:
         return _count_test(criterion.count, col(f"n{number}"))
     if isinstance(criterion, Age):
         return _age_test(criterion)
+    if isinstance(criterion, Race):
+        return q.InValues(col("race"), criterion.concept_ids())
+    if isinstance(criterion, Ethnicity):
+        return q.InValues(col("ethnicity"), criterion.concept_ids())
     assert isinstance(criterion, Sex)
     return q.InValues(col("gender"), criterion.concept_ids())
 
@@ -316,7 +345,7 @@ def _tested(
 ) -> tuple[q.Relation, list[q.Expr]]:
     """The index rows with what the rules read, and each rule's test."""
     source = index
-    if any(isinstance(c, Age | Sex) for _, c in rule_leaves(definition)):
+    if any(isinstance(c, PersonCriterion) for _, c in rule_leaves(definition)):
         source = _with_person(source)
     found = _occurrences(definition)
     if found:
