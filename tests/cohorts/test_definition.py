@@ -164,10 +164,8 @@ def test_nested_groups_report_problems_and_unknown_sets_with_their_paths() -> No
         "inclusion_rules[0].criteria[1].group.criteria[1]: same_visit needs events that carry "
         "a visit; death records do not"
     ) in found
-    inner["criteria"][1] = {
-        "events": {"domain": "drug_era", "concept_set": "t2dm"},
-        "same_visit": True,
-    }  # type: ignore[index]
+    era = {"events": {"domain": "drug_era", "concept_set": "t2dm"}, "same_visit": True}
+    inner["criteria"][1] = era  # type: ignore[index]
     found = problems(with_("inclusion_rules", [rule]))
     assert (
         "inclusion_rules[0].criteria[1].group.criteria[1]: same_visit needs events that carry "
