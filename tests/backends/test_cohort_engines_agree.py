@@ -138,6 +138,13 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
         spec["value"] = {"min": low, "max": low + draw(st.integers(0, 40)) / 10}
         if draw(st.booleans()):
             spec["unit_concept_ids"] = [8554]
+    if draw(st.integers(0, 3)) == 0:
+        spec["date_adjustment"] = {
+            "start_with": draw(st.sampled_from(["start", "end"])),
+            "start_offset": draw(st.integers(-30, 30)),
+            "end_with": draw(st.sampled_from(["start", "end"])),
+            "end_offset": draw(st.integers(-30, 30)),
+        }
     return spec
 
 

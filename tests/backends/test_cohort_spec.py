@@ -639,6 +639,38 @@ condition_occurrence
         _subjects(site, white)
 
 
+@every_engine
+def test_date_adjustment_moves_events_before_anything_reads_them(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date | condition_end_date
+  1         | 201826               | 2012-03-01           | 2012-03-10
+  2         | 201826               | 2016-01-01           | 2016-01-05
+  3         | 201826               | 2012-12-20           |
+"""
+    )
+    exit_ = {"type": "fixed_offset", "anchor": "end", "days": 0}
+    after = {"start_with": "end", "start_offset": 1, "end_with": "end", "end_offset": 30}
+    entry = {"criteria": [{"domain": "condition", "concept_set": "t2dm", "date_adjustment": after}]}
+    # person 3's event has no end (its end is its start); its moved end is capped by the
+    # end of the observation period
+    assert site.run(define(entry=entry, exit=exit_)) == cohort(
+        """
+        subject | start      | end
+        1       | 2012-03-11 | 2012-04-09
+        2       | 2016-01-06 | 2016-02-04
+        3       | 2012-12-21 | 2012-12-31
+        """
+    )
+    inverted = {"start_offset": 10, "end_with": "start", "end_offset": 5}
+    entry = {
+        "criteria": [{"domain": "condition", "concept_set": "t2dm", "date_adjustment": inverted}]
+    }
+    assert site.run(define(entry=entry, exit=exit_)) == []
+
+
 def test_window_anchored_at_the_index_end(site: SpecSite) -> None:
     site.load(
         PEOPLE

@@ -118,6 +118,17 @@ class ValueRange(Model):
         return self
 
 
+class DateAdjustment(Model):
+    """Circe's DateAdjustment: the event's dates moved before anything else reads them.
+    The new start is ``start_with`` (the event's start or end) plus ``start_offset`` days,
+    the new end likewise; an event whose new end falls before its new start is dropped."""
+
+    start_with: Literal["start", "end"] = "start"
+    start_offset: Days = 0
+    end_with: Literal["start", "end"] = "end"
+    end_offset: Days = 0
+
+
 class Events(Model):
     """Records of one domain whose concept is in a concept set (death: any, if none given)."""
 
@@ -126,6 +137,7 @@ class Events(Model):
     first_occurrence: bool = False  # only each person's first such event, ever
     value: ValueRange | None = None  # value_as_number (measurement, observation)
     unit_concept_ids: list[ConceptId] | None = None
+    date_adjustment: DateAdjustment | None = None
 
     @model_validator(mode="after")
     def _domain_fields(self) -> Events:

@@ -34,6 +34,7 @@ from pmhub.cohorts.definition import (
     ContinuousExposure,
     Count,
     Criterion,
+    DateAdjustment,
     Definition,
     Ethnicity,
     Events,
@@ -177,7 +178,7 @@ def events(spec: Events, concepts: ResolvedSets) -> q.Relation:
     preds = _filters(spec, domain, concepts)
     if preds:
         source = q.Where(source, q.And(tuple(preds)))
-    selected = q.Select(
+    selected: q.Relation = q.Select(
         source,
         (
             ("person_id", col("person_id")),
@@ -186,9 +187,29 @@ def events(spec: Events, concepts: ResolvedSets) -> q.Relation:
             ("visit_id", col(domain.visit) if domain.visit else lit_int(None)),
         ),
     )
-    if spec.first_occurrence:
-        return first_per_person(selected, FIRST_ORDER)
+    if spec.first_occurrence:  # the first by its recorded dates, as Circe
+        selected = first_per_person(selected, FIRST_ORDER)
+    if spec.date_adjustment is not None:
+        selected = _adjusted(selected, spec.date_adjustment)
     return selected
+
+
+def _adjusted(source: q.Relation, adjustment: DateAdjustment) -> q.Relation:
+    """Dates moved as Circe's DateAdjustment; events whose end falls before the start go."""
+
+    def moved(anchor: str, days: int) -> q.Expr:
+        return q.AddDays(col(f"{anchor}_date"), lit_int(days))
+
+    shifted = q.Select(
+        source,
+        (
+            ("person_id", col("person_id")),
+            ("start_date", moved(adjustment.start_with, adjustment.start_offset)),
+            ("end_date", moved(adjustment.end_with, adjustment.end_offset)),
+            ("visit_id", col("visit_id")),
+        ),
+    )
+    return q.Where(shifted, q.Cmp("<=", col("start_date"), col("end_date")))
 
 
 def _union(relations: list[q.Relation]) -> q.Relation:
