@@ -190,7 +190,7 @@ def criterion(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
         },
         "count": {
             count_kind: draw(st.integers(0, 2)),
-            "distinct": draw(st.sampled_from([None, "start_date", "visit"])),
+            "distinct": draw(st.sampled_from([None, "start_date", "visit", "concept"])),
         },
         "same_visit": draw(st.booleans()),
     }

@@ -839,3 +839,32 @@ measurement
     assert _subjects(site, _rule({"at_least": 2, "distinct": "start_date"}, window)) == [1, 3]
     assert _subjects(site, _rule({"at_least": 2, "distinct": "visit"}, window)) == [1]
     assert _subjects(site, _rule({"exactly": 0, "distinct": "visit"}, window)) == [3]
+
+
+@every_engine
+def test_counting_distinct_concepts(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date
+  1         | 201826               | 2012-06-01
+  1         | 201254               | 2011-01-01
+  1         | 201254               | 2011-02-01
+  2         | 201826               | 2016-06-01
+  2         | 201254               | 2015-03-01
+  2         | 313217               | 2015-04-01
+  3         | 201826               | 2017-06-01
+"""
+    )
+    other = {"id": "other", "items": [{"concept_id": T1DM}, {"concept_id": AF}]}
+    sets = [{"id": "t2dm", "items": [{"concept_id": T2DM}]}, other]
+
+    def rule(count: dict[str, Any]) -> dict[str, Any]:
+        spec = {"domain": "condition", "concept_set": "other"}
+        return {"name": "other", "criteria": [{"events": spec, "count": count}]}
+
+    # records / distinct concepts: person 1 2/1, person 2 2/2, person 3 0/0
+    assert _subjects(site, rule({"at_least": 2}), concept_sets=sets) == [1, 2]
+    assert _subjects(site, rule({"at_least": 2, "distinct": "concept"}), concept_sets=sets) == [2]
+    assert _subjects(site, rule({"exactly": 1, "distinct": "concept"}), concept_sets=sets) == [1]

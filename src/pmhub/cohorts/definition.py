@@ -183,9 +183,9 @@ class Count(Model):
     at_least: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     at_most: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     exactly: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
-    # count distinct start dates or visits instead of records (Circe's isDistinct and
-    # countColumn); only for events, not for a group's criteria
-    distinct: Literal["start_date", "visit"] | None = None
+    # count distinct start dates, visits or concepts instead of records (Circe's isDistinct
+    # and countColumn); only for events, not for a group's criteria
+    distinct: Literal["start_date", "visit", "concept"] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Count:

@@ -172,7 +172,7 @@ def first_per_person(source: q.Relation, order: tuple[str, ...]) -> q.Relation:
 
 
 def events(spec: Events, concepts: ResolvedSets) -> q.Relation:
-    """person_id, start_date, end_date, visit_id of the criterion's records."""
+    """person_id, start_date, end_date, visit_id, concept_id of the criterion's records."""
     domain = DOMAINS[spec.domain]
     source: q.Relation = _table(domain)
     preds = _filters(spec, domain, concepts)
@@ -185,6 +185,7 @@ def events(spec: Events, concepts: ResolvedSets) -> q.Relation:
             ("start_date", col(domain.start)),
             ("end_date", _end_date(domain)),
             ("visit_id", col(domain.visit) if domain.visit else lit_int(None)),
+            ("concept_id", col(domain.concept)),
         ),
     )
     if spec.first_occurrence:  # the first by its recorded dates, as Circe
@@ -207,6 +208,7 @@ def _adjusted(source: q.Relation, adjustment: DateAdjustment) -> q.Relation:
             ("start_date", moved(adjustment.start_with, adjustment.start_offset)),
             ("end_date", moved(adjustment.end_with, adjustment.end_offset)),
             ("visit_id", col("visit_id")),
+            ("concept_id", col("concept_id")),
         ),
     )
     return q.Where(shifted, q.Cmp("<=", col("start_date"), col("end_date")))
@@ -308,6 +310,7 @@ def _counted(index: q.Relation, found: list[Occurrences], concepts: ResolvedSets
                 ("e_person", col("person_id")),
                 ("e_start", col("start_date")),
                 ("e_visit", col("visit_id")),
+                ("e_concept", col("concept_id")),
                 ("crit", lit_int(i)),
             ),
         )
@@ -323,12 +326,15 @@ def _counted(index: q.Relation, found: list[Occurrences], concepts: ResolvedSets
 
 
 def _count_of(number: int, count: Count) -> q.Agg:
-    """How many of the criterion's events matched: records, or distinct days or visits."""
+    """How many of the criterion's events matched: records, or distinct days, visits or
+    concepts."""
     mine = eq(col("crit"), lit_int(number))
     if count.distinct == "start_date":
         return q.Agg("count_distinct", q.Case(mine, col("e_start"), Lit(None, "date")))
     if count.distinct == "visit":
         return q.Agg("count_distinct", q.Case(mine, col("e_visit"), lit_int(None)))
+    if count.distinct == "concept":
+        return q.Agg("count_distinct", q.Case(mine, col("e_concept"), lit_int(None)))
     return q.Agg("sum", q.Case(mine, lit_int(1), lit_int(0)))
 
 
