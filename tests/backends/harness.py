@@ -76,6 +76,9 @@ def parse(text: str) -> Rows:
         name, header = lines[0].strip(), _cells(lines[1])
         table = cdm_spec.table(name)
         types = {f.name: f.datatype for f in table.fields}
+        # "type" abbreviates the table's record-type column (condition_type_concept_id, …)
+        record_type = next((f for f in types if f.endswith("_type_concept_id")), "type")
+        header = [record_type if c == "type" else c for c in header]
         unknown = set(header) - set(types)
         assert not unknown, f"{name} has no columns {unknown}"
         rows = [

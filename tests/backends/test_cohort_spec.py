@@ -868,3 +868,50 @@ condition_occurrence
     assert _subjects(site, rule({"at_least": 2}), concept_sets=sets) == [1, 2]
     assert _subjects(site, rule({"at_least": 2, "distinct": "concept"}), concept_sets=sets) == [2]
     assert _subjects(site, rule({"exactly": 1, "distinct": "concept"}), concept_sets=sets) == [1]
+
+
+@every_engine
+def test_events_of_a_visit_type_and_a_record_type(site: SpecSite) -> None:
+    site.load(
+        PEOPLE
+        + """
+visit_occurrence
+  visit_occurrence_id | person_id | visit_concept_id | visit_start_date | visit_end_date
+  11                  | 1         | 9201             | 2012-03-01       | 2012-03-05
+  12                  | 2         | 9202             | 2016-01-01       | 2016-01-01
+  13                  | 3         | 9201             | 2017-01-01       | 2017-01-02
+
+condition_occurrence
+  person_id | condition_concept_id | condition_start_date | visit_occurrence_id | type
+  1         | 201826               | 2012-03-02           | 11                  | 32817
+  2         | 201826               | 2016-01-01           | 12                  | 32817
+  3         | 201826               | 2017-01-01           | 13                  | 32827
+  4         | 201826               | 2019-07-01           |                     | 32817
+"""
+    )
+    exit_ = {"type": "fixed_offset", "days": 0}
+
+    def subjects(**attributes: Any) -> list[int]:
+        entry = {"criteria": [{"domain": "condition", "concept_set": "t2dm", **attributes}]}
+        return sorted({r[0] for r in site.run(define(entry=entry, exit=exit_))})
+
+    assert subjects() == [1, 2, 3, 4]
+    assert subjects(visit_concept_ids=[INPATIENT]) == [1, 3]
+    assert subjects(type_concept_ids=[32817]) == [1, 2, 4]
+    assert subjects(visit_concept_ids=[INPATIENT], type_concept_ids=[32817]) == [1]
+    entry = {"criteria": [{"domain": "visit", "concept_set": "inpatient"}]}
+    inpatient_stays = {
+        "name": "inpatient",
+        "criteria": [
+            {
+                "events": {
+                    "domain": "visit",
+                    "concept_set": "inpatient",
+                    "visit_concept_ids": [9201],
+                },
+                "same_visit": True,
+            }
+        ],
+    }
+    sets = [{"id": "inpatient", "items": [{"concept_id": INPATIENT}, {"concept_id": OUTPATIENT}]}]
+    assert _subjects(site, inpatient_stays, concept_sets=sets, entry=entry) == [1, 3]

@@ -307,3 +307,22 @@ def test_a_match_count_no_group_can_reach_is_refused() -> None:
     ]
     rule["match"] = {"at_most": 3}  # at most is always reachable
     parse(with_("inclusion_rules", [rule]))
+
+
+def test_record_attributes_that_a_domain_lacks_are_refused_with_their_path() -> None:
+    death = {"domain": "death", "visit_concept_ids": [9201]}
+    era = {"domain": "drug_era", "concept_set": "t2dm", "type_concept_ids": [32817]}
+    empty = {"domain": "condition", "concept_set": "t2dm", "type_concept_ids": []}
+    assert problems(with_("entry.criteria", [death])) == [
+        "entry.criteria[0]: visit_concept_ids: death records carry no visit"
+    ]
+    assert problems(with_("entry.criteria", [era])) == [
+        "entry.criteria[0]: type_concept_ids: drug_era records have no type concept"
+    ]
+    assert problems(with_("entry.criteria", [empty]))[0].startswith(
+        "entry.criteria[0].type_concept_ids:"
+    )
+    inverted = {"domain": "condition", "concept_set": "t2dm", "date_adjustment": {"x": 1}}
+    assert problems(with_("entry.criteria", [inverted]))[0].startswith(
+        "entry.criteria[0].date_adjustment.x:"
+    )

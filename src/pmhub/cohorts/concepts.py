@@ -33,8 +33,9 @@ ResolvedSets = dict[str, tuple[int, ...]]
 
 
 def _events_ids(path: str, events: Events) -> Iterator[tuple[str, int]]:
-    for k, unit in enumerate(events.unit_concept_ids or []):
-        yield f"{path}.unit_concept_ids[{k}]", unit
+    for field in ("unit_concept_ids", "type_concept_ids", "visit_concept_ids"):
+        for k, concept in enumerate(getattr(events, field) or []):
+            yield f"{path}.{field}[{k}]", concept
 
 
 def mentioned_concepts(definition: Definition) -> list[tuple[str, int]]:

@@ -54,6 +54,7 @@ Domain = Literal[
 VALUE_DOMAINS = ("measurement", "observation")
 # domains whose records carry no visit_occurrence_id (same_visit cannot apply)
 VISITLESS_DOMAINS = ("death", "specimen", "condition_era", "drug_era")
+ERA_DOMAINS = ("condition_era", "drug_era")  # derived tables: no type concept
 Days = Annotated[int, Field(ge=-MAX_DAYS, le=MAX_DAYS)]
 NonNegDays = Annotated[int, Field(ge=0, le=MAX_DAYS)]
 ConceptId = Annotated[int, Field(ge=0, le=2_147_483_647)]
@@ -137,6 +138,10 @@ class Events(Model):
     first_occurrence: bool = False  # only each person's first such event, ever
     value: ValueRange | None = None  # value_as_number (measurement, observation)
     unit_concept_ids: list[ConceptId] | None = None
+    # the record's type concept (condition_type_concept_id, …: Circe's conditionType, …)
+    type_concept_ids: Annotated[list[ConceptId], Field(min_length=1)] | None = None
+    # the concept of the record's visit (Circe's visitType): inpatient, emergency, …
+    visit_concept_ids: Annotated[list[ConceptId], Field(min_length=1)] | None = None
     date_adjustment: DateAdjustment | None = None
 
     @model_validator(mode="after")
@@ -147,6 +152,10 @@ class Events(Model):
             raise ValueError(
                 f"value and unit_concept_ids apply to {VALUE_DOMAINS}, not {self.domain}"
             )
+        if self.visit_concept_ids and self.domain in VISITLESS_DOMAINS:
+            raise ValueError(f"visit_concept_ids: {self.domain} records carry no visit")
+        if self.type_concept_ids and self.domain in ERA_DOMAINS:
+            raise ValueError(f"type_concept_ids: {self.domain} records have no type concept")
         return self
 
 

@@ -61,11 +61,16 @@ class DomainTable:
     unit: str | None = None
     days_supply: str | None = None
     visit: str | None = "visit_occurrence_id"
+    type: str | None = None  # the record's type concept (provenance: EHR, claim, …)
 
 
 DOMAINS = {
     "condition": DomainTable(
-        "condition_occurrence", "condition_concept_id", "condition_start_date", "condition_end_date"
+        "condition_occurrence",
+        "condition_concept_id",
+        "condition_start_date",
+        "condition_end_date",
+        type="condition_type_concept_id",
     ),
     "drug": DomainTable(
         "drug_exposure",
@@ -73,6 +78,7 @@ DOMAINS = {
         "drug_exposure_start_date",
         "drug_exposure_end_date",
         days_supply="days_supply",
+        type="drug_type_concept_id",
     ),
     "measurement": DomainTable(
         "measurement",
@@ -80,12 +86,21 @@ DOMAINS = {
         "measurement_date",
         value="value_as_number",
         unit="unit_concept_id",
+        type="measurement_type_concept_id",
     ),
     "procedure": DomainTable(
-        "procedure_occurrence", "procedure_concept_id", "procedure_date", "procedure_end_date"
+        "procedure_occurrence",
+        "procedure_concept_id",
+        "procedure_date",
+        "procedure_end_date",
+        type="procedure_type_concept_id",
     ),
     "visit": DomainTable(
-        "visit_occurrence", "visit_concept_id", "visit_start_date", "visit_end_date"
+        "visit_occurrence",
+        "visit_concept_id",
+        "visit_start_date",
+        "visit_end_date",
+        type="visit_type_concept_id",
     ),
     "observation": DomainTable(
         "observation",
@@ -93,15 +108,25 @@ DOMAINS = {
         "observation_date",
         value="value_as_number",
         unit="unit_concept_id",
+        type="observation_type_concept_id",
     ),
     "visit_detail": DomainTable(
         "visit_detail",
         "visit_detail_concept_id",
         "visit_detail_start_date",
         "visit_detail_end_date",
+        type="visit_detail_type_concept_id",
     ),
-    "death": DomainTable("death", "cause_concept_id", "death_date", visit=None),
-    "specimen": DomainTable("specimen", "specimen_concept_id", "specimen_date", visit=None),
+    "death": DomainTable(
+        "death", "cause_concept_id", "death_date", visit=None, type="death_type_concept_id"
+    ),
+    "specimen": DomainTable(
+        "specimen",
+        "specimen_concept_id",
+        "specimen_date",
+        visit=None,
+        type="specimen_type_concept_id",
+    ),
     "condition_era": DomainTable(
         "condition_era",
         "condition_concept_id",
@@ -117,6 +142,7 @@ DOMAINS = {
         "device_concept_id",
         "device_exposure_start_date",
         "device_exposure_end_date",
+        type="device_type_concept_id",
     ),
 }
 EVENT_COLUMNS = q.ERA_COLUMNS  # person_id, start_date, end_date
@@ -135,7 +161,7 @@ PERSON = q.Table(
 
 def _table(domain: DomainTable) -> q.Table:
     names = [domain.concept, domain.start, domain.end, domain.value, domain.unit]
-    names += [domain.days_supply, domain.visit]
+    names += [domain.days_supply, domain.visit, domain.type]
     return q.Table(domain.table, ("person_id", *(n for n in names if n is not None)))
 
 
@@ -163,7 +189,28 @@ def _filters(events: Events, domain: DomainTable, concepts: ResolvedSets) -> lis
             preds.append(q.Cmp("<=", value, Lit(float(events.value.max), "float")))
     if events.unit_concept_ids and domain.unit is not None:
         preds.append(q.InValues(col(domain.unit), tuple(sorted(set(events.unit_concept_ids)))))
+    if events.type_concept_ids and domain.type is not None:
+        preds.append(q.InValues(col(domain.type), tuple(sorted(set(events.type_concept_ids)))))
+    if events.visit_concept_ids:
+        preds.append(q.InValues(col("v_concept"), tuple(sorted(set(events.visit_concept_ids)))))
     return preds
+
+
+VISIT_OCCURRENCE = q.Table("visit_occurrence", ("visit_occurrence_id", "visit_concept_id"))
+
+
+def _with_visit_concept(source: q.Relation, domain: DomainTable) -> q.Relation:
+    """The record's visit's concept as ``v_concept`` (Circe's visitType criterion)."""
+    assert domain.visit is not None
+    if domain.table == "visit_occurrence":
+        return q.Select(
+            source, (*((c, col(c)) for c in source.columns), ("v_concept", col(domain.concept)))
+        )
+    visits = q.Select(
+        VISIT_OCCURRENCE,
+        (("v_id", col("visit_occurrence_id")), ("v_concept", col("visit_concept_id"))),
+    )
+    return q.Join(source, visits, eq(col(domain.visit), col("v_id")))
 
 
 def first_per_person(source: q.Relation, order: tuple[str, ...]) -> q.Relation:
@@ -175,6 +222,8 @@ def events(spec: Events, concepts: ResolvedSets) -> q.Relation:
     """person_id, start_date, end_date, visit_id, concept_id of the criterion's records."""
     domain = DOMAINS[spec.domain]
     source: q.Relation = _table(domain)
+    if spec.visit_concept_ids:
+        source = _with_visit_concept(source, domain)
     preds = _filters(spec, domain, concepts)
     if preds:
         source = q.Where(source, q.And(tuple(preds)))
