@@ -899,6 +899,9 @@ condition_occurrence
     assert subjects(visit_concept_ids=[INPATIENT]) == [1, 3]
     assert subjects(type_concept_ids=[32817]) == [1, 2, 4]
     assert subjects(visit_concept_ids=[INPATIENT], type_concept_ids=[32817]) == [1]
+    assert subjects(start_date={"min": "2016-01-01", "max": "2017-01-01"}) == [2, 3]
+    assert subjects(start_date={"min": "2017-01-02"}) == [4]
+    assert subjects(start_date={"max": "2016-01-01"}, type_concept_ids=[32817]) == [1, 2]
     entry = {"criteria": [{"domain": "visit", "concept_set": "inpatient"}]}
     inpatient_stays = {
         "name": "inpatient",

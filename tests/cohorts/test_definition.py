@@ -326,3 +326,19 @@ def test_record_attributes_that_a_domain_lacks_are_refused_with_their_path() -> 
     assert problems(with_("entry.criteria", [inverted]))[0].startswith(
         "entry.criteria[0].date_adjustment.x:"
     )
+
+
+def test_a_start_date_range_must_be_ordered_and_real_dates() -> None:
+    def entry(start_date: Any) -> dict[str, Any]:
+        events = {"domain": "condition", "concept_set": "t2dm", "start_date": start_date}
+        return with_("entry.criteria", [events])
+
+    assert parse(entry({"min": "2015-01-01"})).entry.criteria[0].start_date is not None
+    assert problems(entry({"min": "2016-01-01", "max": "2015-01-01"})) == [
+        "entry.criteria[0].start_date: min 2016-01-01 is after max 2015-01-01"
+    ]
+    assert problems(entry({"min": "2023-02-30"}))[0].startswith("entry.criteria[0].start_date.min:")
+    assert problems(entry({}))[0] == "entry.criteria[0].start_date: give min, max or both"
+    for wrong in (20150101, "2015-01-01T00:00", "01/02/2015", True):
+        found = problems(entry({"min": wrong}))
+        assert found[0].startswith("entry.criteria[0].start_date.min:"), (wrong, found)

@@ -12,6 +12,7 @@ that a user can find it in the file.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -59,6 +61,21 @@ Days = Annotated[int, Field(ge=-MAX_DAYS, le=MAX_DAYS)]
 NonNegDays = Annotated[int, Field(ge=0, le=MAX_DAYS)]
 ConceptId = Annotated[int, Field(ge=0, le=2_147_483_647)]
 SEX_CONCEPTS = {"male": 8507, "female": 8532}
+
+
+def _iso_date(value: Any) -> Any:
+    """A date, or its ISO text YYYY-MM-DD (JSON has no dates); numbers and times are not."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a date ({error})") from None
+    if isinstance(value, dt.datetime):
+        raise ValueError("give a date (YYYY-MM-DD), not a date and time")
+    return value  # a date passes; anything else fails the strict date check
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 
 
 class Model(BaseModel):
@@ -119,6 +136,22 @@ class ValueRange(Model):
         return self
 
 
+class DateRange(Model):
+    """Records that start on or after ``min`` and on or before ``max`` (Circe's
+    occurrenceStartDate); either bound may be left out."""
+
+    min: IsoDate | None = None
+    max: IsoDate | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is after max {self.max}")
+        return self
+
+
 class DateAdjustment(Model):
     """Circe's DateAdjustment: the event's dates moved before anything else reads them.
     The new start is ``start_with`` (the event's start or end) plus ``start_offset`` days,
@@ -142,6 +175,7 @@ class Events(Model):
     type_concept_ids: Annotated[list[ConceptId], Field(min_length=1)] | None = None
     # the concept of the record's visit (Circe's visitType): inpatient, emergency, …
     visit_concept_ids: Annotated[list[ConceptId], Field(min_length=1)] | None = None
+    start_date: DateRange | None = None  # the record's own start date, before any adjustment
     date_adjustment: DateAdjustment | None = None
 
     @model_validator(mode="after")

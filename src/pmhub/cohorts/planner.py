@@ -189,6 +189,12 @@ def _filters(events: Events, domain: DomainTable, concepts: ResolvedSets) -> lis
             preds.append(q.Cmp("<=", value, Lit(float(events.value.max), "float")))
     if events.unit_concept_ids and domain.unit is not None:
         preds.append(q.InValues(col(domain.unit), tuple(sorted(set(events.unit_concept_ids)))))
+    if events.start_date is not None:
+        low, high = events.start_date.min, events.start_date.max
+        if low is not None:
+            preds.append(q.Cmp(">=", col(domain.start), Lit(low, "date")))
+        if high is not None:
+            preds.append(q.Cmp("<=", col(domain.start), Lit(high, "date")))
     if events.type_concept_ids and domain.type is not None:
         preds.append(q.InValues(col(domain.type), tuple(sorted(set(events.type_concept_ids)))))
     if events.visit_concept_ids:
