@@ -298,7 +298,7 @@ def load(backend: Backend, gen: Generator) -> dict[str, int]:
         for statement in ddl.drop_indexes(spec.table(name)):
             backend.execute(statement)
         rows[name] = backend.insert_batches(name, arrow_schema, table.to_batches(1_000_000))
-        for statement in ddl.create_indexes(spec.table(name)):
+        for statement in ddl.create_indexes(spec.table(name), backend.dialect):
             backend.execute(statement)
         backend.execute(f"ANALYZE {name}")  # statistics for the planner, as after any load
     return rows

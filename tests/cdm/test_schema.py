@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pmhub.cdm import schema, spec
@@ -48,13 +50,32 @@ def test_verify_reports_missing_table_column_not_null_and_key(empty_backend: Bac
 
 
 def test_indexes_on_person_concept_and_date(cdm_backend: Backend):
+    """PostgreSQL indexes the clinical tables; DuckDB keeps none there (its zone maps and
+    hash joins do not use them, and each costs inserts). Both index the vocabulary."""
     indexes = cdm_backend.indexes("condition_occurrence")
-    assert {
+    clinical = {
         "idx_condition_occurrence_person_id",
         "idx_condition_occurrence_condition_concept_id",
         "idx_condition_occurrence_condition_start_date",
-    } <= indexes
+    }
+    if cdm_backend.dialect.clinical_indexes:
+        assert clinical <= indexes
+    else:
+        assert not clinical & indexes
+    assert cdm_backend.dialect.clinical_indexes == (cdm_backend.dialect.name == "postgresql")
     assert "idx_concept_ancestor_ancestor_concept_id" in cdm_backend.indexes("concept_ancestor")
+
+
+def test_cdm_init_drops_the_clinical_indexes_an_older_duckdb_cdw_has(tmp_path: Path):
+    from pmhub.cdm.backends.duckdb import DuckDBBackend
+
+    backend = DuckDBBackend(tmp_path / "old.duckdb")
+    schema.init_cdm(backend, source_name="s", abbreviation="s", holder="h")
+    backend.execute("CREATE INDEX idx_measurement_person_id ON measurement (person_id)")
+    assert "idx_measurement_person_id" in backend.indexes("measurement")
+    schema.init_cdm(backend, source_name="s", abbreviation="s", holder="h")
+    assert "idx_measurement_person_id" not in backend.indexes("measurement")
+    backend.close()
 
 
 def test_a_cdm_of_another_version_is_refused(empty_backend: Backend):

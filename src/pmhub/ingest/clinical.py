@@ -139,6 +139,9 @@ class Transform:
     delimiters: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # stage table → file name shown
     load_id: int = 0
+    # where each event file's lines start in the event ids, and the most targets of a code
+    line_offsets: dict[int, int] = field(default_factory=dict)
+    targets_per_code: int = 1
 
     def run(self) -> None:
         for name, columns in COLUMNS.items():
@@ -665,10 +668,26 @@ class Transform:
             "coalesce(m.source_concept_id, 0) AS source_concept_id, "
             "coalesce(m.concept_id, 0) AS concept_id, "
             f"coalesce(CASE m.domain_id {by_domain} END, {default}) AS target, "
-            "coalesce(u.concept_id, 0) AS unit_concept_id "
+            "coalesce(u.concept_id, 0) AS unit_concept_id, "
+            "coalesce(m.target_rank, 0) AS target_rank "
             f"FROM ({events}) e LEFT JOIN {S}.code_map m ON m.vocabulary_id = e.vocabulary_id "
-            f"AND m.code = e.code LEFT JOIN {S}.code_map u ON u.vocabulary_id = 'UCUM' "
-            "AND u.code = e.units AND u.concept_id <> 0"
+            "AND m.code = e.code LEFT JOIN (SELECT code, min(concept_id) AS concept_id "
+            f"FROM {S}.code_map WHERE vocabulary_id = 'UCUM' AND concept_id <> 0 GROUP BY code)"
+            " u ON u.code = e.units"
+        )
+        # ids without sorting the events: a row's id is its place in the files read
+        # (each file's lines after the lines of the files before it) times the most
+        # targets a code has, plus its target's rank; unique, and the same on every run
+        spans = dict(
+            self.engine.rows(f"SELECT file_order, max(_line) + 1 FROM {S}.routed GROUP BY 1")
+        )
+        offset = 0
+        self.line_offsets = {}
+        for order in sorted(spans):
+            self.line_offsets[int(order)] = offset
+            offset += int(spans[order])
+        self.targets_per_code = int(
+            self.engine.scalar(f"SELECT coalesce(max(target_rank), 0) + 1 FROM {S}.code_map")
         )
 
     def _event_table(self, target: str) -> None:
@@ -681,13 +700,20 @@ class Transform:
             "device_exposure": "device",
         }[target]
         base = self.bases[target]
+        offsets = (
+            "CASE file_order "
+            + " ".join(f"WHEN {order} THEN {start}" for order, start in self.line_offsets.items())
+            + " END"
+            if self.line_offsets
+            else "0"
+        )
         id_col = f"{target}_id" if target != "condition_occurrence" else "condition_occurrence_id"
         type_concept = (
             f"CASE file WHEN 'medications' THEN {EHR_PRESCRIPTION} "
             f"WHEN 'immunizations' THEN {EHR_ENCOUNTER} ELSE {EHR} END"
         )
         exprs = {
-            id_col: f"{base} + row_number() OVER (ORDER BY file_order, _line, concept_id)",
+            id_col: f"{base} + ({offsets} + _line) * {self.targets_per_code} + target_rank",
             "person_id": "person_id",
             f"{prefix}_concept_id": "concept_id",
             f"{prefix}_type_concept_id": type_concept,

@@ -131,8 +131,8 @@ class Engine:
 
         Call inside a transaction. On PostgreSQL, while the table is small its secondary
         indexes are dropped and rebuilt around the insert (a B-tree build from a bulk
-        load is far faster than row-by-row maintenance); DuckDB's ART indexes cost more
-        to rebuild than to maintain (measured), so DuckDB keeps them.
+        load is far faster than row-by-row maintenance); a DuckDB CDW keeps no secondary
+        indexes on clinical tables (``Dialect.clinical_indexes``).
         """
         spec = table(cdm_table)
         schema = arrow_schema(spec)
@@ -149,7 +149,7 @@ class Engine:
         else:
             written = self.target.insert_batches(cdm_table, schema, self._batches(select, schema))
         if rebuild:
-            for statement in ddl.create_indexes(spec):
+            for statement in ddl.create_indexes(spec, self.target.dialect):
                 self.target.execute(statement)
         return written
 

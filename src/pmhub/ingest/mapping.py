@@ -74,6 +74,13 @@ def map_codes(engine: Engine, codes_sql: str) -> None:
         f"{STAGE}.code_map d WHERE d.vocabulary_id = c.vocabulary_id AND d.code = c.code "
         "AND d.concept_id <> 0)"
     )
+    # each of a code's targets numbered 0, 1, …: a source row's k-th target row gets an id
+    # from its line and k, with no sort of the events (see clinical._event_table)
+    engine.run(
+        f"CREATE OR REPLACE TABLE {STAGE}.code_map AS SELECT *, CAST(row_number() OVER "
+        "(PARTITION BY vocabulary_id, code ORDER BY concept_id, source_concept_id, domain_id)"
+        f" - 1 AS INTEGER) AS target_rank FROM {STAGE}.code_map"
+    )
 
 
 def known_persons(engine: Engine, keys_sql: str, load_id: int) -> None:
