@@ -47,6 +47,8 @@ class Engine:
             self.work = duckdb.connect(":memory:")
         self.work.execute(f"SET temp_directory = '{self.workdir / 'spill'}'")
         self.work.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        # line numbers and ids follow the order rows are read in (stage.py, clinical.py)
+        self.work.execute("SET preserve_insertion_order = true")
         # Stage tables live in an attached in-memory database: no WAL writes for scratch
         # data, nothing left in the CDW file if the process dies, spilling to
         # temp_directory when large.

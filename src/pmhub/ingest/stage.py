@@ -92,11 +92,14 @@ def _read(
         f"max_line_size = {MAX_LINE_BYTES}, strict_mode = {str(strict).lower()}, "
         "store_rejects = true, rejects_table = 'pmhub_rej', rejects_scan = 'pmhub_scan')"
     )
+    # Rows land in file order (insertion order is preserved), so a row's line is its
+    # rowid + 2 (after the header): set after the parallel read, which a row_number()
+    # window in the read would serialise (measured: half the read's time)
     engine.run(
-        f"CREATE OR REPLACE TABLE {target} AS "
-        f"SELECT *, row_number() OVER () + 1 AS _line FROM {reader}",
+        f"CREATE OR REPLACE TABLE {target} AS SELECT *, CAST(0 AS BIGINT) AS _line FROM {reader}",
         [str(path)],
     )
+    engine.run(f"UPDATE {target} SET _line = rowid + 2")
 
 
 def _shift_lines(engine: Engine, target: str) -> None:
