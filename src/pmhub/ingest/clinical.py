@@ -506,13 +506,14 @@ class Transform:
             f"'inpatient' AS class FROM {S}.ip UNION ALL "
             "SELECT en._line, en.person_id, en.start_ts, en.stop_ts, en.id, en.class "
             f"FROM {S}.enc en WHERE en.id NOT IN (SELECT id FROM {S}.enc_stay)) "
-            f"SELECT *, {base_vo} + row_number() OVER (ORDER BY vline) AS visit_occurrence_id "
+            # a visit's id is the line of its first encounter: unique, no sort needed
+            f"SELECT *, CAST({base_vo} + vline - 1 AS BIGINT) AS visit_occurrence_id "
             "FROM units"
         )
         base_vd = self.bases["visit_detail"]
         e.run(
             f"CREATE OR REPLACE TABLE {S}.enc_visit AS SELECT en.*, v.visit_occurrence_id, "
-            f"{base_vd} + row_number() OVER (ORDER BY en._line) AS visit_detail_id "
+            f"CAST({base_vd} + en._line - 1 AS BIGINT) AS visit_detail_id "
             f"FROM {S}.enc en LEFT JOIN {S}.enc_stay st ON st.id = en.id "
             f"JOIN {S}.visit v ON v.vline = coalesce(st.stay_line, en._line)"
         )
@@ -664,7 +665,7 @@ class Transform:
             for domain, target in DOMAIN_TABLE.items()
         )
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.routed AS SELECT e.*, "
+            f"CREATE OR REPLACE VIEW {S}.routed AS SELECT e.*, "
             "coalesce(m.source_concept_id, 0) AS source_concept_id, "
             "coalesce(m.concept_id, 0) AS concept_id, "
             f"coalesce(CASE m.domain_id {by_domain} END, {default}) AS target, "
@@ -679,7 +680,12 @@ class Transform:
         # (each file's lines after the lines of the files before it) times the most
         # targets a code has, plus its target's rank; unique, and the same on every run
         spans = dict(
-            self.engine.rows(f"SELECT file_order, max(_line) + 1 FROM {S}.routed GROUP BY 1")
+            self.engine.rows(
+                " UNION ALL ".join(
+                    f"SELECT {order}, coalesce(max(_line), 0) + 1 FROM {S}.v_{name}"
+                    for order, name in enumerate(EVENT_FILES)
+                )
+            )
         )
         offset = 0
         self.line_offsets = {}
