@@ -102,6 +102,52 @@ def test_inpatient_stays_roll_up(cdm_backend: Backend, synthea_dir: Path) -> Non
     assert [d[0] for d in details] == [9201, 9201, 9202]
 
 
+def test_same_day_emergency_and_outpatient_encounters_are_one_visit(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    """ETL-Synthea's AllVisitTable: a patient's emergency (or outpatient) encounters of one
+    class starting the same day are one visit; other classes and days stay apart."""
+    org, prov = "ef58ea08-d883-3957-8300-150554edc8fb", "3421aa75-dec7-378d-a9e0-0bc764e4cb0d"
+    payer = "b1c428d6-4f07-31e0-90f0-68ffa6ff8c76"
+    added = [
+        ("e1", "2020-06-01T18:00:00Z", "2020-06-01T19:30:00Z", "emergency"),  # same day: merged
+        ("e2", "2020-06-01T08:00:00Z", "2020-06-01T08:30:00Z", "ambulatory"),  # other class
+        ("e3", "2019-02-16T22:00:00Z", "2019-02-17T04:00:00Z", "emergency"),  # before the stay
+        ("e4", "2015-04-10T15:00:00Z", "2015-04-10T15:40:00Z", "wellness"),  # merged
+        ("e5", "2015-04-11T09:00:00Z", "2015-04-11T09:30:00Z", "wellness"),  # next day
+    ]
+    with (synthea_dir / "encounters.csv").open("a") as out:
+        for key, start, stop, kind in added:
+            out.write(
+                f"00000000-0000-4000-8000-0000000000{key[1]}0,{start},{stop},{P1},{org},{prov},"
+                f"{payer},{kind},185349003,Encounter,85.55,85.55,0.00,,\n"
+            )
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert report.quarantined == 0
+    pid = person_id(cdm_backend, P1)
+    visits = cdm_backend.fetchall(
+        "SELECT visit_concept_id, visit_start_datetime, visit_end_datetime FROM "
+        "visit_occurrence WHERE person_id = ? ORDER BY visit_start_datetime",
+        [pid],
+    )
+    at = dt.datetime
+    assert visits == [
+        (9202, at(2015, 4, 10, 9, 12), at(2015, 4, 10, 15, 40)),
+        (9202, at(2015, 4, 11, 9, 0), at(2015, 4, 11, 9, 30)),
+        (9203, at(2019, 2, 16, 22, 0), at(2019, 2, 17, 4, 0)),
+        (9201, at(2019, 2, 17, 5, 7, 38), at(2019, 2, 23, 10, 0)),
+        (9202, at(2020, 6, 1, 8, 0), at(2020, 6, 1, 8, 30)),
+        (9203, at(2020, 6, 1, 10, 0), at(2020, 6, 1, 19, 30)),
+    ]
+    # every encounter keeps its visit_detail, under its merged visit
+    details = cdm_backend.fetchall(
+        "SELECT count(*), count(DISTINCT visit_occurrence_id) FROM visit_detail "
+        "WHERE person_id = ?",
+        [pid],
+    )
+    assert details == [(10, 6)]
+
+
 def test_codes_map_through_maps_to_and_route_by_domain(
     cdm_backend: Backend, synthea_dir: Path
 ) -> None:

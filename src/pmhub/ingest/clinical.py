@@ -96,6 +96,8 @@ DOMAIN_TABLE = {
     "Observation": "observation",
     "Device": "device_exposure",
 }
+# ETL-Synthea merges these classes' same-day encounters of a patient into one visit
+SAME_DAY_CLASSES = ("emergency", "urgent", "urgentcare", "ambulatory", "wellness", "outpatient")
 EHR = 32817  # Type Concept 'EHR'
 EHR_ENCOUNTER = 32827  # 'EHR encounter record': visits, immunizations
 EHR_PRESCRIPTION = 32838
@@ -499,13 +501,24 @@ class Transform:
             f"FROM {S}.enc en JOIN {S}.ip ON ip.person_id = en.person_id "
             "AND en.start_ts >= ip.start_ts AND en.start_ts <= ip.stop_ts GROUP BY en.id"
         )
+        # Outside stays, ETL-Synthea's rule: a patient's emergency, urgent-care and
+        # outpatient encounters of one class that start the same day are one visit (its
+        # first encounter's line); other classes are a visit each.
+        merged = ", ".join(literal(c) for c in SAME_DAY_CLASSES)
+        e.run(
+            f"CREATE OR REPLACE TABLE {S}.enc_unit AS SELECT en.id, en._line, en.person_id, "
+            "en.class, en.start_ts, en.stop_ts, min(en._line) OVER (PARTITION BY en.person_id, "
+            f"en.class, CASE WHEN en.class IN ({merged}) THEN CAST(en.start_ts AS DATE) END, "
+            f"CASE WHEN en.class IN ({merged}) THEN NULL ELSE en._line END) AS unit_line "
+            f"FROM {S}.enc en ANTI JOIN {S}.enc_stay st ON st.id = en.id"
+        )
         base_vo = self.bases["visit_occurrence"]
         e.run(
             f"CREATE OR REPLACE TABLE {S}.visit AS WITH units AS ("
             "SELECT first_line AS vline, person_id, start_ts, stop_ts, first_id AS source, "
             f"'inpatient' AS class FROM {S}.ip UNION ALL "
-            "SELECT en._line, en.person_id, en.start_ts, en.stop_ts, en.id, en.class "
-            f"FROM {S}.enc en WHERE en.id NOT IN (SELECT id FROM {S}.enc_stay)) "
+            "SELECT unit_line, person_id, min(start_ts), max(stop_ts), arg_min(id, _line), "
+            f"min(class) FROM {S}.enc_unit GROUP BY unit_line, person_id) "
             # a visit's id is the line of its first encounter: unique, no sort needed
             f"SELECT *, CAST({base_vo} + vline - 1 AS BIGINT) AS visit_occurrence_id "
             "FROM units"
@@ -515,7 +528,8 @@ class Transform:
             f"CREATE OR REPLACE TABLE {S}.enc_visit AS SELECT en.*, v.visit_occurrence_id, "
             f"CAST({base_vd} + en._line - 1 AS BIGINT) AS visit_detail_id "
             f"FROM {S}.enc en LEFT JOIN {S}.enc_stay st ON st.id = en.id "
-            f"JOIN {S}.visit v ON v.vline = coalesce(st.stay_line, en._line)"
+            f"LEFT JOIN {S}.enc_unit u ON u.id = en.id "
+            f"JOIN {S}.visit v ON v.vline = coalesce(st.stay_line, u.unit_line)"
         )
         concept = (
             "CASE {c} WHEN 'inpatient' THEN 9201 WHEN 'emergency' THEN 9203 "
