@@ -86,7 +86,7 @@ def test_cp949_file_is_detected_and_transcoded(cdm_backend: Backend, synthea_dir
     assert account(report, "patients.csv") == (4, 4, 0)
     assert next(f for f in report.files if f.file == "patients.csv").encoding == "cp949"
     # declared EUC-KR (CP949's subset) reads the same bytes the same way
-    assert ingest(cdm_backend, "synthea-csv", synthea_dir, encoding="EUC-KR").read == 37
+    assert ingest(cdm_backend, "synthea-csv", synthea_dir, encoding="EUC-KR").read == 41
     cities = {r[0] for r in cdm_backend.fetchall("SELECT city FROM location")}
     assert "춘천시" in cities
 
@@ -238,7 +238,7 @@ def test_wrong_typed_path(cdm_backend: Backend, path: object) -> None:
 
 
 def test_a_string_path_works(cdm_backend: Backend, synthea_dir: Path) -> None:
-    assert ingest(cdm_backend, "synthea-csv", str(synthea_dir)).read == 36
+    assert ingest(cdm_backend, "synthea-csv", str(synthea_dir)).read == 40
 
 
 def test_binary_garbage_is_quarantined_line_by_line(

@@ -40,7 +40,7 @@ def test_cli_exit_codes_follow_quarantine(
     code = run_cli(["ingest", "--site", site, "--format", "synthea-csv", str(synthea_dir)])
     out = capsys.readouterr()
     assert code == RowsQuarantinedError.exit_code
-    assert "read 37 = loaded 36 + quarantined 1" in out.out
+    assert "read 41 = loaded 40 + quarantined 1" in out.out
     assert "not a valid date" in out.out  # the commonest reasons are shown
     assert "quarantined" in out.err
     assert "hint" in out.err
@@ -58,7 +58,7 @@ def test_cli_reports_bad_arguments(site: str, tmp_path: Path) -> None:
 
 def test_job_returns_the_accounting(site: str, synthea_dir: Path) -> None:
     result = ingest_job({"site": site, "format": "synthea-csv", "path": str(synthea_dir)})
-    assert result["read"] == result["loaded"] == 36
+    assert result["read"] == result["loaded"] == 40
     assert result["tables"]["person"] == 3
 
 

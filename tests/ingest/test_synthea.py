@@ -45,7 +45,8 @@ def test_every_row_is_accounted_for(cdm_backend: Backend, synthea_dir: Path) -> 
     assert report.quarantined == 0
     assert account(report, "encounters.csv") == (8, 8, 0)
     assert account(report, "conditions.csv") == (7, 7, 0)
-    assert "payers.csv" in report.ignored
+    assert account(report, "payers.csv") == (1, 1, 0)
+    assert account(report, "payer_transitions.csv") == (3, 3, 0)
     assert report.tables["person"] == 3
     assert counts(cdm_backend, ["person", "visit_occurrence", "visit_detail", "death"]) == {
         "person": 3,
@@ -146,6 +147,65 @@ def test_same_day_emergency_and_outpatient_encounters_are_one_visit(
         [pid],
     )
     assert details == [(10, 6)]
+
+
+def test_payer_transitions_become_payer_plan_periods(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    """ETL-Synthea's insert_payer_plan_period: one period per transition, the payer's id
+    and name as source values; a bare year is its first or last day (Synthea 2.x), a
+    timestamp in START_YEAR its date (Synthea 3.0), START_DATE/END_DATE (3.3) likewise."""
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert report.tables["payer_plan_period"] == 3
+    rows = cdm_backend.fetchall(
+        "SELECT p.person_source_value, payer_plan_period_start_date, "
+        "payer_plan_period_end_date, payer_concept_id, payer_source_value, plan_source_value "
+        "FROM payer_plan_period pp JOIN person p ON p.person_id = pp.person_id "
+        "ORDER BY 1, 2"
+    )
+    medicare = "b1c428d6-4f07-31e0-90f0-68ffa6ff8c76"
+    assert rows == [
+        (P2, dt.date(2015, 3, 1), dt.date(2022, 2, 28), 0, medicare, "Medicare"),
+        (P1, dt.date(2010, 1, 1), dt.date(2016, 12, 31), 0, medicare, "Medicare"),
+        (P1, dt.date(2017, 1, 1), dt.date(2021, 12, 31), 0, medicare, "Medicare"),
+    ]
+
+
+def test_synthea_3_3_payer_columns_and_bad_transitions(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    medicare = "b1c428d6-4f07-31e0-90f0-68ffa6ff8c76"
+    (synthea_dir / "payer_transitions.csv").write_text(
+        "PATIENT,MEMBERID,START_DATE,END_DATE,PAYER,SECONDARY_PAYER,PLAN_OWNERSHIP,OWNER_NAME\n"
+        f"{P1},m1,2012-05-01T00:00:00Z,2013-04-30T23:59:59Z,{medicare},,Self,A\n"
+        f"{P1},m1,2014-01-01,2013-01-01,{medicare},,Self,A\n"
+        f"{P1},m1,2014-01-01,2015-01-01,no-such-payer,,Self,A\n"
+        f"no-such-patient,m2,2014-01-01,2015-01-01,{medicare},,Self,A\n"
+        f"{P1},m1,2023-02-30,2024-01-01,{medicare},,Self,A\n"
+        f"{P1},m1,,2024-01-01,{medicare},,Self,A\n"
+    )
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert balanced(report)
+    assert account(report, "payer_transitions.csv") == (6, 1, 5)
+    reasons = cdm_backend.fetchall(
+        "SELECT line, field, reason FROM pmhub_quarantine "
+        "WHERE file = 'payer_transitions.csv' ORDER BY line"
+    )
+    assert [(r[0], r[1]) for r in reasons] == [
+        (3, "END_YEAR"),
+        (4, "PAYER"),
+        (5, "PATIENT"),
+        (6, "START_YEAR"),
+        (7, "START_YEAR"),
+    ]
+    assert reasons[0][2] == "END before START"
+    assert reasons[1][2] == "PAYER 'no-such-payer' not found in payers (or set aside there)"
+    assert reasons[3][2] == "not a valid date or year: 2023-02-30"
+    assert reasons[4][2] == "missing"
+    rows = cdm_backend.fetchall(
+        "SELECT payer_plan_period_start_date, payer_plan_period_end_date FROM payer_plan_period"
+    )
+    assert rows == [(dt.date(2012, 5, 1), dt.date(2013, 4, 30))]
 
 
 def test_codes_map_through_maps_to_and_route_by_domain(

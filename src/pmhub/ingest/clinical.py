@@ -48,6 +48,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "organizations": ("id", "name", "address", "city", "state", "zip", "lat", "lon"),
     "providers": ("id", "organization", "name", "gender", "speciality"),
+    "payers": ("id", "name"),
+    # Synthea 2.x/3.0 write START_YEAR/END_YEAR (3.0 fills them with timestamps), 3.3
+    # START_DATE/END_DATE; OWNERSHIP became PLAN_OWNERSHIP
+    "payer_transitions": (
+        "patient", "memberid", "start_year", "end_year", "start_date", "end_date", "payer",
+        "secondary_payer", "ownership", "plan_ownership",
+    ),
     "encounters": (
         "id", "start", "stop", "patient", "organization", "provider", "encounterclass", "code",
     ),
@@ -65,6 +72,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "patients": ("id", "birthdate"),
     "organizations": ("id",),
     "providers": ("id",),
+    "payers": ("id",),
+    "payer_transitions": ("patient", "payer"),
     "encounters": ("id", "start", "patient"),
     "conditions": ("start", "patient", "code"),
     "medications": ("start", "patient", "code"),
@@ -80,8 +89,7 @@ EVENT_FILES = (
 )  # fmt: skip
 # ETL-Synthea does not map these into clinical tables; they are reported, never read.
 IGNORED_FILES = (
-    "careplans", "claims", "claims_transactions", "imaging_studies", "payers",
-    "payer_transitions", "supplies",
+    "careplans", "claims", "claims_transactions", "imaging_studies", "supplies",
 )  # fmt: skip
 
 EVENT_TABLES = (
@@ -127,7 +135,8 @@ _EVENT_COLUMNS = {
 
 # The order in which tables are published (foreign keys point backwards).
 PUBLISH_ORDER = (
-    "location", "care_site", "provider", "person", "visit_occurrence", "visit_detail",
+    "location", "care_site", "provider", "person", "payer_plan_period", "visit_occurrence",
+    "visit_detail",
     *EVENT_TABLES, "death",
 )  # fmt: skip
 
@@ -154,6 +163,7 @@ class Transform:
         self._patients()
         self._organizations()
         self._providers()
+        self._payers()
         self._encounters()
         self._visits()
         self._events()
@@ -433,6 +443,103 @@ class Transform:
         )
 
     # --- encounters → visits ----------------------------------------------------------
+
+    # --- insurance ------------------------------------------------------------------
+
+    def _payers(self) -> None:
+        """payers.csv names the plans; payer_transitions.csv → payer_plan_period, as
+        ETL-Synthea: one period per transition, payer id as payer_source_value, the payer's
+        name as plan_source_value, concepts 0 (Synthea's payers have no standard codes)."""
+        self._validate("payers", self._id_rules("Id"), dup_key="id")
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.payer AS SELECT id, name FROM {self._valid('payers')}"
+        )
+        rules = [
+            *self._person_rules(),
+            Rule("PAYER", "payer IS NULL OR trim(payer) = ''", "'missing payer'"),
+        ]
+        if "payers" in self.present:
+            rules.append(
+                Rule(
+                    "PAYER",
+                    "payer_id IS NULL",
+                    f"'PAYER ' || {quote_value('payer')} || ' not found in payers "
+                    "(or set aside there)'",
+                )
+            )
+        rules += [
+            Rule("START_YEAR", "start_raw IS NULL", "'missing'"),
+            Rule(
+                "START_YEAR",
+                "start_raw IS NOT NULL AND start_ts IS NULL",
+                "'not a valid date or year: ' || left(start_raw, 40)",
+            ),
+            Rule(
+                "START_YEAR",
+                f"start_ts > TIMESTAMP {literal(self.now)}",
+                "'date in the future: ' || left(start_raw, 40)",
+            ),
+            Rule("END_YEAR", "end_raw IS NULL", "'missing'"),
+            Rule(
+                "END_YEAR",
+                "end_raw IS NOT NULL AND end_ts IS NULL",
+                "'not a valid date or year: ' || left(end_raw, 40)",
+            ),
+            Rule("END_YEAR", "end_ts < start_ts", "'END before START'"),
+        ]
+
+        def period(raw: str, *, end: bool) -> str:
+            # a bare year is its first (start) or last (end) day, as ETL-Synthea reads it
+            day = "12, 31" if end else "1, 1"
+            return (
+                f"CASE WHEN regexp_full_match(trim({raw}), '[0-9]{{4}}') THEN "
+                f"CAST(make_date(CAST(trim({raw}) AS INTEGER), {day}) AS TIMESTAMP) "
+                f"ELSE pmhub_ts({raw}) END"
+            )
+
+        start_raw = "coalesce(t.start_date, t.start_year)"
+        end_raw = "coalesce(t.end_date, t.end_year)"
+        self._validate(
+            "payer_transitions",
+            rules,
+            typed={
+                "person_id": "pi.person_id",
+                "payer_id": "py.id",
+                "payer_name": "py.name",
+                "start_raw": start_raw,
+                "end_raw": end_raw,
+                "start_ts": period(start_raw, end=False),
+                "end_ts": period(end_raw, end=True),
+            },
+            joins=(
+                f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
+                f"LEFT JOIN {S}.payer py ON py.id = t.payer"
+            ),
+        )
+        base = self.bases["payer_plan_period"]
+        select = cdm_select(
+            "payer_plan_period",
+            {
+                "payer_plan_period_id": f"CAST({base} + _line - 1 AS BIGINT)",
+                "person_id": "person_id",
+                "payer_plan_period_start_date": "CAST(start_ts AS DATE)",
+                "payer_plan_period_end_date": "CAST(end_ts AS DATE)",
+                "payer_concept_id": "0",
+                "payer_source_value": "payer",
+                "payer_source_concept_id": "0",
+                "plan_concept_id": "0",
+                "plan_source_value": "payer_name",
+                "plan_source_concept_id": "0",
+                "sponsor_concept_id": "0",
+                "sponsor_source_concept_id": "0",
+                "stop_reason_concept_id": "0",
+                "stop_reason_source_concept_id": "0",
+            },
+        )
+        self.engine.run(
+            f"CREATE OR REPLACE VIEW {S}.out_payer_plan_period AS SELECT {select} "
+            f"FROM {self._valid('payer_transitions')}"
+        )
 
     def _person_rules(self) -> list[Rule]:
         return [
