@@ -146,6 +146,25 @@ def bundle(folder: Path) -> dict[str, Any]:
                 "manufactureDate": d["START"],
             }
         )
+    payers = {py["Id"]: py["NAME"] for py in rows(folder, "payers")}
+    for n, t in enumerate(rows(folder, "payer_transitions")):
+        # Synthea 3.0 writes START_YEAR/END_YEAR; FHIR dateTime takes a year or a time
+        add(
+            {
+                "resourceType": "Coverage",
+                "id": f"coverage-{n}",
+                "status": "active",
+                "subscriberId": t["MEMBERID"],
+                "beneficiary": ref("Patient", t["PATIENT"]),
+                "period": {"start": t["START_YEAR"], "end": t["END_YEAR"]},
+                "payor": [
+                    {
+                        "reference": f"Organization?identifier={ORG_ID}|{t['PAYER']}",
+                        "display": payers.get(t["PAYER"], ""),
+                    }
+                ],
+            }
+        )
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
@@ -312,7 +331,7 @@ def write_ndjson(folder: Path, target: Path) -> Path:
 def _relative(text: str) -> str:
     """urn:uuid references → Type/id (a bulk export has no fullUrls)."""
     resource = json.loads(text)
-    for key in ("subject", "patient", "encounter"):
+    for key in ("subject", "patient", "encounter", "beneficiary"):
         value = resource.get(key)
         if isinstance(value, dict) and str(value.get("reference", "")).startswith("urn:uuid:"):
             kind = "Encounter" if key == "encounter" else "Patient"

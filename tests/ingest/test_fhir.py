@@ -47,6 +47,9 @@ COMPARED = {
     "t.drug_era_end_date",
     "observation_period": "p.person_source_value, t.observation_period_start_date, "
     "t.observation_period_end_date",
+    # Coverage ↔ payer_transitions.csv (payor by conditional reference, name by display)
+    "payer_plan_period": "p.person_source_value, t.payer_plan_period_start_date, "
+    "t.payer_plan_period_end_date, t.payer_source_value, t.plan_source_value",
 }
 
 
@@ -77,7 +80,7 @@ def test_written_bundle_is_valid_fhir() -> None:
     from fhir.resources.R4B.bundle import Bundle
 
     parsed = Bundle.model_validate(bundle(FIXTURES / "synthea"))
-    assert len(parsed.entry or []) == 36
+    assert len(parsed.entry or []) == 39
 
 
 def test_bundle_ingests_to_the_same_rows_as_csv(
@@ -182,3 +185,33 @@ def test_diagnostic_report_and_medication_statement(cdm_backend: Backend, tmp_pa
         "WHERE drug_source_value = '308136'"
     )
     assert rows[0][0] == 19073094
+
+
+def test_coverage_payor_names_and_bad_coverages(cdm_backend: Backend, tmp_path: Path) -> None:
+    data = bundle(FIXTURES / "synthea")
+    payer = {"resourceType": "Organization", "id": "nhis", "name": "National Health Insurance"}
+    good = {
+        "resourceType": "Coverage",
+        "id": "cov-nhis",
+        "status": "active",
+        "beneficiary": {"reference": f"urn:uuid:{P1}"},
+        "period": {"start": "2022-01-01", "end": "2022-12-31"},
+        "payor": [{"reference": "urn:uuid:nhis"}],
+    }
+    undated = {**good, "id": "cov-undated", "period": {"end": "2022-12-31"}}
+    inverted = {**good, "id": "cov-inverted", "period": {"start": "2022-01-01", "end": "2021"}}
+    for resource in (payer, good, undated, inverted):
+        data["entry"].append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource})
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(data))
+    report = ingest(cdm_backend, "fhir", path)
+    assert balanced(report)
+    reasons = {(q[2], q[3]) for q in quarantine(cdm_backend)}
+    assert reasons == {("START_YEAR", "missing"), ("END_YEAR", "END before START")}
+    rows = cdm_backend.fetchall(
+        "SELECT payer_source_value, plan_source_value, payer_plan_period_start_date "
+        "FROM payer_plan_period WHERE payer_source_value = 'nhis'"
+    )
+    assert [(r[0], r[1], str(r[2])) for r in rows] == [
+        ("nhis", "National Health Insurance", "2022-01-01")
+    ]

@@ -54,6 +54,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "payer_transitions": (
         "patient", "memberid", "start_year", "end_year", "start_date", "end_date", "payer",
         "secondary_payer", "ownership", "plan_ownership",
+        "payer_name",  # not Synthea's: a FHIR Coverage's payor name
     ),
     "encounters": (
         "id", "start", "stop", "patient", "organization", "provider", "encounterclass", "code",
@@ -505,7 +506,7 @@ class Transform:
             typed={
                 "person_id": "pi.person_id",
                 "payer_id": "py.id",
-                "payer_name": "py.name",
+                "plan_name": "coalesce(py.name, t.payer_name)",
                 "start_raw": start_raw,
                 "end_raw": end_raw,
                 "start_ts": period(start_raw, end=False),
@@ -528,7 +529,7 @@ class Transform:
                 "payer_source_value": "payer",
                 "payer_source_concept_id": "0",
                 "plan_concept_id": "0",
-                "plan_source_value": "payer_name",
+                "plan_source_value": "plan_name",
                 "plan_source_concept_id": "0",
                 "sponsor_concept_id": "0",
                 "sponsor_source_concept_id": "0",

@@ -45,6 +45,7 @@ SUPPORTED = (
     "Patient", "Encounter", "Condition", "Observation", "MedicationRequest",
     "MedicationStatement", "MedicationAdministration", "Procedure", "Immunization",
     "AllergyIntolerance", "DiagnosticReport", "Device", "Organization", "Practitioner",
+    "Coverage",
 )  # fmt: skip
 # Read only to resolve references (a MedicationRequest's medicationReference).
 LOOKUP_ONLY = ("Medication",)
@@ -582,6 +583,26 @@ def _practitioner(r: Resource, index: _Index) -> Iterator[tuple[str, Row]]:
     )
 
 
+def _coverage(r: Resource, index: _Index) -> Iterator[tuple[str, Row]]:
+    """Coverage → a payer transition (→ payer_plan_period): the beneficiary, the first
+    payor (its id; its name from the resource or the reference's display), the period."""
+    payor = (r.get("payor") or [{}])[0]
+    found = index.resource(payor) or {}
+    period: Resource = r["period"] if isinstance(r.get("period"), dict) else {}
+    start, end = _s(period.get("start")), _s(period.get("end"))
+    yield (
+        "payer_transitions",
+        {
+            "patient": index.id(r.get("beneficiary")),
+            "memberid": _s(r.get("subscriberId")),
+            "start_date": start,
+            "end_date": end,
+            "payer": index.id(payor) or _s(payor.get("display")),
+            "payer_name": _s(found.get("name")) or _s(payor.get("display")),
+        },
+    )
+
+
 _HANDLERS = {
     "Patient": _patient,
     "Encounter": _encounter,
@@ -597,4 +618,5 @@ _HANDLERS = {
     "Device": _device,
     "Organization": _organization,
     "Practitioner": _practitioner,
+    "Coverage": _coverage,
 }
