@@ -76,6 +76,12 @@ def test_person_follows_etl_synthea(cdm_backend: Backend, synthea_dir: Path) -> 
         [P1],
     )
     assert rows == [(8507, 1958, 3, 14, 8527, 38003563, "M")]
+    # every person concept the ETL writes is in the CDW's vocabulary (a foreign key)
+    orphans = cdm_backend.fetchall(
+        "SELECT p.race_concept_id FROM person p LEFT JOIN concept c "
+        "ON c.concept_id = p.race_concept_id WHERE c.concept_id IS NULL"
+    )
+    assert orphans == []
     death = cdm_backend.fetchall("SELECT death_date FROM death")
     assert death == [(dt.date(2021, 6, 30),)]
 

@@ -326,8 +326,9 @@ class Transform:
         )
         race = (
             "CASE lower(trim(p.race)) WHEN 'white' THEN 8527 WHEN 'black' THEN 8516 "
-            "WHEN 'asian' THEN 8515 WHEN 'korean' THEN 8515 WHEN 'native' THEN 8657 "
-            "WHEN 'hawaiian' THEN 8557 ELSE 0 END"
+            # ETL-Synthea's insert_person: white, black and asian; any other race is 0
+            # (its source value kept); Korean exports write 'korean'
+            "WHEN 'asian' THEN 8515 WHEN 'korean' THEN 8515 ELSE 0 END"
         )
         ethnicity = (
             "CASE lower(trim(p.ethnicity)) WHEN 'hispanic' THEN 38003563 "
