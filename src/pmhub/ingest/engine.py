@@ -56,12 +56,19 @@ class Engine:
         self.work.execute(f"ATTACH ':memory:' AS {STAGE}")
         _macros(self.work)
 
+    def unordered(self) -> None:
+        """After staging: ids and lines are computed, so the engine may write rows in any
+        order (DuckDB then streams inserts without keeping the order of their source)."""
+        self.work.execute("SET preserve_insertion_order = false")
+
     def close(self) -> None:
         try:
             self.work.execute(f"DETACH DATABASE IF EXISTS {STAGE}")
         finally:
             if not self.same:
                 self.work.close()
+            else:  # the CDW's connection goes on: give it back its default
+                self.work.execute("SET preserve_insertion_order = true")
             self._tmp.cleanup()
 
     # --- work engine ----------------------------------------------------------------

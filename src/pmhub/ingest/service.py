@@ -147,6 +147,7 @@ def ingest(
     try:
         say("staging source files")
         importer.stage(engine, plan)
+        engine.unordered()  # lines are numbered; nothing after staging reads row order
         say("mapping to OMOP")
         importer.transform(engine, plan, load.bases, _load_time(backend, load.load_id))
         order = importer.publish_order(engine)
