@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pmhub.ingest import clinical
@@ -22,16 +23,21 @@ def discover(path: Path, encoding: str) -> Plan:
             hint="Give the folder Synthea wrote (output/csv).",
         )
     plan = Plan(fmt="synthea-csv", root=path)
+    wanted: dict[str, Path] = {}
     for file in sorted(p for p in path.iterdir() if p.is_file()):
         stem = file.stem.lower()
         if file.suffix.lower() != ".csv":
             plan.ignored[file.name] = "not a CSV file"
         elif stem in clinical.COLUMNS:
-            plan.sources[stem] = fingerprint(file, file.name, encoding)
+            wanted[stem] = file
         elif stem in clinical.IGNORED_FILES:
             plan.ignored[file.name] = "not mapped to clinical tables by ETL-Synthea's conventions"
         else:
             plan.ignored[file.name] = "not a Synthea CSV file"
+    # checksums on both cores (hashlib releases the GIL); the same order either way
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        prints = pool.map(lambda f: fingerprint(f, f.name, encoding), wanted.values())
+        plan.sources.update(zip(wanted, prints, strict=True))
     if not plan.sources:
         raise EmptyInputError(
             f"{path} holds none of Synthea's clinical CSV files "
