@@ -632,11 +632,11 @@ condition_occurrence
         "criteria": [{"group": {"match": "all", "criteria": [{"race": [0]}, {"ethnicity": [0]}]}}],
     }
     assert _subjects(site, unknown) == [3]
-    white = {"name": "white", "criteria": [{"race": [8515, 8527]}]}  # 8527: not shipped
+    native = {"name": "native", "criteria": [{"race": [8515, 8657]}]}  # 8657: not shipped
     with pytest.raises(
-        UnknownConceptError, match=r"criteria\[0\]\.race\[1\]: unknown concept id 8527"
+        UnknownConceptError, match=r"criteria\[0\]\.race\[1\]: unknown concept id 8657"
     ):
-        _subjects(site, white)
+        _subjects(site, native)
 
 
 @every_engine
