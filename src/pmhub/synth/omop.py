@@ -45,6 +45,7 @@ VISIT_CONCEPT = np.array([9202, 9201, 9203])  # OP, IP, ER
 VISIT_SOURCE = ["외래", "입원", "응급"]
 SMOKING_CONCEPT = 43054909  # LOINC 72166-2 Tobacco smoking status
 NOTE_CLASS, UTF8 = 706391, 32678  # LOINC Doc Kind 'Note'; the encoding UTF-8 (CDM v5.4 spec)
+KOREAN = 4175771  # the Korean language (OHDSI KCD7 vocabulary: the language of its synonyms)
 CARE_SITE_LOCATION = 10**15  # location ids of hospitals (people use their person_id)
 SPECIALTIES = (
     "내과",
@@ -494,7 +495,7 @@ class SiteTables:
                 "note_title": pa.array(rows.title, pa.string()),
                 "note_text": pa.array(rows.text, pa.string()),
                 "encoding_concept_id": UTF8,
-                "language_concept_id": 0,  # no concept for Korean in the shipped vocabulary
+                "language_concept_id": KOREAN,
                 "provider_id": rows.provider_id,
                 "visit_occurrence_id": rows.visit_id,
                 "note_source_value": pa.array(rows.kind, pa.string()),
