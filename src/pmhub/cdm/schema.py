@@ -154,7 +154,8 @@ def verify(backend: Backend) -> list[SchemaProblem]:
             if f.required and info.nullable:
                 problems.append(SchemaProblem(table.name, f.name, "required but nullable"))
         pk = table.primary_key
-        if pk is not None and backend.primary_key(table.name) != (pk.name,):
+        keeps = ddl.keeps_primary_key(table, backend.dialect)
+        if pk is not None and keeps and backend.primary_key(table.name) != (pk.name,):
             problems.append(SchemaProblem(table.name, pk.name, "primary key missing"))
     return problems
 

@@ -718,33 +718,39 @@ class Transform:
         return rules
 
     def _events(self) -> None:
+        self._map_event_codes()
         for order, name in enumerate(EVENT_FILES):
             self._validate_events(order, name)
-        renamed = (
-            "* EXCLUDE (_field, _reason) RENAME (ev_code AS code, ev_value AS value, "
-            "ev_units AS units, ev_category AS category)"
-        )
-        valid = [f"SELECT {renamed} FROM {S}.v_{n} WHERE _reason IS NULL" for n in EVENT_FILES]
-        map_codes(
-            self.engine,
-            " UNION ".join(
-                f"SELECT DISTINCT vocabulary_id, ev_code AS code FROM {S}.v_{n} "
-                "WHERE _reason IS NULL"
-                for n in EVENT_FILES
-            )
-            + " UNION "
-            + " UNION ".join(
-                f"SELECT DISTINCT 'UCUM', ev_units FROM {S}.v_{n} WHERE _reason IS NULL "
-                "AND ev_units IS NOT NULL"
-                for n in EVENT_FILES
-            ),
-        )
-        self._route(" UNION ALL ".join(valid))
+        self._route()
         for target in EVENT_TABLES:
             self._event_table(target)
 
+    def _map_event_codes(self) -> None:
+        """``code_map`` and ``unit_map`` for every code and unit the event files hold, so
+        that validation maps and routes each row in the same pass that types it."""
+        codes = [
+            f"SELECT DISTINCT {_EVENT_COLUMNS[n][0]} AS vocabulary_id, trim(t.code) AS code "
+            f"FROM {S}.{n} t"
+            for n in EVENT_FILES
+        ]
+        units = [
+            f"SELECT DISTINCT 'UCUM', CAST({_EVENT_COLUMNS[n][2]} AS VARCHAR) FROM {S}.{n} t "
+            f"WHERE {_EVENT_COLUMNS[n][2]} IS NOT NULL"
+            for n in EVENT_FILES
+            if _EVENT_COLUMNS[n][2] != "NULL"
+        ]
+        map_codes(self.engine, " UNION ".join(codes + units))
+        self.engine.run(
+            f"CREATE OR REPLACE TABLE {S}.unit_map AS SELECT code, min(concept_id) AS concept_id "
+            f"FROM {S}.code_map WHERE vocabulary_id = 'UCUM' AND concept_id <> 0 GROUP BY code"
+        )
+        self.targets_per_code = int(
+            self.engine.scalar(f"SELECT coalesce(max(target_rank), 0) + 1 FROM {S}.code_map")
+        )
+
     def _validate_events(self, order: int, name: str) -> None:
-        """``v_<name>``: one narrow, typed row per event, its person and visit joined."""
+        """``v_<name>``: one narrow, typed row per event, its person and visit joined, its
+        code mapped (the code's first target) and the CDM table it goes to decided."""
         start = {"immunizations": "date", "observations": "date"}.get(name, "start")
         if name == "procedures":
             # Synthea 2.x wrote DATE where 3.x writes START
@@ -766,39 +772,27 @@ class Transform:
             "ev_units": f"CAST({units} AS VARCHAR)",
             "extra": f"CAST({extra} AS VARCHAR)",
             "ev_category": f"CAST({category} AS VARCHAR)",
+            "source_concept_id": "coalesce(m.source_concept_id, 0)",
+            "concept_id": "coalesce(m.concept_id, 0)",
+            "target": _target(
+                "m.domain_id", name, f"CAST({value} AS VARCHAR)", f"CAST({category} AS VARCHAR)"
+            ),
+            "unit_concept_id": "coalesce(u.concept_id, 0)",
         }
         joins = (
             f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
-            f"LEFT JOIN {S}.enc_visit ev ON ev.id = t.encounter"
+            f"LEFT JOIN {S}.enc_visit ev ON ev.id = t.encounter "
+            f"LEFT JOIN {S}.code_map m ON m.vocabulary_id = {vocabulary} "
+            "AND m.code = trim(t.code) AND m.target_rank = 0 "
+            f"LEFT JOIN {S}.unit_map u ON u.code = CAST({units} AS VARCHAR)"
         )
         rules = self._event_rules(start, has_stop=has_stop)
         self._validate(name, rules, typed=typed, joins=joins, narrow=True)
 
-    def _route(self, events: str) -> None:
-        default = (
-            "CASE e.file WHEN 'conditions' THEN 'condition_occurrence' "
-            "WHEN 'medications' THEN 'drug_exposure' WHEN 'immunizations' THEN 'drug_exposure' "
-            "WHEN 'procedures' THEN 'procedure_occurrence' WHEN 'devices' THEN 'device_exposure' "
-            "WHEN 'allergies' THEN 'observation' "
-            "WHEN pmhub_num(e.value) IS NOT NULL OR lower(e.category) IN "
-            "('vital-signs', 'laboratory') THEN 'measurement' ELSE 'observation' END"
-        )
-        by_domain = " ".join(
-            f"WHEN {literal(domain)} THEN {literal(target)}"
-            for domain, target in DOMAIN_TABLE.items()
-        )
-        self.engine.run(
-            f"CREATE OR REPLACE VIEW {S}.routed AS SELECT e.*, "
-            "coalesce(m.source_concept_id, 0) AS source_concept_id, "
-            "coalesce(m.concept_id, 0) AS concept_id, "
-            f"coalesce(CASE m.domain_id {by_domain} END, {default}) AS target, "
-            "coalesce(u.concept_id, 0) AS unit_concept_id, "
-            "coalesce(m.target_rank, 0) AS target_rank "
-            f"FROM ({events}) e LEFT JOIN {S}.code_map m ON m.vocabulary_id = e.vocabulary_id "
-            "AND m.code = e.code LEFT JOIN (SELECT code, min(concept_id) AS concept_id "
-            f"FROM {S}.code_map WHERE vocabulary_id = 'UCUM' AND concept_id <> 0 GROUP BY code)"
-            " u ON u.code = e.units"
-        )
+    def _route(self) -> None:
+        """Per CDM table, the valid events that go there: each file's rows of that target
+        (their code's first target), and, for codes that map to several concepts, one more
+        row per further target. ``routed`` is all of them (the report counts unmapped)."""
         # ids without sorting the events: a row's id is its place in the files read
         # (each file's lines after the lines of the files before it) times the most
         # targets a code has, plus its target's rank; unique, and the same on every run
@@ -815,9 +809,50 @@ class Transform:
         for order in sorted(spans):
             self.line_offsets[int(order)] = offset
             offset += int(spans[order])
-        self.targets_per_code = int(
-            self.engine.scalar(f"SELECT coalesce(max(target_rank), 0) + 1 FROM {S}.code_map")
+        present = self.engine.rows(
+            " UNION ALL ".join(
+                f"SELECT DISTINCT {literal(name)}, target FROM {S}.v_{name} WHERE _reason IS NULL"
+                for name in EVENT_FILES
+            )
         )
+        self.file_targets: dict[str, set[str]] = {}
+        for name, target in present:
+            self.file_targets.setdefault(str(target), set()).add(str(name))
+        for target in EVENT_TABLES:
+            self.engine.run(
+                f"CREATE OR REPLACE VIEW {S}.events_{target} AS {self._events_of(target)}"
+            )
+        self.engine.run(
+            f"CREATE OR REPLACE VIEW {S}.routed AS "
+            + " UNION ALL ".join(f"SELECT * FROM {S}.events_{t}" for t in EVENT_TABLES)
+        )
+
+    def _events_of(self, target: str) -> str:
+        def columns(v: str) -> str:
+            return ", ".join(f"{v}{c}" for c in _EVENT_OUT)
+
+        parts = [
+            f"SELECT {columns('')}, source_concept_id, concept_id, target, 0 AS target_rank "
+            f"FROM {S}.v_{name} WHERE _reason IS NULL AND target = {literal(target)}"
+            for name in EVENT_FILES
+            if name in self.file_targets.get(target, set())
+        ]
+        if self.targets_per_code > 1:  # codes with several targets: their further rows
+            parts += [
+                f"SELECT * FROM (SELECT {columns('v.')}, m.source_concept_id, m.concept_id, "
+                f"{_target('m.domain_id', name, 'v.ev_value', 'v.ev_category')} AS target, "
+                f"m.target_rank FROM {S}.v_{name} v JOIN {S}.code_map m "
+                "ON m.vocabulary_id = v.vocabulary_id AND m.code = v.ev_code "
+                "AND m.target_rank > 0 WHERE v._reason IS NULL) "
+                f"WHERE target = {literal(target)}"
+                for name in EVENT_FILES
+            ]
+        if not parts:  # no event goes there: an empty relation of the same shape
+            parts = [
+                f"SELECT {columns('')}, source_concept_id, concept_id, target, 0 AS target_rank "
+                f"FROM {S}.v_{EVENT_FILES[0]} WHERE false"
+            ]
+        return " UNION ALL ".join(parts)
 
     def _event_table(self, target: str) -> None:
         prefix = {
@@ -856,9 +891,38 @@ class Transform:
         exprs.update(_values(target))
         select = cdm_select(target, exprs)
         self.engine.run(
-            f"CREATE OR REPLACE VIEW {S}.out_{target} AS SELECT {select} FROM {S}.routed "
-            f"WHERE target = {literal(target)}"
+            f"CREATE OR REPLACE VIEW {S}.out_{target} AS SELECT {select} FROM {S}.events_{target}"
         )
+
+
+# the columns of a validated event that its CDM row is made from (renamed as they go)
+_EVENT_OUT = (
+    "_line", "file_order", "file", "person_id", "visit_occurrence_id", "visit_detail_id",
+    "provider_id", "start_ts", "stop_ts", "vocabulary_id", "ev_code AS code",
+    "ev_value AS value", "ev_units AS units", "extra", "ev_category AS category",
+    "unit_concept_id",
+)  # fmt: skip
+
+
+def _target(domain: str, name: str, value: str, category: str) -> str:
+    """The CDM table of an event: its concept's domain, else its file's (an observation
+    with a number, or of a vital-sign or laboratory category, is a measurement)."""
+    by_domain = " ".join(
+        f"WHEN {literal(d)} THEN {literal(target)}" for d, target in DOMAIN_TABLE.items()
+    )
+    default = {
+        "conditions": "'condition_occurrence'",
+        "medications": "'drug_exposure'",
+        "immunizations": "'drug_exposure'",
+        "procedures": "'procedure_occurrence'",
+        "devices": "'device_exposure'",
+        "allergies": "'observation'",
+    }.get(
+        name,
+        f"CASE WHEN pmhub_num({value}) IS NOT NULL OR lower({category}) IN "
+        "('vital-signs', 'laboratory') THEN 'measurement' ELSE 'observation' END",
+    )
+    return f"coalesce(CASE {domain} {by_domain} END, {default})"
 
 
 def _dates(target: str, prefix: str) -> dict[str, str]:

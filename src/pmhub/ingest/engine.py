@@ -33,6 +33,7 @@ MEMORY_LIMIT = "3GB"
 BATCH_ROWS = 200_000
 REBUILD_BELOW = 5_000_000  # rows in a CDM table under which PostgreSQL rebuilds indexes
 PROFILE = os.environ.get("PMHUB_INGEST_PROFILE") == "1"
+PROFILE_WIDTH = int(os.environ.get("PMHUB_INGEST_PROFILE_WIDTH", "110"))  # SQL shown
 
 
 class Engine:
@@ -77,7 +78,7 @@ class Engine:
         started = time.perf_counter()
         self.work.execute(sql, params or [])
         if PROFILE:
-            print(f"{time.perf_counter() - started:7.2f}s {' '.join(sql.split())[:110]}")
+            print(f"{time.perf_counter() - started:7.2f}s {' '.join(sql.split())[:PROFILE_WIDTH]}")
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.work.execute(sql, params or []).fetchall()
