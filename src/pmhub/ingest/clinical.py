@@ -600,15 +600,16 @@ class Transform:
             "OVER (PARTITION BY person_id ORDER BY start_ts, stop_ts, _line ROWS UNBOUNDED "
             "PRECEDING) AS stay FROM ordered) "
             "SELECT person_id, stay, min(start_ts) AS start_ts, max(stop_ts) AS stop_ts, "
-            "arg_min(id, _line) AS first_id, min(_line) AS first_line FROM grouped "
-            "GROUP BY person_id, stay"
+            "arg_min({'id': id, 'provider_id': provider_id, 'care_site_id': care_site_id}, "
+            "_line) AS first, min(_line) AS first_line FROM grouped GROUP BY person_id, stay"
         )
         # Every encounter's visit: its stay if it starts within one, else its own.
+        # (Encounters are keyed by their line from here on: integers join faster than ids.)
         e.run(
-            f"CREATE OR REPLACE TABLE {S}.enc_stay AS SELECT en.id, "
+            f"CREATE OR REPLACE TABLE {S}.enc_stay AS SELECT en._line, "
             "min(ip.first_line) AS stay_line "
             f"FROM {S}.enc en JOIN {S}.ip ON ip.person_id = en.person_id "
-            "AND en.start_ts >= ip.start_ts AND en.start_ts <= ip.stop_ts GROUP BY en.id"
+            "AND en.start_ts >= ip.start_ts AND en.start_ts <= ip.stop_ts GROUP BY en._line"
         )
         # Outside stays, ETL-Synthea's rule: a patient's emergency, urgent-care and
         # outpatient encounters of one class that start the same day are one visit (its
@@ -616,28 +617,32 @@ class Transform:
         merged = ", ".join(literal(c) for c in SAME_DAY_CLASSES)
         e.run(
             f"CREATE OR REPLACE TABLE {S}.enc_unit AS SELECT en.id, en._line, en.person_id, "
-            "en.class, en.start_ts, en.stop_ts, min(en._line) OVER (PARTITION BY en.person_id, "
+            "en.class, en.start_ts, en.stop_ts, en.provider_id, en.care_site_id, "
+            "min(en._line) OVER (PARTITION BY en.person_id, "
             f"en.class, CASE WHEN en.class IN ({merged}) THEN CAST(en.start_ts AS DATE) END, "
             f"CASE WHEN en.class IN ({merged}) THEN NULL ELSE en._line END) AS unit_line "
-            f"FROM {S}.enc en ANTI JOIN {S}.enc_stay st ON st.id = en.id"
+            f"FROM {S}.enc en ANTI JOIN {S}.enc_stay st ON st._line = en._line"
         )
         base_vo = self.bases["visit_occurrence"]
         e.run(
             f"CREATE OR REPLACE TABLE {S}.visit AS WITH units AS ("
-            "SELECT first_line AS vline, person_id, start_ts, stop_ts, first_id AS source, "
+            "SELECT first_line AS vline, person_id, start_ts, stop_ts, first, "
             f"'inpatient' AS class FROM {S}.ip UNION ALL "
-            "SELECT unit_line, person_id, min(start_ts), max(stop_ts), arg_min(id, _line), "
-            f"min(class) FROM {S}.enc_unit GROUP BY unit_line, person_id) "
-            # a visit's id is the line of its first encounter: unique, no sort needed
-            f"SELECT *, CAST({base_vo} + vline - 1 AS BIGINT) AS visit_occurrence_id "
-            "FROM units"
+            "SELECT unit_line, person_id, min(start_ts), max(stop_ts), "
+            "arg_min({'id': id, 'provider_id': provider_id, 'care_site_id': care_site_id}, "
+            f"_line), min(class) FROM {S}.enc_unit GROUP BY unit_line, person_id) "
+            # a visit's id is the line of its first encounter: unique, no sort needed; its
+            # source value, provider and care site are that encounter's
+            "SELECT vline, person_id, start_ts, stop_ts, class, first.id AS source, "
+            "first.provider_id AS provider_id, first.care_site_id AS care_site_id, "
+            f"CAST({base_vo} + vline - 1 AS BIGINT) AS visit_occurrence_id FROM units"
         )
         base_vd = self.bases["visit_detail"]
         e.run(
             f"CREATE OR REPLACE TABLE {S}.enc_visit AS SELECT en.*, v.visit_occurrence_id, "
             f"CAST({base_vd} + en._line - 1 AS BIGINT) AS visit_detail_id "
-            f"FROM {S}.enc en LEFT JOIN {S}.enc_stay st ON st.id = en.id "
-            f"LEFT JOIN {S}.enc_unit u ON u.id = en.id "
+            f"FROM {S}.enc en LEFT JOIN {S}.enc_stay st ON st._line = en._line "
+            f"LEFT JOIN {S}.enc_unit u ON u._line = en._line "
             f"JOIN {S}.visit v ON v.vline = coalesce(st.stay_line, u.unit_line)"
         )
         concept = (
@@ -645,7 +650,6 @@ class Transform:
             "WHEN 'urgent' THEN 9203 WHEN 'urgentcare' THEN 9203 WHEN 'ambulatory' THEN 9202 "
             "WHEN 'wellness' THEN 9202 WHEN 'outpatient' THEN 9202 ELSE 0 END"
         )
-        first = f"{S}.enc_visit f ON f.id = v.source"
         vo = cdm_select(
             "visit_occurrence",
             {
@@ -657,8 +661,8 @@ class Transform:
                 "visit_end_date": "CAST(v.stop_ts AS DATE)",
                 "visit_end_datetime": "v.stop_ts",
                 "visit_type_concept_id": str(EHR_ENCOUNTER),
-                "provider_id": "f.provider_id",
-                "care_site_id": "f.care_site_id",
+                "provider_id": "v.provider_id",
+                "care_site_id": "v.care_site_id",
                 "visit_source_value": "v.source",
                 "visit_source_concept_id": "0",
                 "admitted_from_concept_id": "0",
@@ -668,8 +672,7 @@ class Transform:
             },
         )
         e.run(
-            f"CREATE OR REPLACE VIEW {S}.out_visit_occurrence AS SELECT {vo} "
-            f"FROM {S}.visit v JOIN {first}"
+            f"CREATE OR REPLACE VIEW {S}.out_visit_occurrence AS SELECT {vo} FROM {S}.visit v"
         )
         vd = cdm_select(
             "visit_detail",
