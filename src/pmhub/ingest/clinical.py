@@ -671,9 +671,7 @@ class Transform:
                 "v.person_id ORDER BY v.start_ts, v.visit_occurrence_id)",
             },
         )
-        e.run(
-            f"CREATE OR REPLACE VIEW {S}.out_visit_occurrence AS SELECT {vo} FROM {S}.visit v"
-        )
+        e.run(f"CREATE OR REPLACE VIEW {S}.out_visit_occurrence AS SELECT {vo} FROM {S}.visit v")
         vd = cdm_select(
             "visit_detail",
             {
