@@ -720,8 +720,8 @@ class Transform:
 
     def _events(self) -> None:
         self._map_event_codes()
-        for order, name in enumerate(EVENT_FILES):
-            self._validate_events(order, name)
+        for name in EVENT_FILES:
+            self._validate_events(name)
         self._route()
         for target in EVENT_TABLES:
             self._event_table(target)
@@ -749,7 +749,7 @@ class Transform:
             self.engine.scalar(f"SELECT coalesce(max(target_rank), 0) + 1 FROM {S}.code_map")
         )
 
-    def _validate_events(self, order: int, name: str) -> None:
+    def _validate_events(self, name: str) -> None:
         """``v_<name>``: one narrow, typed row per event, its person and visit joined, its
         code mapped (the code's first target) and the CDM table it goes to decided."""
         start = {"immunizations": "date", "observations": "date"}.get(name, "start")
@@ -758,9 +758,7 @@ class Transform:
             self.engine.run(f"UPDATE {S}.procedures SET start = coalesce(start, date)")
         has_stop = name not in ("immunizations", "observations")
         vocabulary, value, units, extra, category = _EVENT_COLUMNS[name]
-        typed = {
-            "file_order": str(order),
-            "file": literal(name),
+        typed = {  # (its file and the file's order are constants, added when it is read)
             "person_id": "pi.person_id",
             "visit_occurrence_id": "ev.visit_occurrence_id",
             "visit_detail_id": "ev.visit_detail_id",
@@ -832,15 +830,20 @@ class Transform:
         def columns(v: str) -> str:
             return ", ".join(f"{v}{c}" for c in _EVENT_OUT)
 
+        def constants(name: str) -> str:
+            return f"{EVENT_FILES.index(name)} AS file_order, {literal(name)} AS file"
+
         parts = [
-            f"SELECT {columns('')}, source_concept_id, concept_id, target, 0 AS target_rank "
-            f"FROM {S}.v_{name} WHERE _reason IS NULL AND target = {literal(target)}"
+            f"SELECT {constants(name)}, {columns('')}, source_concept_id, concept_id, target, "
+            f"0 AS target_rank FROM {S}.v_{name} WHERE _reason IS NULL "
+            f"AND target = {literal(target)}"
             for name in EVENT_FILES
             if name in self.file_targets.get(target, set())
         ]
         if self.targets_per_code > 1:  # codes with several targets: their further rows
             parts += [
-                f"SELECT * FROM (SELECT {columns('v.')}, m.source_concept_id, m.concept_id, "
+                f"SELECT * FROM (SELECT {constants(name)}, {columns('v.')}, m.source_concept_id, "
+                "m.concept_id, "
                 f"{_target('m.domain_id', name, 'v.ev_value', 'v.ev_category')} AS target, "
                 f"m.target_rank FROM {S}.v_{name} v JOIN {S}.code_map m "
                 "ON m.vocabulary_id = v.vocabulary_id AND m.code = v.ev_code "
@@ -850,8 +853,8 @@ class Transform:
             ]
         if not parts:  # no event goes there: an empty relation of the same shape
             parts = [
-                f"SELECT {columns('')}, source_concept_id, concept_id, target, 0 AS target_rank "
-                f"FROM {S}.v_{EVENT_FILES[0]} WHERE false"
+                f"SELECT {constants(EVENT_FILES[0])}, {columns('')}, source_concept_id, "
+                f"concept_id, target, 0 AS target_rank FROM {S}.v_{EVENT_FILES[0]} WHERE false"
             ]
         return " UNION ALL ".join(parts)
 
@@ -898,7 +901,7 @@ class Transform:
 
 # the columns of a validated event that its CDM row is made from (renamed as they go)
 _EVENT_OUT = (
-    "_line", "file_order", "file", "person_id", "visit_occurrence_id", "visit_detail_id",
+    "_line", "person_id", "visit_occurrence_id", "visit_detail_id",
     "provider_id", "start_ts", "stop_ts", "vocabulary_id", "ev_code AS code",
     "ev_value AS value", "ev_units AS units", "extra", "ev_category AS category",
     "unit_concept_id",
