@@ -76,7 +76,13 @@ class Engine:
 
     def run(self, sql: str, params: list[Any] | None = None) -> None:
         started = time.perf_counter()
+        tags = [t for t in os.environ.get("XPROF", "").split("|") if t and t in sql[:300]]
+        if tags:
+            self.work.execute("PRAGMA enable_profiling = 'query_tree'")
+            self.work.execute(f"PRAGMA profiling_output = '/tmp/ib/q_{tags[0].split()[-1]}.txt'")
         self.work.execute(sql, params or [])
+        if tags:
+            self.work.execute("PRAGMA disable_profiling")
         if PROFILE:
             print(f"{time.perf_counter() - started:7.2f}s {' '.join(sql.split())[:PROFILE_WIDTH]}")
 
