@@ -779,6 +779,8 @@ class Transform:
             "vocabulary_id": vocabulary,
             "ev_code": "trim(t.code)",
             "ev_value": f"CAST({value} AS VARCHAR)",
+            # parsed once here (the CDM row's value_as_number), not again when published
+            "ev_number": f"pmhub_num(CAST({value} AS VARCHAR))",
             "ev_units": f"CAST({units} AS VARCHAR)",
             "extra": f"CAST({extra} AS VARCHAR)",
             "ev_category": f"CAST({category} AS VARCHAR)",
@@ -914,7 +916,8 @@ class Transform:
 _EVENT_OUT = (
     "_line", "person_id", "visit_occurrence_id", "visit_detail_id",
     "provider_id", "start_ts", "stop_ts", "vocabulary_id", "ev_code AS code",
-    "ev_value AS value", "ev_units AS units", "extra", "ev_category AS category",
+    "ev_value AS value", "ev_number AS number", "ev_units AS units", "extra",
+    "ev_category AS category",
     "unit_concept_id",
 )  # fmt: skip
 
@@ -972,15 +975,15 @@ def _dates(target: str, prefix: str) -> dict[str, str]:
 def _values(target: str) -> dict[str, str]:
     if target == "measurement":
         return {
-            "value_as_number": "pmhub_num(value)",
+            "value_as_number": "number",
             "unit_concept_id": "unit_concept_id",
             "unit_source_value": "units",
             "value_source_value": "value",
         }
     if target == "observation":
         return {
-            "value_as_number": "pmhub_num(value)",
-            "value_as_string": "CASE WHEN pmhub_num(value) IS NULL THEN value END",
+            "value_as_number": "number",
+            "value_as_string": "CASE WHEN number IS NULL THEN value END",
             "unit_concept_id": "unit_concept_id",
             "unit_source_value": "units",
             "value_source_value": "value",
