@@ -254,6 +254,36 @@ def test_codes_map_through_maps_to_and_route_by_domain(
     assert source_concept == [(40316773,)]  # a non-standard source concept is kept
 
 
+def test_a_code_with_two_targets_writes_a_row_in_each_targets_table(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    """OHDSI's rule for a code with several 'Maps to': one row per target, each in the table
+    of its target's domain, with its own id; the source row is read (and counted) once."""
+    cdm_backend.execute(
+        "INSERT INTO concept_relationship (concept_id_1, concept_id_2, relationship_id, "
+        "valid_start_date, valid_end_date) "
+        "VALUES (201826, 4060985, 'Maps to', DATE '1970-01-01', DATE '2099-12-31')"
+    )
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert balanced(report)
+    assert account(report, "conditions.csv")[0] == account(report, "conditions.csv")[1]
+    condition = cdm_backend.fetchall(
+        "SELECT condition_occurrence_id, person_id, condition_start_date FROM "
+        "condition_occurrence WHERE condition_source_value = '44054006'"
+    )
+    observation = cdm_backend.fetchall(
+        "SELECT observation_id, person_id, observation_date, observation_concept_id FROM "
+        "observation WHERE observation_source_value = '44054006'"
+    )
+    assert len(condition) == 1
+    assert len(observation) == 1
+    assert observation[0][1:3] == condition[0][1:3]
+    assert observation[0][3] == 4060985
+    ids = cdm_backend.fetchall("SELECT count(*), count(DISTINCT observation_id) FROM observation")
+    assert ids[0][0] == ids[0][1]
+    assert condition[0][0] != observation[0][0]
+
+
 def test_events_link_to_their_visits(cdm_backend: Backend, synthea_dir: Path) -> None:
     ingest(cdm_backend, "synthea-csv", synthea_dir)
     orphans = cdm_backend.fetchall(
@@ -358,3 +388,23 @@ def test_kcd7_codes_map_with_or_without_the_dot(cdm_backend: Backend, synthea_di
         "DATE '2016-04-01' ORDER BY condition_start_date"
     )
     assert rows == [("E11.9", 201826), ("E119", 201826), ("Z99.9", 0)]
+
+
+def test_a_duckdb_cdw_keeps_no_ingest_helpers(tmp_path: Path, synthea_dir: Path) -> None:
+    """The parsing macros live in the load's session, not in the site's CDW file."""
+    import duckdb
+
+    from pmhub.cdm import schema
+    from pmhub.cdm.backends import connect
+
+    path = tmp_path / "site.duckdb"
+    backend = connect(f"duckdb:///{path}")
+    schema.init_cdm(backend, source_name="s", abbreviation="s", holder="h")
+    ingest(backend, "synthea-csv", synthea_dir)
+    backend.close()
+    con = duckdb.connect(str(path), read_only=True)
+    left = con.execute(
+        "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'pmhub%'"
+    ).fetchall()
+    con.close()
+    assert left == []

@@ -200,9 +200,9 @@ def _macros(con: duckdb.DuckDBPyConnection) -> None:
     plain dates, and Korean compact forms (YYYYMMDD, with or without a time). Impossible
     dates such as 2023-02-30 parse to NULL, which validation reports."""
     con.execute(
-        "CREATE OR REPLACE MACRO pmhub_ts(x) AS coalesce(try_cast(trim(x) AS TIMESTAMP), "
+        "CREATE OR REPLACE TEMP MACRO pmhub_ts(x) AS coalesce(try_cast(trim(x) AS TIMESTAMP), "
         "try_strptime(trim(x), ['%Y%m%d', '%Y%m%d%H%M%S', '%Y%m%d %H%M%S', "
         "'%Y%m%d %H:%M:%S', '%Y%m%d %H:%M', '%Y%m%d%H%M', '%Y.%m.%d', '%Y/%m/%d', "
         "'%Y/%m/%d %H:%M:%S']))"
     )
-    con.execute("CREATE OR REPLACE MACRO pmhub_num(x) AS try_cast(trim(x) AS DOUBLE)")
+    con.execute("CREATE OR REPLACE TEMP MACRO pmhub_num(x) AS try_cast(trim(x) AS DOUBLE)")
