@@ -34,6 +34,7 @@ BATCH_ROWS = 200_000
 REBUILD_BELOW = 5_000_000  # rows in a CDM table under which PostgreSQL rebuilds indexes
 PROFILE = os.environ.get("PMHUB_INGEST_PROFILE") == "1"
 PROFILE_WIDTH = int(os.environ.get("PMHUB_INGEST_PROFILE_WIDTH", "110"))  # SQL shown
+PLANS = os.environ.get("PMHUB_INGEST_PLANS")  # a folder for every statement's plan
 
 
 class Engine:
@@ -42,6 +43,7 @@ class Engine:
         self._tmp = tempfile.TemporaryDirectory(prefix="pmhub-ingest-")
         self.workdir = workdir or Path(self._tmp.name)
         self.same = isinstance(target, DuckDBBackend)
+        self._statements = 0
         if isinstance(target, DuckDBBackend):
             self.work = target.con
         else:
@@ -76,13 +78,16 @@ class Engine:
 
     def run(self, sql: str, params: list[Any] | None = None) -> None:
         started = time.perf_counter()
-        tags = [t for t in os.environ.get("XPROF", "").split("|") if t and t in sql[:300]]
-        if tags:
+        if PLANS:  # each statement's DuckDB plan with its operators' timings, numbered
+            self._statements += 1
+            target = str(Path(PLANS) / f"{self._statements:03d}.txt").replace("'", "''")
             self.work.execute("PRAGMA enable_profiling = 'query_tree'")
-            self.work.execute(f"PRAGMA profiling_output = '/tmp/ib/q_{tags[0].split()[-1]}.txt'")
-        self.work.execute(sql, params or [])
-        if tags:
-            self.work.execute("PRAGMA disable_profiling")
+            self.work.execute(f"PRAGMA profiling_output = '{target}'")
+        try:
+            self.work.execute(sql, params or [])
+        finally:
+            if PLANS:
+                self.work.execute("PRAGMA disable_profiling")
         if PROFILE:
             print(f"{time.perf_counter() - started:7.2f}s {' '.join(sql.split())[:PROFILE_WIDTH]}")
 
