@@ -740,9 +740,9 @@ class Transform:
     def _map_event_codes(self) -> None:
         """``code_map`` and ``unit_map`` for every code and unit the event files hold, so
         that validation maps and routes each row in the same pass that types it."""
-        codes = [
+        codes = [  # (a code over 50 characters is set aside by validation: not looked up)
             f"SELECT DISTINCT {_EVENT_COLUMNS[n][0]} AS vocabulary_id, trim(t.code) AS code "
-            f"FROM {S}.{n} t"
+            f"FROM {S}.{n} t WHERE length(t.code) <= 50"
             for n in EVENT_FILES
         ]
         units = [
