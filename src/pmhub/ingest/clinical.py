@@ -154,6 +154,8 @@ class Transform:
     # where each event file's lines start in the event ids, and the most targets of a code
     line_offsets: dict[int, int] = field(default_factory=dict)
     targets_per_code: int = 1
+    # per CDM event table, the files that hold valid rows for it
+    file_targets: dict[str, set[str]] = field(default_factory=dict)
 
     def run(self) -> None:
         for name, columns in COLUMNS.items():
@@ -827,7 +829,7 @@ class Transform:
                 for name in EVENT_FILES
             )
         )
-        self.file_targets: dict[str, set[str]] = {}
+        self.file_targets = {}
         for name, target in present:
             self.file_targets.setdefault(str(target), set()).add(str(name))
         for target in EVENT_TABLES:
@@ -914,10 +916,9 @@ class Transform:
 
 # the columns of a validated event that its CDM row is made from (renamed as they go)
 _EVENT_OUT = (
-    "_line", "person_id", "visit_occurrence_id", "visit_detail_id",
-    "provider_id", "start_ts", "stop_ts", "vocabulary_id", "ev_code AS code",
-    "ev_value AS value", "ev_number AS number", "ev_units AS units", "extra",
-    "ev_category AS category",
+    "_line", "person_id", "visit_occurrence_id", "visit_detail_id", "provider_id",
+    "start_ts", "stop_ts", "vocabulary_id", "ev_code AS code", "ev_value AS value",
+    "ev_number AS number", "ev_units AS units", "extra", "ev_category AS category",
     "unit_concept_id",
 )  # fmt: skip
 
