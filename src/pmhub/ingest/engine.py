@@ -33,7 +33,6 @@ MEMORY_LIMIT = "3GB"
 BATCH_ROWS = 200_000
 REBUILD_BELOW = 5_000_000  # rows in a CDM table under which PostgreSQL rebuilds indexes
 PROFILE = os.environ.get("PMHUB_INGEST_PROFILE") == "1"
-PROFILE_WIDTH = int(os.environ.get("PMHUB_INGEST_PROFILE_WIDTH", "110"))  # SQL shown
 PLANS = os.environ.get("PMHUB_INGEST_PLANS")  # a folder for every statement's plan
 
 
@@ -89,7 +88,7 @@ class Engine:
             if PLANS:
                 self.work.execute("PRAGMA disable_profiling")
         if PROFILE:
-            print(f"{time.perf_counter() - started:7.2f}s {' '.join(sql.split())[:PROFILE_WIDTH]}")
+            print(f"{time.perf_counter() - started:7.2f}s {' '.join(sql.split())[:110]}")
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.work.execute(sql, params or []).fetchall()
