@@ -43,6 +43,8 @@ class Engine:
         self.workdir = workdir or Path(self._tmp.name)
         self.same = isinstance(target, DuckDBBackend)
         self._statements = 0
+        if PLANS:
+            Path(PLANS).mkdir(parents=True, exist_ok=True)
         if isinstance(target, DuckDBBackend):
             self.work = target.con
         else:
