@@ -92,6 +92,44 @@ def test_impossible_dates_parse_to_null_never_raise(
         assert isinstance(got[0], dt.datetime)
 
 
+_PADDED = st.builds(
+    lambda pad, core, tail: pad + core + tail,
+    st.sampled_from(["", " ", "  ", "\t"]),
+    st.one_of(
+        st.dates(min_value=dt.date(1, 1, 1)).map(dt.date.isoformat),
+        st.datetimes().map(lambda t: t.isoformat(sep=st_sep(t))),
+        st.floats(allow_nan=True).map(str),
+        st.integers().map(str),
+        st.text(alphabet="0123456789-:.TZ+ e", max_size=24),
+    ),
+    st.sampled_from(["", " ", "  ", "\t", "Z"]),
+)
+
+
+def st_sep(t: dt.datetime) -> str:
+    return "T" if t.microsecond % 2 else " "
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_PADDED)
+def test_the_untrimmed_first_try_changes_no_value(
+    con: duckdb.DuckDBPyConnection, text: str
+) -> None:
+    """pmhub_ts and pmhub_num try the raw text before trimming it (a copy saved per value):
+    what they give must be what the trimmed-only rule gives."""
+    got = con.execute("SELECT pmhub_ts(?), pmhub_num(?)", [text, text]).fetchone()
+    rule = con.execute(
+        "SELECT coalesce(try_cast(trim(?) AS TIMESTAMP), try_strptime(trim(?), ['%Y%m%d', "
+        "'%Y%m%d%H%M%S', '%Y%m%d %H%M%S', '%Y%m%d %H:%M:%S', '%Y%m%d %H:%M', '%Y%m%d%H%M', "
+        "'%Y.%m.%d', '%Y/%m/%d', '%Y/%m/%d %H:%M:%S'])), try_cast(trim(?) AS DOUBLE)",
+        [text, text, text],
+    ).fetchone()
+    assert got is not None
+    assert rule is not None
+    assert got[0] == rule[0]
+    assert got[1] == rule[1] or (got[1] != got[1] and rule[1] != rule[1])  # NaN is NaN
+
+
 def test_february_30th_is_not_a_date(con: duckdb.DuckDBPyConnection) -> None:
     for text in ("2023-02-30", "20230230", "2023-13-01", "2023-02-29"):
         assert con.execute("SELECT pmhub_ts(?)", [text]).fetchone() == (None,)

@@ -33,7 +33,7 @@ from pmhub.ingest.sqlgen import (
     literal,
     quarantine_rows,
     quote_value,
-    rules_columns,
+    rule_column,
 )
 from pmhub.ingest.stage import add_missing_columns, empty_stage
 
@@ -217,11 +217,13 @@ class Transform:
         dup_key: str | None = None,
         narrow: bool = False,
     ) -> None:
-        """``v_<name>``: each stage row's typed values with ``_field``/``_reason`` (NULL
-        when it passes). Values are parsed and joined once, here; the rules read them.
-        A ``narrow`` table keeps only ``_line`` and the typed columns (large files)."""
+        """``v_<name>``: each stage row's typed values and ``_rule``, the first rule it
+        breaks (NULL when it passes). Values are parsed and joined once, here; the rules
+        read them. A ``narrow`` table keeps only ``_line`` and the typed columns (large
+        files: the text stays in the stage table, joined back on ``_line`` when needed)."""
         typed = typed or {}
         extra = "".join(f", {expr} AS {col}" for col, expr in typed.items())
+        first = []
         if dup_key:
             extra += ", _d._first"
             joins += (
@@ -229,11 +231,15 @@ class Transform:
                 f"FROM {S}.{name} GROUP BY {dup_key} HAVING count(*) > 1) _d "
                 f"ON _d._dup_key = t.{dup_key}"
             )
+            first = ["_first"]  # the duplicate rule's reason quotes it
         else:
             extra += ", CAST(NULL AS BIGINT) AS _first"
-        kept = ", ".join(["_line", *typed]) if narrow else "* EXCLUDE (_first)"
+        if narrow:
+            kept = ", ".join(["_line", *typed, *first])
+        else:
+            kept = "*" if dup_key else "* EXCLUDE (_first)"
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.v_{name} AS SELECT {kept}, {rules_columns(rules)} "
+            f"CREATE OR REPLACE TABLE {S}.v_{name} AS SELECT {kept}, {rule_column(rules)} "
             f"FROM (SELECT t.*{extra} FROM {S}.{name} t {joins}) t"
         )
         quarantine_rows(
@@ -242,6 +248,7 @@ class Transform:
             name,
             self.files.get(name, f"{name}.csv"),
             [c for c in self._stage_columns(name) if not c.startswith("_")],
+            rules,
             self.delimiters.get(name, ","),
         )
 
@@ -249,7 +256,7 @@ class Transform:
         return self.engine.columns(name)
 
     def _valid(self, name: str) -> str:
-        return f"(SELECT * FROM {S}.v_{name} WHERE _reason IS NULL)"
+        return f"(SELECT * FROM {S}.v_{name} WHERE _rule IS NULL)"
 
     # --- people, places, providers --------------------------------------------------
 
@@ -771,26 +778,27 @@ class Transform:
             self.engine.run(f"UPDATE {S}.procedures SET start = coalesce(start, date)")
         has_stop = name not in ("immunizations", "observations")
         vocabulary, value, units, extra, category = _EVENT_COLUMNS[name]
-        typed = {  # (its file and the file's order are constants, added when it is read)
+        value, units, extra, category = (
+            f"CAST({x} AS VARCHAR)" for x in (value, units, extra, category)
+        )
+        # The text its CDM row needs is copied as it is (short texts are stored inline, so
+        # a copy is cheap; trimming would make new strings): code, value, units, extra.
+        typed = {
             "person_id": "pi.person_id",
             "visit_occurrence_id": "ev.visit_occurrence_id",
             "visit_detail_id": "ev.visit_detail_id",
             "provider_id": "ev.provider_id",
             "start_ts": f"pmhub_ts(t.{start})",
             "stop_ts": "pmhub_ts(t.stop)" if has_stop else "CAST(NULL AS TIMESTAMP)",
-            "vocabulary_id": vocabulary,
-            "ev_code": "trim(t.code)",
-            "ev_value": f"CAST({value} AS VARCHAR)",
             # parsed once here (the CDM row's value_as_number), not again when published
-            "ev_number": f"pmhub_num(CAST({value} AS VARCHAR))",
-            "ev_units": f"CAST({units} AS VARCHAR)",
-            "extra": f"CAST({extra} AS VARCHAR)",
-            "ev_category": f"CAST({category} AS VARCHAR)",
+            "ev_number": f"pmhub_num({value})",
+            "ev_code": "t.code",
+            "ev_value": value,
+            "ev_units": units,
+            "extra": extra,
             "source_concept_id": "coalesce(m.source_concept_id, 0)",
             "concept_id": "coalesce(m.concept_id, 0)",
-            "target": _target(
-                "m.domain_id", name, f"CAST({value} AS VARCHAR)", f"CAST({category} AS VARCHAR)"
-            ),
+            "target": _target("m.domain_id", name, value, category),
             "unit_concept_id": "coalesce(u.concept_id, 0)",
         }
         joins = (
@@ -798,7 +806,7 @@ class Transform:
             f"LEFT JOIN {S}.enc_visit ev ON ev.id = t.encounter "
             f"LEFT JOIN {S}.code_map m ON m.vocabulary_id = {vocabulary} "
             "AND m.code = trim(t.code) AND m.target_rank = 0 "
-            f"LEFT JOIN {S}.unit_map u ON u.code = CAST({units} AS VARCHAR)"
+            f"LEFT JOIN {S}.unit_map u ON u.code = {units}"
         )
         rules = self._event_rules(start, has_stop=has_stop)
         self._validate(name, rules, typed=typed, joins=joins, narrow=True)
@@ -825,51 +833,63 @@ class Transform:
             offset += int(spans[order])
         present = self.engine.rows(
             " UNION ALL ".join(
-                f"SELECT DISTINCT {literal(name)}, target FROM {S}.v_{name} WHERE _reason IS NULL"
+                f"SELECT DISTINCT {literal(name)}, target FROM {S}.v_{name} WHERE _rule IS NULL"
                 for name in EVENT_FILES
             )
         )
         self.file_targets = {}
         for name, target in present:
-            self.file_targets.setdefault(str(target), set()).add(str(name))
+            self.file_targets.setdefault(EVENT_TABLES[int(target)], set()).add(str(name))
         for target in EVENT_TABLES:
             self.engine.run(
                 f"CREATE OR REPLACE VIEW {S}.events_{target} AS {self._events_of(target)}"
             )
         self.engine.run(
             f"CREATE OR REPLACE VIEW {S}.routed AS "
-            + " UNION ALL ".join(f"SELECT * FROM {S}.events_{t}" for t in EVENT_TABLES)
+            + " UNION ALL ".join(
+                f"SELECT {literal(t)} AS target, concept_id FROM {S}.events_{t}"
+                for t in EVENT_TABLES
+            )
         )
 
     def _events_of(self, target: str) -> str:
-        def columns(v: str) -> str:
-            return ", ".join(f"{v}{c}" for c in _EVENT_OUT)
+        """Valid events that go to ``target``, from ``v_<file>`` (``v``); a code's further
+        targets come from the stage rows (``t``) with such a code, joined to ``v``."""
+        code = EVENT_TABLES.index(target)
 
-        def constants(name: str) -> str:
-            return f"{EVENT_FILES.index(name)} AS file_order, {literal(name)} AS file"
+        def columns(name: str) -> str:
+            return (
+                f"{EVENT_FILES.index(name)} AS file_order, {literal(name)} AS file, v._line, "
+                "v.person_id, v.visit_occurrence_id, v.visit_detail_id, v.provider_id, "
+                "v.start_ts, v.stop_ts, trim(v.ev_code) AS code, v.ev_value AS value, "
+                "v.ev_number AS number, v.ev_units AS units, v.extra, v.unit_concept_id"
+            )
 
         parts = [
-            f"SELECT {constants(name)}, {columns('')}, source_concept_id, concept_id, target, "
-            f"0 AS target_rank FROM {S}.v_{name} WHERE _reason IS NULL "
-            f"AND target = {literal(target)}"
+            f"SELECT {columns(name)}, v.source_concept_id, v.concept_id, v.target, "
+            f"0 AS target_rank FROM {S}.v_{name} v WHERE v._rule IS NULL AND v.target = {code}"
             for name in EVENT_FILES
             if name in self.file_targets.get(target, set())
         ]
         if self.targets_per_code > 1:  # codes with several targets: their further rows
-            parts += [
-                f"SELECT * FROM (SELECT {constants(name)}, {columns('v.')}, m.source_concept_id, "
-                "m.concept_id, "
-                f"{_target('m.domain_id', name, 'v.ev_value', 'v.ev_category')} AS target, "
-                f"m.target_rank FROM {S}.v_{name} v JOIN {S}.code_map m "
-                "ON m.vocabulary_id = v.vocabulary_id AND m.code = v.ev_code "
-                "AND m.target_rank > 0 WHERE v._reason IS NULL) "
-                f"WHERE target = {literal(target)}"
-                for name in EVENT_FILES
-            ]
+            for name in EVENT_FILES:
+                vocabulary, value, _, _, category = _EVENT_COLUMNS[name]
+                routed = _target(
+                    "m.domain_id", name, f"CAST({value} AS VARCHAR)", f"CAST({category} AS VARCHAR)"
+                )
+                # the few stage rows whose code has further targets, then their typed values
+                parts.append(
+                    f"SELECT * FROM (SELECT {columns(name)}, m.source_concept_id, "
+                    f"m.concept_id, {routed} AS target, m.target_rank FROM {S}.{name} t "
+                    f"JOIN {S}.code_map m ON m.vocabulary_id = {vocabulary} "
+                    "AND m.code = trim(t.code) AND m.target_rank > 0 "
+                    f"JOIN {S}.v_{name} v ON v._line = t._line WHERE v._rule IS NULL) "
+                    f"WHERE target = {code}"
+                )
         if not parts:  # no event goes there: an empty relation of the same shape
             parts = [
-                f"SELECT {constants(EVENT_FILES[0])}, {columns('')}, source_concept_id, "
-                f"concept_id, target, 0 AS target_rank FROM {S}.v_{EVENT_FILES[0]} WHERE false"
+                f"SELECT {columns(EVENT_FILES[0])}, v.source_concept_id, v.concept_id, "
+                f"v.target, 0 AS target_rank FROM {S}.v_{EVENT_FILES[0]} v WHERE false"
             ]
         return " UNION ALL ".join(parts)
 
@@ -914,34 +934,33 @@ class Transform:
         )
 
 
-# the columns of a validated event that its CDM row is made from (renamed as they go)
-_EVENT_OUT = (
-    "_line", "person_id", "visit_occurrence_id", "visit_detail_id", "provider_id",
-    "start_ts", "stop_ts", "vocabulary_id", "ev_code AS code", "ev_value AS value",
-    "ev_number AS number", "ev_units AS units", "extra", "ev_category AS category",
-    "unit_concept_id",
-)  # fmt: skip
-
-
 def _target(domain: str, name: str, value: str, category: str) -> str:
-    """The CDM table of an event: its concept's domain, else its file's (an observation
-    with a number, or of a vital-sign or laboratory category, is a measurement)."""
+    """The CDM table of an event, as its place in EVENT_TABLES: its concept's domain,
+    else its file's (an observation with a number, or of a vital-sign or laboratory
+    category, is a measurement)."""
+
+    def place(target: str) -> int:
+        return EVENT_TABLES.index(target)
+
     by_domain = " ".join(
-        f"WHEN {literal(d)} THEN {literal(target)}" for d, target in DOMAIN_TABLE.items()
+        f"WHEN {literal(d)} THEN {place(target)}" for d, target in DOMAIN_TABLE.items()
     )
     default = {
-        "conditions": "'condition_occurrence'",
-        "medications": "'drug_exposure'",
-        "immunizations": "'drug_exposure'",
-        "procedures": "'procedure_occurrence'",
-        "devices": "'device_exposure'",
-        "allergies": "'observation'",
-    }.get(
-        name,
-        f"CASE WHEN pmhub_num({value}) IS NOT NULL OR lower({category}) IN "
-        "('vital-signs', 'laboratory') THEN 'measurement' ELSE 'observation' END",
+        "conditions": place("condition_occurrence"),
+        "medications": place("drug_exposure"),
+        "immunizations": place("drug_exposure"),
+        "procedures": place("procedure_occurrence"),
+        "devices": place("device_exposure"),
+        "allergies": place("observation"),
+    }.get(name)
+    otherwise = (
+        str(default)
+        if default is not None
+        else f"CASE WHEN pmhub_num({value}) IS NOT NULL OR lower({category}) IN "
+        f"('vital-signs', 'laboratory') THEN {place('measurement')} "
+        f"ELSE {place('observation')} END"
     )
-    return f"coalesce(CASE {domain} {by_domain} END, {default})"
+    return f"CAST(coalesce(CASE {domain} {by_domain} END, {otherwise}) AS UTINYINT)"
 
 
 def _dates(target: str, prefix: str) -> dict[str, str]:

@@ -205,10 +205,17 @@ def _macros(con: duckdb.DuckDBPyConnection) -> None:
     """Parsing helpers for messy sources: ISO timestamps (Synthea's 2019-02-17T05:07:38Z),
     plain dates, and Korean compact forms (YYYYMMDD, with or without a time). Impossible
     dates such as 2023-02-30 parse to NULL, which validation reports."""
+    # The value as it is first: most are clean, and a cast that succeeds on the raw text
+    # gives what it gives on the trimmed text (the casts allow leading blanks, and refuse
+    # trailing ones, which then take the trimmed path); the trim costs a copy of each text.
     con.execute(
-        "CREATE OR REPLACE TEMP MACRO pmhub_ts(x) AS coalesce(try_cast(trim(x) AS TIMESTAMP), "
+        "CREATE OR REPLACE TEMP MACRO pmhub_ts(x) AS coalesce(try_cast(x AS TIMESTAMP), "
+        "try_cast(trim(x) AS TIMESTAMP), "
         "try_strptime(trim(x), ['%Y%m%d', '%Y%m%d%H%M%S', '%Y%m%d %H%M%S', "
         "'%Y%m%d %H:%M:%S', '%Y%m%d %H:%M', '%Y%m%d%H%M', '%Y.%m.%d', '%Y/%m/%d', "
         "'%Y/%m/%d %H:%M:%S']))"
     )
-    con.execute("CREATE OR REPLACE TEMP MACRO pmhub_num(x) AS try_cast(trim(x) AS DOUBLE)")
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO pmhub_num(x) AS "
+        "coalesce(try_cast(x AS DOUBLE), try_cast(trim(x) AS DOUBLE))"
+    )

@@ -85,13 +85,22 @@ def map_codes(engine: Engine, codes_sql: str) -> None:
 
 def known_persons(engine: Engine, keys_sql: str, load_id: int) -> None:
     """``pmhub_stage.known_person`` (source_id, person_id) for the source patients in
-    ``keys_sql`` that earlier loads already gave a person_id."""
-    keys = engine.work.sql(
-        f"SELECT DISTINCT source_id FROM ({keys_sql}) WHERE source_id IS NOT NULL"
-    ).to_arrow_table()
-    found = engine.target_lookup(
-        "pmhub_patient_keys", keys, PERSON_MAP_SQL.format(load_id=int(load_id))
+    ``keys_sql`` that earlier loads already gave a person_id.
+
+    When no earlier load mapped anyone (a site's first load), the source's keys are not
+    gathered at all: every file's patient column would be read for nothing.
+    """
+    earlier = engine.target.fetchall(
+        "SELECT 1 FROM pmhub_person_map WHERE load_id <> ? LIMIT 1", [int(load_id)]
     )
+    found = pa.table({})
+    if earlier:
+        keys = engine.work.sql(
+            f"SELECT DISTINCT source_id FROM ({keys_sql}) WHERE source_id IS NOT NULL"
+        ).to_arrow_table()
+        found = engine.target_lookup(
+            "pmhub_patient_keys", keys, PERSON_MAP_SQL.format(load_id=int(load_id))
+        )
     if found.num_rows == 0:
         found = pa.table(
             {"source_id": pa.array([], pa.string()), "person_id": pa.array([], pa.int64())}

@@ -27,7 +27,7 @@ from pmhub.ingest.sqlgen import (
     literal,
     quarantine_invalid,
     quote_value,
-    rules_columns,
+    rule_column,
 )
 from pmhub.ingest.stage import add_missing_columns, stage_csv
 
@@ -124,15 +124,15 @@ def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> No
         rules = _rules(spec, now, set(plan.sources))
         engine.run(
             f"CREATE OR REPLACE TABLE {S}.v_{name} AS SELECT t.*, "
-            f"{rules_columns(rules)} FROM {S}.{name} t"
+            f"{rule_column(rules)} FROM {S}.{name} t"
         )
         source = plan.sources[name]
         raw = list(plan.staged[name].columns)
-        quarantine_invalid(engine, f"v_{name}", source.name, raw, plan.delimiters[name])
+        quarantine_invalid(engine, f"v_{name}", source.name, raw, rules, plan.delimiters[name])
         select = cdm_select(name, {f.name: _typed(f) for f in spec.fields})
         engine.run(
             f"CREATE OR REPLACE VIEW {S}.out_{name} AS SELECT {select} "
-            f"FROM {S}.v_{name} WHERE _reason IS NULL"
+            f"FROM {S}.v_{name} WHERE _rule IS NULL"
         )
         if name == "person":
             engine.run(
@@ -244,7 +244,7 @@ def _key_rules(name: str, pk: Field) -> list[Rule]:
 def _reference_rule(column: str, referenced: str, present: set[str]) -> Rule:
     staged = (
         f"SELECT try_cast(trim({referenced}_id) AS BIGINT) FROM {S}.v_{referenced} "
-        "WHERE _reason IS NULL"
+        "WHERE _rule IS NULL"
         if referenced in present
         else "SELECT NULL"
     )

@@ -302,7 +302,7 @@ def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:
         )
     if plan.present:  # many files feed each stage table (FHIR): check the totals
         valid = sum(
-            int(engine.scalar(f"SELECT count(*) FROM {STAGE}.v_{t} WHERE _reason IS NULL"))
+            int(engine.scalar(f"SELECT count(*) FROM {STAGE}.v_{t} WHERE _rule IS NULL"))
             for t in plan.present
         )
         loaded = sum(a.loaded for a in accounts)
@@ -315,7 +315,7 @@ def _check_balance(engine: Engine, name: str, loaded: int) -> None:
     """Every row read is loaded or quarantined: the validated table must agree."""
     if not engine.has(f"v_{name}"):
         return
-    valid = int(engine.scalar(f"SELECT count(*) FROM {STAGE}.v_{name} WHERE _reason IS NULL"))
+    valid = int(engine.scalar(f"SELECT count(*) FROM {STAGE}.v_{name} WHERE _rule IS NULL"))
     if valid != loaded:
         raise AssertionError(f"accounting of {name} does not balance: {valid} != {loaded}")
 

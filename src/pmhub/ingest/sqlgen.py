@@ -27,13 +27,26 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def rules_columns(rules: Sequence[Rule]) -> str:
-    """``_field`` and ``_reason`` columns: NULL for a row that passes every rule."""
+def rule_column(rules: Sequence[Rule]) -> str:
+    """``_rule``: the number (from 1) of the first rule a row breaks, NULL when it passes.
+
+    A small integer, not the reason's text: validation writes one per row, and the field
+    and reason are spelt out only for the rows set aside (:func:`reason_columns`).
+    """
+    if not rules:
+        return "CAST(NULL AS USMALLINT) AS _rule"
+    cases = " ".join(f"WHEN {r.bad} THEN {n}" for n, r in enumerate(rules, 1))
+    return f"CAST(CASE {cases} END AS USMALLINT) AS _rule"
+
+
+def reason_columns(rules: Sequence[Rule]) -> str:
+    """``_field`` and ``_reason`` of a row from its ``_rule`` (where the rules' columns are
+    in scope)."""
     if not rules:
         return "CAST(NULL AS VARCHAR) AS _field, CAST(NULL AS VARCHAR) AS _reason"
-    fields = " ".join(f"WHEN {r.bad} THEN {literal(r.field)}" for r in rules)
-    reasons = " ".join(f"WHEN {r.bad} THEN {r.reason}" for r in rules)
-    return f"CASE {fields} END AS _field, CASE {reasons} END AS _reason"
+    fields = " ".join(f"WHEN {n} THEN {literal(r.field)}" for n, r in enumerate(rules, 1))
+    reasons = " ".join(f"WHEN {n} THEN {r.reason}" for n, r in enumerate(rules, 1))
+    return f"CASE _rule {fields} END AS _field, CASE _rule {reasons} END AS _reason"
 
 
 def quote_value(column: str, limit: int = 40) -> str:
@@ -42,7 +55,12 @@ def quote_value(column: str, limit: int = 40) -> str:
 
 
 def quarantine_invalid(
-    engine: Engine, validated: str, file: str, raw_columns: Sequence[str], delimiter: str = ","
+    engine: Engine,
+    validated: str,
+    file: str,
+    raw_columns: Sequence[str],
+    rules: Sequence[Rule],
+    delimiter: str = ",",
 ) -> int:
     """Copy a validated stage table's failing rows into the stage quarantine.
 
@@ -56,9 +74,10 @@ def quarantine_invalid(
         file_sql, raw = literal(file), f"concat_ws({literal(delimiter)}, {fields})"
     engine.run(
         f"INSERT INTO {STAGE}.quarantine SELECT {file_sql}, _line, _field, _reason, "
-        f"left({raw}, {RAW_LIMIT}) FROM {STAGE}.{validated} WHERE _reason IS NOT NULL"
+        f"left({raw}, {RAW_LIMIT}) FROM (SELECT *, {reason_columns(rules)} "
+        f"FROM {STAGE}.{validated} WHERE _rule IS NOT NULL)"
     )
-    return int(engine.scalar(f"SELECT count(*) FROM {STAGE}.{validated} WHERE _reason IS NOT NULL"))
+    return int(engine.scalar(f"SELECT count(*) FROM {STAGE}.{validated} WHERE _rule IS NOT NULL"))
 
 
 def cdm_select(cdm_table: str, exprs: dict[str, str]) -> str:
@@ -96,23 +115,29 @@ def quarantine_rows(
     stage: str,
     file: str,
     raw_columns: Sequence[str],
+    rules: Sequence[Rule],
     delimiter: str = ",",
 ) -> None:
     """Quarantine a narrow validated table's failing rows, with the raw row taken from
-    the stage table (joined on ``_line``, only for the failing rows).
+    the stage table (joined on ``_line``, only for the failing rows); their field and
+    reason are spelt out here, where both the raw and the typed values are in scope.
 
     Stage tables that carry ``_file``, ``_pos`` and ``_raw`` (FHIR's: many files, one
     position per resource) give those instead of the file name and the joined fields.
     """
-    columns = {r[0] for r in engine.rows(f"DESCRIBE {STAGE}.{stage}")}
+    columns = engine.columns(stage)
+    typed = [c for c in engine.columns(validated) if c != "_line"]
     if "_raw" in columns:
-        file_sql, line_sql, raw = "t._file", "t._pos", "t._raw"
+        file_sql, line_sql, raw = "_file", "_pos", "_raw"
     else:
-        fields = ", ".join(f"coalesce(CAST(t.{quote(c)} AS VARCHAR), '')" for c in raw_columns)
-        file_sql, line_sql = literal(file), "v._line"
+        fields = ", ".join(f"coalesce(CAST({quote(c)} AS VARCHAR), '')" for c in raw_columns)
+        file_sql, line_sql = literal(file), "_line"
         raw = f"concat_ws({literal(delimiter)}, {fields})"
+    both = set(columns) & set(typed)
+    stage_only = f"t.* EXCLUDE ({', '.join(quote(c) for c in both)})" if both else "t.*"
     engine.run(
-        f"INSERT INTO {STAGE}.quarantine SELECT {file_sql}, {line_sql}, v._field, v._reason, "
-        f"left({raw}, {RAW_LIMIT}) FROM (SELECT * FROM {STAGE}.{validated} "
-        f"WHERE _reason IS NOT NULL) v JOIN {STAGE}.{stage} t ON t._line = v._line"
+        f"INSERT INTO {STAGE}.quarantine SELECT {file_sql}, {line_sql}, _field, _reason, "
+        f"left({raw}, {RAW_LIMIT}) FROM (SELECT *, {reason_columns(rules)} FROM (SELECT "
+        f"{stage_only}, v.* EXCLUDE (_line) FROM (SELECT * FROM {STAGE}.{validated} "
+        f"WHERE _rule IS NOT NULL) v JOIN {STAGE}.{stage} t ON t._line = v._line))"
     )
