@@ -332,6 +332,38 @@ def test_same_input_twice_changes_nothing(cdm_backend: Backend, synthea_dir: Pat
     assert counts(cdm_backend, [*CLINICAL, *PMHUB_TABLES]) == before
 
 
+def test_a_loaded_input_is_recognised_before_any_staging(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    ingest(cdm_backend, "synthea-csv", synthea_dir)
+    steps: list[str] = []
+    again = ingest(cdm_backend, "synthea-csv", synthea_dir, progress=steps.append)
+    assert again.already_loaded
+    assert "staging source files" not in steps
+
+
+def test_same_names_and_sizes_but_other_bytes_are_a_new_load(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    """Names and sizes only say when to wait for the checksums; the checksums decide."""
+    first = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    conditions = synthea_dir / "conditions.csv"
+    data = conditions.read_bytes()
+    assert b"\n2015-04-10," in data
+    conditions.write_bytes(data.replace(b"\n2015-04-10,", b"\n2015-04-11,", 1))  # same size
+    steps: list[str] = []
+    second = ingest(cdm_backend, "synthea-csv", synthea_dir, progress=steps.append)
+    assert not second.already_loaded
+    assert second.load_id != first.load_id
+    assert "staging source files" in steps
+    sha = dict(
+        cdm_backend.fetchall(
+            "SELECT load_id, sha256 FROM pmhub_load_file WHERE file = 'conditions.csv'"
+        )
+    )
+    assert sha[first.load_id] != sha[second.load_id]
+
+
 def test_person_id_is_stable_across_loads(
     cdm_backend: Backend, synthea_dir: Path, tmp_path: Path
 ) -> None:
