@@ -129,7 +129,8 @@ _EVENT_COLUMNS = {
     "medications": ("'RxNorm'", "NULL", "NULL", "t.dispenses", "NULL"),
     "immunizations": ("'CVX'", "NULL", "NULL", "NULL", "NULL"),
     "procedures": (_BY_SYSTEM, "NULL", "NULL", "NULL", "NULL"),
-    "observations": ("'LOINC'", "t.value", "t.units", "t.type", "t.category"),
+    # (an observation's TYPE, numeric or text, is not kept: its value says as much)
+    "observations": ("'LOINC'", "t.value", "t.units", "NULL", "t.category"),
     "allergies": (_BY_SYSTEM, "NULL", "NULL", "NULL", "t.category"),
     "devices": ("'SNOMED'", "NULL", "NULL", "t.udi", "NULL"),
 }
@@ -226,10 +227,13 @@ class Transform:
         first = []
         if dup_key:
             extra += ", _d._first"
+            # ids whose 64-bit hash repeats first (grouping integers is cheaper than
+            # grouping long texts), then the real repeats among those few
             joins += (
                 f" LEFT JOIN (SELECT {dup_key} AS _dup_key, min(_line) AS _first "
-                f"FROM {S}.{name} GROUP BY {dup_key} HAVING count(*) > 1) _d "
-                f"ON _d._dup_key = t.{dup_key}"
+                f"FROM {S}.{name} WHERE hash({dup_key}) IN (SELECT hash({dup_key}) "
+                f"FROM {S}.{name} GROUP BY 1 HAVING count(*) > 1) "
+                f"GROUP BY {dup_key} HAVING count(*) > 1) _d ON _d._dup_key = t.{dup_key}"
             )
             first = ["_first"]  # the duplicate rule's reason quotes it
         else:
@@ -749,9 +753,13 @@ class Transform:
     def _map_event_codes(self) -> None:
         """``code_map`` and ``unit_map`` for every code and unit the event files hold, so
         that validation maps and routes each row in the same pass that types it."""
-        codes = [  # (a code over 50 characters is set aside by validation: not looked up)
+        # the distinct raw codes first (and systems, where the vocabulary depends on it),
+        # then their vocabulary and trimmed code: a few hundred rows, not every event
+        # (a code over 50 characters is set aside by validation: not looked up)
+        codes = [
             f"SELECT DISTINCT {_EVENT_COLUMNS[n][0]} AS vocabulary_id, trim(t.code) AS code "
-            f"FROM {S}.{n} t WHERE length(t.code) <= 50"
+            f"FROM (SELECT DISTINCT {'system, ' if 't.system' in _EVENT_COLUMNS[n][0] else ''}"
+            f"code FROM {S}.{n}) t WHERE length(t.code) <= 50"
             for n in EVENT_FILES
         ]
         units = [

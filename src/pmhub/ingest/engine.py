@@ -208,10 +208,13 @@ def _macros(con: duckdb.DuckDBPyConnection) -> None:
     # The value as it is first: most are clean, and a cast that succeeds on the raw text
     # gives what it gives on the trimmed text (the casts allow leading blanks, and refuse
     # trailing ones, which then take the trimmed path); the trim costs a copy of each text.
+    # coalesce() evaluates an argument only for the rows still NULL, but an expression
+    # written twice is computed once for every row before it (common subexpressions): the
+    # two trims are spelt differently so that neither runs for a value the raw cast took.
     con.execute(
         "CREATE OR REPLACE TEMP MACRO pmhub_ts(x) AS coalesce(try_cast(x AS TIMESTAMP), "
         "try_cast(trim(x) AS TIMESTAMP), "
-        "try_strptime(trim(x), ['%Y%m%d', '%Y%m%d%H%M%S', '%Y%m%d %H%M%S', "
+        "try_strptime(rtrim(ltrim(x)), ['%Y%m%d', '%Y%m%d%H%M%S', '%Y%m%d %H%M%S', "
         "'%Y%m%d %H:%M:%S', '%Y%m%d %H:%M', '%Y%m%d%H%M', '%Y.%m.%d', '%Y/%m/%d', "
         "'%Y/%m/%d %H:%M:%S']))"
     )
