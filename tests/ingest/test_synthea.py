@@ -440,3 +440,38 @@ def test_a_duckdb_cdw_keeps_no_ingest_helpers(tmp_path: Path, synthea_dir: Path)
     ).fetchall()
     con.close()
     assert left == []
+
+
+def test_a_larger_block_pool_set_before_is_kept(tmp_path: Path, synthea_dir: Path) -> None:
+    """The engine asks DuckDB for a block pool as large as its memory limit; a pool that is
+    larger already cannot shrink, and the load goes on with it."""
+    from pmhub.cdm import schema
+    from pmhub.cdm.backends import connect
+    from pmhub.cdm.backends.duckdb import DuckDBBackend
+
+    backend = connect(f"duckdb:///{tmp_path / 'site.duckdb'}")
+    assert isinstance(backend, DuckDBBackend)
+    schema.init_cdm(backend, source_name="s", abbreviation="s", holder="h")
+    backend.con.execute("SET block_allocator_memory = '5GB'")
+    report = ingest(backend, "synthea-csv", synthea_dir)
+    pool = backend.con.execute("SELECT current_setting('block_allocator_memory')").fetchone()
+    backend.close()
+    assert report.read == report.loaded > 0
+    assert pool is not None
+    assert str(pool[0]).startswith("4.6 GiB")  # 5 GB, as DuckDB prints it
+
+
+def test_the_engine_asks_for_a_block_pool(tmp_path: Path, synthea_dir: Path) -> None:
+    from pmhub.cdm import schema
+    from pmhub.cdm.backends import connect
+    from pmhub.cdm.backends.duckdb import DuckDBBackend
+
+    backend = connect(f"duckdb:///{tmp_path / 'site.duckdb'}")
+    assert isinstance(backend, DuckDBBackend)
+    schema.init_cdm(backend, source_name="s", abbreviation="s", holder="h")
+    before = backend.con.execute("SELECT current_setting('block_allocator_memory')").fetchone()
+    ingest(backend, "synthea-csv", synthea_dir)
+    after = backend.con.execute("SELECT current_setting('block_allocator_memory')").fetchone()
+    backend.close()
+    assert before == ("0 bytes",)
+    assert after == ("2.7 GiB",)  # MEMORY_LIMIT, 3 GB
