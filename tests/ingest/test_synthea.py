@@ -474,4 +474,4 @@ def test_the_engine_asks_for_a_block_pool(tmp_path: Path, synthea_dir: Path) -> 
     after = backend.con.execute("SELECT current_setting('block_allocator_memory')").fetchone()
     backend.close()
     assert before == ("0 bytes",)
-    assert after == ("2.7 GiB",)  # MEMORY_LIMIT, 3 GB
+    assert after == ("3.2 GiB",)  # MEMORY_LIMIT, 3500 MB

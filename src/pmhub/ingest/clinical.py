@@ -256,6 +256,11 @@ class Transform:
             self.delimiters.get(name, ","),
         )
 
+    def _free(self, name: str) -> None:
+        """Drop a stage table nothing reads any more (its rows are validated and the ones
+        set aside quarantined): the memory it held serves the tables made after it."""
+        self.engine.run(f"DROP TABLE {S}.{name}")
+
     def _stage_columns(self, name: str) -> list[str]:
         return self.engine.columns(name)
 
@@ -594,6 +599,7 @@ class Transform:
             f"LEFT JOIN {S}.org o ON o.id = t.organization"
         )
         self._validate("encounters", rules, typed=typed, joins=joins, dup_key="id", narrow=True)
+        self._free("encounters")
         self.engine.run(
             f"CREATE OR REPLACE TABLE {S}.enc AS SELECT id, _line, person_id, class, start_ts, "
             "coalesce(stop_raw_ts, start_ts) AS stop_ts, provider_id, care_site_id "
@@ -818,6 +824,8 @@ class Transform:
         )
         rules = self._event_rules(start, has_stop=has_stop)
         self._validate(name, rules, typed=typed, joins=joins, narrow=True)
+        if self.targets_per_code == 1:  # (further targets are found from the stage rows)
+            self._free(name)
 
     def _route(self) -> None:
         """Per CDM table, the valid events that go there: each file's rows of that target
