@@ -600,8 +600,9 @@ class Transform:
         )
         self._validate("encounters", rules, typed=typed, joins=joins, dup_key="id", narrow=True)
         self._free("encounters")
+        # a view, not a copy: the valid encounters are read four times, each cheaply
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.enc AS SELECT id, _line, person_id, class, start_ts, "
+            f"CREATE OR REPLACE VIEW {S}.enc AS SELECT id, _line, person_id, class, start_ts, "
             "coalesce(stop_raw_ts, start_ts) AS stop_ts, provider_id, care_site_id "
             f"FROM {self._valid('encounters')}"
         )
