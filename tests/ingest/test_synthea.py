@@ -6,6 +6,8 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import pytest
+
 from pmhub.cdm.backends import Backend
 from pmhub.ingest import ingest
 from pmhub.ingest.ledger import PMHUB_TABLES
@@ -461,10 +463,35 @@ def test_a_larger_block_pool_set_before_is_kept(tmp_path: Path, synthea_dir: Pat
     assert str(pool[0]).startswith("4.6 GiB")  # 5 GB, as DuckDB prints it
 
 
+def backend_memory(size: int) -> str:
+    """A byte count as DuckDB prints it."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{size}B'")
+    shown = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    con.close()
+    assert shown is not None
+    return str(shown[0])
+
+
+def test_memory_is_at_most_half_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from pmhub.ingest import engine
+
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096}.get(name, 500_000))
+    assert engine.memory_limit(beside_postgres=False) == 4096 * 500_000 // 2  # a 2 GB machine
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096}.get(name, 10**7))
+    assert engine.memory_limit(beside_postgres=False) == engine.MEMORY_LIMIT
+    assert engine.memory_limit(beside_postgres=True) == engine.MEMORY_LIMIT_BESIDE_POSTGRES
+
+
 def test_the_engine_asks_for_a_block_pool(tmp_path: Path, synthea_dir: Path) -> None:
     from pmhub.cdm import schema
     from pmhub.cdm.backends import connect
     from pmhub.cdm.backends.duckdb import DuckDBBackend
+    from pmhub.ingest.engine import memory_limit
 
     backend = connect(f"duckdb:///{tmp_path / 'site.duckdb'}")
     assert isinstance(backend, DuckDBBackend)
@@ -473,5 +500,6 @@ def test_the_engine_asks_for_a_block_pool(tmp_path: Path, synthea_dir: Path) -> 
     ingest(backend, "synthea-csv", synthea_dir)
     after = backend.con.execute("SELECT current_setting('block_allocator_memory')").fetchone()
     backend.close()
+    expected = backend_memory(memory_limit(beside_postgres=False))
     assert before == ("0 bytes",)
-    assert after == ("3.2 GiB",)  # MEMORY_LIMIT, 3500 MB
+    assert after == (expected,)

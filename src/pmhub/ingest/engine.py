@@ -33,8 +33,9 @@ STAGE = "pmhub_stage"
 # DuckDB's buffers, so that the import process stays under 4 GB at its peak: less beside
 # PostgreSQL, where the COPY batches live outside DuckDB. (At 100k patients a 3 GB limit on
 # a DuckDB CDW spilled 0.3–1.6 GB of stage data to disk; 3.5 GB spills none.)
-MEMORY_LIMIT = "3500MB"
-MEMORY_LIMIT_BESIDE_POSTGRES = "3GB"
+# On a small machine, at most half its memory (the rest of a load spills to disk).
+MEMORY_LIMIT = 3_500_000_000
+MEMORY_LIMIT_BESIDE_POSTGRES = 3_000_000_000
 BATCH_ROWS = 200_000
 REBUILD_BELOW = 5_000_000  # rows in a CDM table under which PostgreSQL rebuilds indexes
 PROFILE = os.environ.get("PMHUB_INGEST_PROFILE") == "1"
@@ -55,15 +56,15 @@ class Engine:
         else:
             self.work = duckdb.connect(":memory:")
         self.work.execute(f"SET temp_directory = '{self.workdir / 'spill'}'")
-        limit = MEMORY_LIMIT if self.same else MEMORY_LIMIT_BESIDE_POSTGRES
-        self.work.execute(f"SET memory_limit = '{limit}'")
+        limit = memory_limit(beside_postgres=not self.same)
+        self.work.execute(f"SET memory_limit = '{limit}B'")
         # Buffer blocks from a pool the database keeps (DuckDB's block allocator): else a
         # freed block's memory goes back to the system and the next block faults its pages
         # in again. At 100k patients: a fifth fewer page faults, 1.3 s less system time. The
         # pool lives as long as the database instance (for a DuckDB CDW, until its
         # connection closes); a larger pool set before is kept, since it cannot shrink.
         with contextlib.suppress(duckdb.Error):
-            self.work.execute(f"SET block_allocator_memory = '{limit}'")
+            self.work.execute(f"SET block_allocator_memory = '{limit}B'")
         # line numbers and ids follow the order rows are read in (stage.py, clinical.py)
         self.work.execute("SET preserve_insertion_order = true")
         # Stage tables live in an attached in-memory database: no WAL writes for scratch
@@ -204,6 +205,17 @@ class Engine:
         plain = pa.schema([pa.field(f.name, f.type) for f in schema])
         for batch in reader:
             yield batch.cast(plain)
+
+
+def memory_limit(*, beside_postgres: bool) -> int:
+    """DuckDB's memory for a load, in bytes: its budget, or half the machine's memory
+    when that is less."""
+    budget = MEMORY_LIMIT_BESIDE_POSTGRES if beside_postgres else MEMORY_LIMIT
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # no sysconf: the budget as it is
+        return budget
+    return min(budget, physical // 2) if physical > 0 else budget
 
 
 def _pg_type(arrow_type: pa.DataType) -> str:
