@@ -97,7 +97,7 @@ _PADDED = st.builds(
     st.sampled_from(["", " ", "  ", "\t"]),
     st.one_of(
         st.dates(min_value=dt.date(1, 1, 1)).map(dt.date.isoformat),
-        st.datetimes().map(lambda t: t.isoformat(sep=st_sep(t))),
+        st.datetimes().map(lambda t: t.isoformat(sep=_separator(t))),
         st.floats(allow_nan=True).map(str),
         st.integers().map(str),
         st.text(alphabet="0123456789-:.TZ+ e", max_size=24),
@@ -106,7 +106,7 @@ _PADDED = st.builds(
 )
 
 
-def st_sep(t: dt.datetime) -> str:
+def _separator(t: dt.datetime) -> str:
     return "T" if t.microsecond % 2 else " "
 
 

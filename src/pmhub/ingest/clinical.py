@@ -220,8 +220,8 @@ class Transform:
     ) -> None:
         """``v_<name>``: each stage row's typed values and ``_rule``, the first rule it
         breaks (NULL when it passes). Values are parsed and joined once, here; the rules
-        read them. A ``narrow`` table keeps only ``_line`` and the typed columns (large
-        files: the text stays in the stage table, joined back on ``_line`` when needed)."""
+        read them. A ``narrow`` table keeps only ``_line``, the typed columns and, with a
+        ``dup_key``, ``_first`` (which the duplicate rule's reason quotes)."""
         typed = typed or {}
         extra = "".join(f", {expr} AS {col}" for col, expr in typed.items())
         first = []
@@ -235,7 +235,7 @@ class Transform:
                 f"FROM {S}.{name} GROUP BY 1 HAVING count(*) > 1) "
                 f"GROUP BY {dup_key} HAVING count(*) > 1) _d ON _d._dup_key = t.{dup_key}"
             )
-            first = ["_first"]  # the duplicate rule's reason quotes it
+            first = ["_first"]
         else:
             extra += ", CAST(NULL AS BIGINT) AS _first"
         if narrow:
@@ -258,7 +258,7 @@ class Transform:
 
     def _free(self, name: str) -> None:
         """Drop a stage table nothing reads any more (its rows are validated and the ones
-        set aside quarantined): the memory it held serves the tables made after it."""
+        set aside quarantined), so that a large load holds less and does not spill."""
         self.engine.run(f"DROP TABLE {S}.{name}")
 
     def _stage_columns(self, name: str) -> list[str]:
@@ -765,7 +765,7 @@ class Transform:
         # (a code over 50 characters is set aside by validation: not looked up)
         codes = [
             f"SELECT DISTINCT {_EVENT_COLUMNS[n][0]} AS vocabulary_id, trim(t.code) AS code "
-            f"FROM (SELECT DISTINCT {'system, ' if 't.system' in _EVENT_COLUMNS[n][0] else ''}"
+            f"FROM (SELECT DISTINCT {'system, ' if 'system' in COLUMNS[n] else ''}"
             f"code FROM {S}.{n}) t WHERE length(t.code) <= 50"
             for n in EVENT_FILES
         ]
@@ -792,10 +792,7 @@ class Transform:
             # Synthea 2.x wrote DATE where 3.x writes START
             self.engine.run(f"UPDATE {S}.procedures SET start = coalesce(start, date)")
         has_stop = name not in ("immunizations", "observations")
-        vocabulary, value, units, extra, category = _EVENT_COLUMNS[name]
-        value, units, extra, category = (
-            f"CAST({x} AS VARCHAR)" for x in (value, units, extra, category)
-        )
+        vocabulary, value, units, extra, category = _event_text(name)
         # The text its CDM row needs is copied as it is (short texts are stored inline, so
         # a copy is cheap; trimming would make new strings): code, value, units, extra.
         typed = {
@@ -890,10 +887,8 @@ class Transform:
         ]
         if self.targets_per_code > 1:  # codes with several targets: their further rows
             for name in EVENT_FILES:
-                vocabulary, value, _, _, category = _EVENT_COLUMNS[name]
-                routed = _target(
-                    "m.domain_id", name, f"CAST({value} AS VARCHAR)", f"CAST({category} AS VARCHAR)"
-                )
+                vocabulary, value, _, _, category = _event_text(name)
+                routed = _target("m.domain_id", name, value, category)
                 # the few stage rows whose code has further targets, then their typed values
                 parts.append(
                     f"SELECT * FROM (SELECT {columns(name)}, m.source_concept_id, "
@@ -949,6 +944,14 @@ class Transform:
         self.engine.run(
             f"CREATE OR REPLACE VIEW {S}.out_{target} AS SELECT {select} FROM {S}.events_{target}"
         )
+
+
+def _event_text(name: str) -> tuple[str, str, str, str, str]:
+    """An event file's vocabulary, value, units, extra and category, as text expressions
+    on its stage row ``t``."""
+    vocabulary, *texts = _EVENT_COLUMNS[name]
+    value, units, extra, category = (f"CAST({x} AS VARCHAR)" for x in texts)
+    return vocabulary, value, units, extra, category
 
 
 def _target(domain: str, name: str, value: str, category: str) -> str:

@@ -30,10 +30,10 @@ from pmhub.cdm.ddl import quote
 from pmhub.cdm.spec import arrow_schema, table
 
 STAGE = "pmhub_stage"
-# DuckDB's buffers, so that the import process stays under 4 GB at its peak: less beside
-# PostgreSQL, where the COPY batches live outside DuckDB. (At 100k patients a 3 GB limit on
-# a DuckDB CDW spilled 0.3–1.6 GB of stage data to disk; 3.5 GB spills none.)
-# On a small machine, at most half its memory (the rest of a load spills to disk).
+# DuckDB's buffers, in bytes, so that the import process stays under 4 GB at its peak:
+# less beside PostgreSQL, where the COPY batches live outside DuckDB. (At 100k patients a
+# 3 GB limit on a DuckDB CDW spilled 0.3–1.6 GB of stage data to disk; 3.5 GB spills none.)
+# On a small machine DuckDB gets at most half its memory (``memory_limit``).
 MEMORY_LIMIT = 3_500_000_000
 MEMORY_LIMIT_BESIDE_POSTGRES = 3_000_000_000
 BATCH_ROWS = 200_000

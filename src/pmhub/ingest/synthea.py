@@ -36,18 +36,12 @@ def discover(path: Path, encoding: str) -> Plan:
             plan.ignored[file.name] = "not a Synthea CSV file"
     # checksums on both cores (hashlib releases the GIL), largest files first so that
     # the two threads finish together; the plan keeps the folder's order
-    largest = sorted(wanted, key=lambda stem: -wanted[stem].stat().st_size)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        prints = dict(
-            zip(
-                largest,
-                pool.map(
-                    lambda stem: fingerprint(wanted[stem], wanted[stem].name, encoding), largest
-                ),
-                strict=True,
-            )
-        )
-    plan.sources.update((stem, prints[stem]) for stem in wanted)
+        prints = {
+            stem: pool.submit(fingerprint, file, file.name, encoding)
+            for stem, file in sorted(wanted.items(), key=lambda item: -item[1].stat().st_size)
+        }
+        plan.sources.update((stem, prints[stem].result()) for stem in wanted)
     if not plan.sources:
         raise EmptyInputError(
             f"{path} holds none of Synthea's clinical CSV files "
