@@ -260,3 +260,34 @@ def test_a_folder_named_like_a_file_is_not_read(cdm_backend: Backend, synthea_di
     report = ingest(cdm_backend, "synthea-csv", synthea_dir)
     assert report.quarantined == 0
     assert report.ignored["notes.txt"] == "not a CSV file"
+
+
+def test_a_set_aside_row_keeps_its_whole_line(cdm_backend: Backend, synthea_dir: Path) -> None:
+    # Only the columns the transform reads are staged; a row set aside still shows the
+    # whole line, the columns not read (DESCRIPTION, costs, reasons) included.
+    line = (
+        "0b9f3c52-7d1f-4f1e-a4a3-6a1e2f9c0999,2015-05-10T09:12:00Z,2015-05-09T09:42:00Z,"
+        f"{P1},,,,wellness,162673000,An unread description,1.50,2.50,0.00,,Unread reason"
+    )
+    append_line(synthea_dir / "encounters.csv", line)
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert balanced(report)
+    [(file, _, field, reason, raw)] = [q for q in quarantine(cdm_backend) if "STOP" in q[2]]
+    assert (file, field) == ("encounters.csv", "STOP")
+    assert "STOP before START" in reason
+    assert raw == line
+
+
+def test_bad_bytes_in_a_column_not_read(cdm_backend: Backend, synthea_dir: Path) -> None:
+    # BIRTHPLACE is not read, but a file with such bytes is read whole: the reader
+    # refuses the line, and it is counted once
+    row = patient_row("a0000000-0000-4000-8000-00000000c949", "1980-01-01")
+    row = row.replace(",M,,1 Main St", ",M,춘천시,1 Main St")
+    assert "춘천시" in row
+    append_line(synthea_dir / "patients.csv", row, encoding="cp949")
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir, encoding="utf-8")
+    assert balanced(report)
+    assert account(report, "patients.csv") == (4, 3, 1)
+    [(line, _, reason)] = reasons(cdm_backend, "patients.csv")
+    assert line == 5
+    assert "not UTF-8" in reason

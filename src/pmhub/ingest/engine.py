@@ -79,6 +79,16 @@ class Engine:
         order (DuckDB then streams inserts without keeping the order of their source)."""
         self.work.execute("SET preserve_insertion_order = false")
 
+    @contextlib.contextmanager
+    def ordered(self) -> Iterator[None]:
+        """Within: rows are written in the order they are read again (a late read of a
+        file whose lines are numbered by position)."""
+        self.work.execute("SET preserve_insertion_order = true")
+        try:
+            yield
+        finally:
+            self.work.execute("SET preserve_insertion_order = false")
+
     def close(self) -> None:
         try:
             self.work.execute(f"DETACH DATABASE IF EXISTS {STAGE}")

@@ -36,7 +36,8 @@ from pmhub.ingest.engine import STAGE, Engine
 from pmhub.ingest.errors import EmptyInputError, InputNotFoundError, NotFhirError
 from pmhub.ingest.files import SourceFile, fingerprint
 from pmhub.ingest.plan import Plan
-from pmhub.ingest.stage import QUARANTINE_DDL, RAW_LIMIT, Staged
+from pmhub.ingest.sqlgen import RAW_LIMIT
+from pmhub.ingest.stage import QUARANTINE_DDL, Staged
 
 Resource = dict[str, Any]
 Row = dict[str, str | None]

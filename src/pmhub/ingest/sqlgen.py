@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pmhub.cdm.ddl import DUCKDB, quote
 from pmhub.cdm.spec import table
 from pmhub.ingest.engine import STAGE, Engine
-from pmhub.ingest.stage import RAW_LIMIT
+
+RAW_LIMIT = 10_000  # characters of a raw row kept in quarantine
 
 
 @dataclass(frozen=True)

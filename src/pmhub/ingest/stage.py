@@ -4,22 +4,32 @@ DuckDB's ``read_csv`` does the parsing (in parallel, at disk speed). Lines it ca
 parse (too few or too many fields, an unterminated quote, bytes that are not UTF-8, a
 line past the size limit) are not lost: the reader's rejects become quarantine rows with
 the line, the reason and the raw text.
+
+An importer that reads only some of a file's columns stages only those (``keep``): the
+reader then skips storing the rest (Synthea's descriptions, costs and reasons; at 100,000
+patients a tenth of the staging time). A file the reader rejects any line of is read
+again whole, and the rows that validation sets aside get their whole raw line back from
+one more read (:func:`restore_raw`): both only for files with such rows. A file whose
+encoding check (its first 16 MB) found bytes that are not UTF-8 is read whole from the
+start; bytes that are not UTF-8 further on, in a column not read, are not looked at.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from pmhub.cdm.ddl import quote
 from pmhub.ingest.engine import STAGE, Engine
 from pmhub.ingest.errors import InputFormatError
 from pmhub.ingest.files import Header, SourceFile, readable_utf8
+from pmhub.ingest.sqlgen import RAW_LIMIT, literal
 
 MAX_LINE_BYTES = 2_000_000
-RAW_LIMIT = 10_000  # characters of a raw row kept in quarantine
 
 QUARANTINE_DDL = (
     f"CREATE TABLE IF NOT EXISTS {STAGE}.quarantine (file VARCHAR, line BIGINT, "
@@ -44,28 +54,67 @@ class Staged:
     good: int
     rejected: int
     seconds: float = 0.0
+    header: Header | None = None  # the file's own columns, when only some were staged
+
+    @property
+    def projected(self) -> bool:
+        return self.header is not None and self.header.columns != self.columns
 
     @property
     def read(self) -> int:
         return self.good + self.rejected
 
 
-def stage_csv(engine: Engine, source: SourceFile, header: Header, name: str) -> Staged:
-    """Read ``source`` into ``pmhub_stage.<name>``; its unparseable lines into quarantine."""
+def stage_csv(
+    engine: Engine,
+    source: SourceFile,
+    header: Header,
+    name: str,
+    keep: Collection[str] | None = None,
+) -> Staged:
+    """Read ``source`` into ``pmhub_stage.<name>``; its unparseable lines into quarantine.
+    With ``keep``, only those of its columns are staged, unless a line is rejected."""
     started = time.perf_counter()
     engine.run(QUARANTINE_DDL)
     path = readable_utf8(source, engine.workdir / "transcoded")
-    columns = ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for c in header.columns)
-    delimiter = header.delimiter.replace("'", "''")
     target = f"{STAGE}.{name}"
+    staged = header.columns
+    # (a file seen to hold bytes that are not UTF-8 is read whole, so that the reader
+    # rejects each such line, whichever column the bytes are in)
+    if keep is not None and source.encoding != "utf-8-invalid" and set(header.columns) - set(keep):
+        staged = tuple(c for c in header.columns if c in keep)
+        # A rejected line sends the file to a whole read: DuckDB's reader loads a line
+        # whose bad bytes sit in a column it does not store, yet lists it as rejected
+        if _stage(engine, source, path, target, header, staged):
+            staged = header.columns
+    if staged == header.columns:
+        _stage(engine, source, path, target, header, staged)
+    rejected = int(engine.scalar("SELECT count(DISTINCT line) FROM temp.main.pmhub_rej"))
+    if rejected:
+        _shift_lines(engine, target)
+        _quarantine_rejects(engine, source.name)
+    good = int(engine.scalar(f"SELECT count(*) FROM {target}"))
+    seconds = time.perf_counter() - started
+    return Staged(source, name, staged, good, rejected, seconds, header)
+
+
+def _stage(
+    engine: Engine,
+    source: SourceFile,
+    path: Path,
+    target: str,
+    header: Header,
+    staged: tuple[str, ...],
+) -> int:
+    """Read the file's ``staged`` columns into ``target``; the number of rejected lines."""
     try:
-        _read(engine, path, target, columns, delimiter, strict=True)
+        _read(engine, path, target, header, staged, strict=True)
     except duckdb.Error:
         # Bytes that derail the reader's state machine (binary data, stray carriage
         # returns inside fields): read again leniently, so bad lines are rejected one by
         # one; if even that fails, the file as a whole is refused with the reason.
         try:
-            _read(engine, path, target, columns, delimiter, strict=False)
+            _read(engine, path, target, header, staged, strict=False)
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise InputFormatError(
@@ -73,21 +122,24 @@ def stage_csv(engine: Engine, source: SourceFile, header: Header, name: str) -> 
                 hint="Check that the file is a CSV export (not binary or truncated); "
                 "nothing was loaded.",
             ) from exc
-    rejected = int(engine.scalar("SELECT count(DISTINCT line) FROM temp.main.pmhub_rej"))
-    if rejected:
-        _shift_lines(engine, target)
-        _quarantine_rejects(engine, source.name)
-    good = int(engine.scalar(f"SELECT count(*) FROM {target}"))
-    return Staged(source, name, header.columns, good, rejected, time.perf_counter() - started)
+    return int(engine.scalar("SELECT count(*) FROM temp.main.pmhub_rej"))
 
 
 def _read(
-    engine: Engine, path: Path, target: str, columns: str, delimiter: str, *, strict: bool
+    engine: Engine,
+    path: Path,
+    target: str,
+    header: Header,
+    staged: tuple[str, ...],
+    *,
+    strict: bool,
 ) -> None:
     engine.run("DROP TABLE IF EXISTS temp.main.pmhub_rej")
     engine.run("DROP TABLE IF EXISTS temp.main.pmhub_scan")
+    columns = ", ".join(f"{literal(c)}: 'VARCHAR'" for c in header.columns)
+    chosen = "*" if staged == header.columns else ", ".join(quote(c) for c in staged)
     reader = (
-        f"read_csv(?, header = true, auto_detect = false, delim = '{delimiter}', "
+        f"read_csv(?, header = true, auto_detect = false, delim = {literal(header.delimiter)}, "
         f"quote = '\"', escape = '\"', columns = {{{columns}}}, "
         f"max_line_size = {MAX_LINE_BYTES}, strict_mode = {str(strict).lower()}, "
         "store_rejects = true, rejects_table = 'pmhub_rej', rejects_scan = 'pmhub_scan')"
@@ -96,10 +148,34 @@ def _read(
     # rowid + 2 (after the header): set after the parallel read, which a row_number()
     # window in the read would serialise (measured: half the read's time)
     engine.run(
-        f"CREATE OR REPLACE TABLE {target} AS SELECT *, CAST(0 AS BIGINT) AS _line FROM {reader}",
+        f"CREATE OR REPLACE TABLE {target} AS SELECT {chosen}, CAST(0 AS BIGINT) AS _line "
+        f"FROM {reader}",
         [str(path)],
     )
     engine.run(f"UPDATE {target} SET _line = rowid + 2")
+
+
+def restore_raw(engine: Engine, staged: Staged, file: str) -> None:
+    """Give the quarantined rows of a file staged in part (``projected``) their whole
+    raw line: one more read of the file, only when validation set rows of it aside."""
+    header = staged.header
+    if header is None or not staged.projected:
+        return
+    if not engine.scalar(f"SELECT count(*) FROM {STAGE}.quarantine WHERE file = ?", [file]):
+        return
+    target = f"{STAGE}.pmhub_whole"
+    path = readable_utf8(staged.source, engine.workdir / "transcoded")
+    with engine.ordered():
+        _stage(engine, staged.source, path, target, header, header.columns)
+    if engine.scalar("SELECT count(*) FROM temp.main.pmhub_rej"):
+        _shift_lines(engine, target)
+    fields = ", ".join(f"coalesce({quote(c)}, '')" for c in header.columns)
+    engine.run(
+        f"UPDATE {STAGE}.quarantine q SET raw = left(concat_ws({literal(header.delimiter)}, "
+        f"{fields}), {RAW_LIMIT}) FROM {target} w WHERE q.file = ? AND q.line = w._line",
+        [file],
+    )
+    engine.run(f"DROP TABLE {target}")
 
 
 def _shift_lines(engine: Engine, target: str) -> None:

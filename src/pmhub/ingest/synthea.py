@@ -10,7 +10,7 @@ from pmhub.ingest.engine import Engine
 from pmhub.ingest.errors import EmptyInputError, InputFormatError, InputNotFoundError
 from pmhub.ingest.files import Header, SourceFile, fingerprint, read_header
 from pmhub.ingest.plan import Plan
-from pmhub.ingest.stage import stage_csv
+from pmhub.ingest.stage import restore_raw, stage_csv
 
 
 def discover(path: Path, encoding: str) -> Plan:
@@ -53,7 +53,8 @@ def discover(path: Path, encoding: str) -> Plan:
 def stage(engine: Engine, plan: Plan) -> None:
     for name, source in plan.sources.items():
         header = _header(source, name)
-        plan.staged[name] = stage_csv(engine, source, header, name)
+        # only the columns the transform reads (descriptions, costs and reasons are not)
+        plan.staged[name] = stage_csv(engine, source, header, name, clinical.COLUMNS[name])
         plan.delimiters[name] = header.delimiter
 
 
@@ -67,6 +68,9 @@ def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> No
         files=plan.file_names(),
         load_id=plan.load_id,
     ).run()
+    files = plan.file_names()
+    for name, staged in plan.staged.items():
+        restore_raw(engine, staged, files.get(name, staged.source.name))
 
 
 def publish_order(engine: Engine) -> list[str]:
