@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
+import blake3
 import pytest
 
 from pmhub.cdm.backends import Backend
-from pmhub.ingest import ingest
+from pmhub.ingest import ingest, synthea
 from pmhub.ingest.ledger import PMHUB_TABLES
 
 from .conftest import FIXTURES, account, balanced, counts
@@ -57,11 +60,12 @@ def test_every_row_is_accounted_for(cdm_backend: Backend, synthea_dir: Path) -> 
         "death": 1,
     }
     stored = cdm_backend.fetchall(
-        "SELECT file, rows_read, rows_loaded, rows_quarantined, sha256 FROM pmhub_load_file "
+        "SELECT file, rows_read, rows_loaded, rows_quarantined, checksum FROM pmhub_load_file "
         "WHERE file = 'patients.csv'"
     )
     assert stored[0][1:4] == (3, 3, 0)
-    assert len(stored[0][4]) == 64
+    expected = blake3.blake3((synthea_dir / "patients.csv").read_bytes()).hexdigest()
+    assert stored[0][4] == f"blake3:{expected}"
     # an unknown code, a retired one, CVX and an allergen (not in the shipped subset)
     assert report.unmapped == {"condition_occurrence": 2, "drug_exposure": 1, "observation": 1}
     etl = cdm_backend.fetchall("SELECT cdm_etl_reference, source_release_date FROM cdm_source")
@@ -360,10 +364,44 @@ def test_same_names_and_sizes_but_other_bytes_are_a_new_load(
     assert "staging source files" in steps
     sha = dict(
         cdm_backend.fetchall(
-            "SELECT load_id, sha256 FROM pmhub_load_file WHERE file = 'conditions.csv'"
+            "SELECT load_id, checksum FROM pmhub_load_file WHERE file = 'conditions.csv'"
         )
     )
     assert sha[first.load_id] != sha[second.load_id]
+
+
+def test_a_load_recorded_before_blake3_is_recognised(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    """A CDW whose log keyed loads on SHA-256: its table is brought up to date, and the
+    same input again is still the same load."""
+    first = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    counted = counts(cdm_backend, ["person", "condition_occurrence", "measurement"])
+    plan = synthea.discover(synthea_dir, "auto")
+    report = first.to_dict()
+    for account_ in report["files"]:
+        digest = hashlib.sha256((synthea_dir / account_["file"]).read_bytes()).hexdigest()
+        account_["sha256"] = digest
+        del account_["checksum"]
+    with cdm_backend.transaction():  # as an earlier pmhub wrote them
+        cdm_backend.execute(
+            "UPDATE pmhub_load_log SET load_key = ?, report = ? WHERE load_id = ?",
+            [plan.legacy_key(), json.dumps(report), first.load_id],
+        )
+        cdm_backend.execute("ALTER TABLE pmhub_load_file RENAME COLUMN checksum TO sha256")
+        for source in plan.sources.values():
+            cdm_backend.execute(
+                "UPDATE pmhub_load_file SET sha256 = ? WHERE file = ?",
+                [hashlib.sha256(source.path.read_bytes()).hexdigest(), source.name],
+            )
+    again = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert again.already_loaded
+    assert again.load_id == first.load_id
+    assert counts(cdm_backend, ["person", "condition_occurrence", "measurement"]) == counted
+    stored = cdm_backend.fetchall("SELECT checksum FROM pmhub_load_file")
+    assert stored
+    assert all(str(c).startswith("sha256:") and len(c) == 71 for (c,) in stored)
+    assert all(f.checksum.startswith("sha256:") for f in again.files)
 
 
 def test_person_id_is_stable_across_loads(

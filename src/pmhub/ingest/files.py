@@ -1,7 +1,8 @@
 """Input files: checksums, text encodings, headers and delimiters.
 
-One streaming pass per file computes its SHA-256 (for the load log and the load's
-identity) and finds its encoding. Korean exports arrive as UTF-8, UTF-8 with a byte-order
+One streaming pass per file computes its checksum (BLAKE3, a cryptographic hash three
+to four times faster than SHA-256 here; for the load log and the load's identity) and
+finds its encoding. Korean exports arrive as UTF-8, UTF-8 with a byte-order
 mark, or CP949 (a superset of EUC-KR); CP949 files are transcoded once to UTF-8 so that
 the CSV reader sees one encoding. A file that is neither is read as UTF-8 and the lines
 with bad bytes are quarantined by the reader, never dropped.
@@ -16,8 +17,11 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
+
 from pmhub.ingest.errors import EncodingError, InputFormatError
 
+CHECKSUM = "blake3"
 CHUNK = 8 * 1024 * 1024
 SAMPLE = 16 * 1024 * 1024
 DELIMITERS = (",", "\t", ";", "|")
@@ -30,7 +34,7 @@ BOM = codecs.BOM_UTF8
 class SourceFile:
     path: Path
     name: str  # as shown in the accounting: relative to the input folder
-    sha256: str
+    checksum: str  # "blake3:" and the hex digest
     size: int
     encoding: str  # utf-8, utf-8-sig, cp949, or utf-8-invalid (bad lines go to quarantine)
 
@@ -45,7 +49,7 @@ def fingerprint(path: Path, name: str, declared: str = "auto") -> SourceFile:
     declared = ALIASES.get(declared.lower(), declared.lower())
     if declared not in ENCODINGS:
         raise EncodingError(f"unknown encoding {declared!r}; use one of {', '.join(ENCODINGS)}")
-    digest = hashlib.sha256()
+    digest = blake3.blake3()
     sample = b""
     size = 0
     with path.open("rb") as fh:
@@ -55,7 +59,16 @@ def fingerprint(path: Path, name: str, declared: str = "auto") -> SourceFile:
             size += len(chunk)
             digest.update(chunk)
     encoding = _choose(declared, sample, complete=size <= SAMPLE)
-    return SourceFile(path, name, digest.hexdigest(), size, encoding)
+    return SourceFile(path, name, f"{CHECKSUM}:{digest.hexdigest()}", size, encoding)
+
+
+def sha256_of(path: Path) -> str:
+    """A file's SHA-256, as hex: the checksum of loads recorded before BLAKE3."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _decodes(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool = False) -> bool:
@@ -83,7 +96,7 @@ def readable_utf8(source: SourceFile, workdir: Path) -> Path:
     if source.encoding != "cp949":
         return source.path
     workdir.mkdir(parents=True, exist_ok=True)
-    target = workdir / f"{source.sha256[:16]}.utf8.csv"
+    target = workdir / f"{source.checksum.partition(':')[2][:16]}.utf8.csv"
     if target.exists() and target.stat().st_size > 0:
         return target
     partial = target.with_suffix(".part")

@@ -1,6 +1,6 @@
 """pmhub's own tables in a site's CDW: load log, steps, files, quarantine, person map.
 
-A load is identified by its *key*: the format and the SHA-256 of every input file. Its
+A load is identified by its *key*: the format and the checksum of every input file. Its
 row in ``pmhub_load_log`` holds the id bases (the largest id of each CDM table when the
 load began), so a load that was killed and started again assigns the very same ids.
 Each step (a CDM table, the quarantine, the eras) commits in one transaction together
@@ -43,7 +43,7 @@ def ddl(backend: Backend) -> list[str]:
         "step VARCHAR(100) NOT NULL, rows_written BIGINT, seconds "
         f"{double}, finished_at TIMESTAMP, PRIMARY KEY (load_id, step))",
         "CREATE TABLE IF NOT EXISTS pmhub_load_file (load_id BIGINT NOT NULL, "
-        "file TEXT NOT NULL, sha256 VARCHAR(64), bytes BIGINT, encoding VARCHAR(20), "
+        "file TEXT NOT NULL, checksum VARCHAR(80), bytes BIGINT, encoding VARCHAR(20), "
         f"rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, seconds {double})",
         "CREATE TABLE IF NOT EXISTS pmhub_quarantine (load_id BIGINT NOT NULL, file TEXT, "
         "line BIGINT, field TEXT, reason TEXT, raw TEXT)",
@@ -57,6 +57,24 @@ def ensure_tables(backend: Backend) -> None:
     with backend.transaction():
         for statement in ddl(backend):
             backend.execute(statement)
+        if "sha256" in backend.columns("pmhub_load_file"):
+            # a CDW from before BLAKE3: its files' checksums say which hash they are
+            backend.execute("ALTER TABLE pmhub_load_file RENAME COLUMN sha256 TO checksum")
+            backend.execute("ALTER TABLE pmhub_load_file ALTER COLUMN checksum TYPE VARCHAR(80)")
+            backend.execute(
+                "UPDATE pmhub_load_file SET checksum = 'sha256:' || checksum "
+                "WHERE checksum IS NOT NULL"
+            )
+
+
+def legacy_loads(backend: Backend) -> bool:
+    """Whether a load here may be keyed on SHA-256 (recorded before BLAKE3): one whose
+    files say so, or one that never finished."""
+    rows = backend.fetchall(
+        "SELECT (SELECT count(*) FROM pmhub_load_file WHERE checksum LIKE 'sha256:%') "
+        "+ (SELECT count(*) FROM pmhub_load_log WHERE status <> 'done')"
+    )
+    return bool(rows[0][0])
 
 
 @dataclass
@@ -148,13 +166,13 @@ def finish(backend: Backend, load_id: int, report: dict[str, Any]) -> None:
         backend.execute("DELETE FROM pmhub_load_file WHERE load_id = ?", [load_id])
         for f in report["files"]:
             backend.execute(
-                "INSERT INTO pmhub_load_file (load_id, file, sha256, bytes, encoding, "
+                "INSERT INTO pmhub_load_file (load_id, file, checksum, bytes, encoding, "
                 "rows_read, rows_loaded, rows_quarantined, seconds) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     load_id,
                     f["file"],
-                    f["sha256"],
+                    f["checksum"],
                     f["bytes"],
                     f["encoding"],
                     f["read"],

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pmhub.ingest.files import SourceFile
+from pmhub.ingest.files import SourceFile, sha256_of
 from pmhub.ingest.stage import Staged
 
 
@@ -23,9 +24,18 @@ class Plan:
 
     def key(self) -> str:
         """The load's identity: the format and every input file's name and checksum."""
+        return self._key(lambda source: source.checksum)
+
+    def legacy_key(self) -> str:
+        """The key loads had before checksums were BLAKE3: built on each file's SHA-256
+        (computed here, a pass over every file)."""
+        return self._key(lambda source: sha256_of(source.path))
+
+    def _key(self, checksum: Callable[[SourceFile], str]) -> str:
         digest = hashlib.sha256(self.fmt.encode())
         for source in sorted(self.sources.values(), key=lambda s: s.name):
-            digest.update(f"\n{source.name}\t{source.sha256}\t{source.encoding}".encode())
+            line = f"\n{source.name}\t{checksum(source)}\t{source.encoding}"
+            digest.update(line.encode())
         return digest.hexdigest()
 
     def file_names(self) -> dict[str, str]:

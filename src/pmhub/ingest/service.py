@@ -1,6 +1,6 @@
 """Import a source into a site's CDW: the function the CLI verb and the service job call.
 
-A load runs in three phases. *Stage*: every input file is fingerprinted (SHA-256,
+A load runs in three phases. *Stage*: every input file is fingerprinted (BLAKE3,
 encoding) and parsed into stage tables; unparseable lines go to quarantine. *Transform*:
 set-based SQL validates rows (bad ones to quarantine with file, line, field and reason)
 and builds the CDM rows with ids counted from the load's id bases. *Publish*: one
@@ -57,7 +57,7 @@ PERSON_MAP_SCHEMA = pa.schema([("source_id", _TEXT), ("person_id", _INT), ("load
 @dataclass
 class FileAccount:
     file: str
-    sha256: str
+    checksum: str  # "blake3:<hex>" (loads before 2026-12 kept "sha256:<hex>")
     bytes: int
     encoding: str
     read: int
@@ -99,7 +99,7 @@ class IngestReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IngestReport:
-        files = [FileAccount(**f) for f in data["files"]]
+        files = [FileAccount(**_checksum_named(f)) for f in data["files"]]
         return cls(
             load_id=data["load_id"],
             format=data["format"],
@@ -136,6 +136,11 @@ def ingest(
     plan = importer.discover(path, encoding)
     key = plan.key()
     existing = ledger.find(backend, key)
+    if existing is None and ledger.legacy_loads(backend):
+        legacy = plan.legacy_key()  # the same input loaded before checksums were BLAKE3
+        if ledger.find(backend, legacy) is not None:
+            key = legacy
+            existing = ledger.find(backend, key)
     if existing is not None and existing.status == "done" and existing.report:
         report = IngestReport.from_dict(existing.report)
         report.already_loaded = True
@@ -174,6 +179,14 @@ def ingest(
     _record_source(backend, fmt)
     ledger.finish(backend, load.load_id, report.to_dict())
     return report
+
+
+def _checksum_named(account: dict[str, Any]) -> dict[str, Any]:
+    """A file's account as stored; those from before BLAKE3 named their SHA-256."""
+    if "sha256" in account:
+        account = {**account, "checksum": f"sha256:{account['sha256']}"}
+        del account["sha256"]
+    return account
 
 
 def _as_path(path: object) -> Path:
@@ -291,7 +304,7 @@ def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:
         accounts.append(
             FileAccount(
                 file=source.name,
-                sha256=source.sha256,
+                checksum=source.checksum,
                 bytes=source.size,
                 encoding=source.encoding,
                 read=staged.read,
