@@ -540,3 +540,21 @@ def test_the_engine_asks_for_a_block_pool(tmp_path: Path, synthea_dir: Path) -> 
     expected = backend_memory(memory_limit(beside_postgres=False))
     assert before == ("0 bytes",)
     assert after == (expected,)
+
+
+def test_each_visit_names_the_persons_visit_before_it(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    ingest(cdm_backend, "synthea-csv", synthea_dir)
+    for table, key in (("visit_occurrence", "visit"), ("visit_detail", "visit_detail")):
+        rows = cdm_backend.fetchall(
+            f"SELECT {table}_id, person_id, {key}_start_datetime, preceding_{table}_id FROM {table}"
+        )
+        assert len(rows) > 3
+        expected: dict[int, int | None] = {}
+        last: dict[int, int] = {}
+        for vid, person, _start, _ in sorted(rows, key=lambda r: (r[1], r[2], r[0])):
+            expected[vid] = last.get(person)
+            last[person] = vid
+        assert {r[0]: r[3] for r in rows} == expected
+        assert any(r[3] is not None for r in rows)

@@ -304,7 +304,7 @@ class Transform:
             f"UNION ALL SELECT id, person_id FROM {S}.new_person"
         )
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_person_map AS SELECT id AS source_id, "
+            f"CREATE OR REPLACE VIEW {S}.out_person_map AS SELECT id AS source_id, "
             f"CAST(person_id AS BIGINT) AS person_id, CAST({self.load_id} AS BIGINT) AS load_id "
             f"FROM {S}.new_person"
         )
@@ -334,7 +334,7 @@ class Transform:
                 "longitude": "pmhub_num(lon)",
             },
         )
-        self.engine.run(f"CREATE OR REPLACE TABLE {S}.out_location AS SELECT {select} FROM {S}.loc")
+        self.engine.run(f"CREATE OR REPLACE VIEW {S}.out_location AS SELECT {select} FROM {S}.loc")
 
     def _person(self) -> None:
         gender = (
@@ -374,7 +374,7 @@ class Transform:
             },
         )
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_person AS SELECT {select} FROM {S}.new_person p "
+            f"CREATE OR REPLACE VIEW {S}.out_person AS SELECT {select} FROM {S}.new_person p "
             f"LEFT JOIN {S}.loc l ON l.address IS NOT DISTINCT FROM p.address "
             "AND l.city IS NOT DISTINCT FROM p.city AND l.state IS NOT DISTINCT FROM p.state "
             "AND l.zip IS NOT DISTINCT FROM p.zip AND l.county IS NOT DISTINCT FROM p.county"
@@ -391,7 +391,7 @@ class Transform:
             },
         )
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_death AS SELECT {death} FROM {S}.new_person "
+            f"CREATE OR REPLACE VIEW {S}.out_death AS SELECT {death} FROM {S}.new_person "
             "WHERE death_ts IS NOT NULL"
         )
 
@@ -412,9 +412,7 @@ class Transform:
                 "care_site_source_value": "id",
             },
         )
-        self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_care_site AS SELECT {select} FROM {S}.org"
-        )
+        self.engine.run(f"CREATE OR REPLACE VIEW {S}.out_care_site AS SELECT {select} FROM {S}.org")
 
     def _orphan(self, label: str, column: str, found: str) -> Rule:
         """A reference that the joined table (``found`` from it) does not resolve."""
@@ -458,9 +456,7 @@ class Transform:
                 "gender_source_concept_id": "0",
             },
         )
-        self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.out_provider AS SELECT {select} FROM {S}.prov"
-        )
+        self.engine.run(f"CREATE OR REPLACE VIEW {S}.out_provider AS SELECT {select} FROM {S}.prov")
 
     # --- encounters → visits ----------------------------------------------------------
 
@@ -653,18 +649,24 @@ class Transform:
             f"LEFT JOIN {S}.day_unit du ON du.person_id = en.person_id AND du.class = en.class "
             "AND du.day = CAST(en.start_ts AS DATE)"
         )
-        # its source value, provider and care site are its first encounter's
+        # its source value, provider and care site are its first encounter's; its
+        # preceding visit is the person's visit before it (by start, then id), found on
+        # the narrow units before the wide join (a window at publish, over every column
+        # and joined back, costs twice as much)
         e.run(
             f"CREATE OR REPLACE TABLE {S}.visit AS WITH units AS ("
             f"SELECT first_line AS vline, person_id, start_ts, stop_ts, 'inpatient' AS class "
             f"FROM {S}.ip UNION ALL SELECT vline, person_id, start_ts, stop_ts, class "
             f"FROM {S}.day_unit UNION ALL SELECT en._line, en.person_id, en.start_ts, "
             f"en.stop_ts, en.class FROM {S}.enc en ANTI JOIN {S}.enc_stay st "
-            f"ON st._line = en._line WHERE en.class IS NULL OR en.class NOT IN ({merged})) "
+            f"ON st._line = en._line WHERE en.class IS NULL OR en.class NOT IN ({merged})), "
+            "ordered AS (SELECT *, lag(vline) OVER (PARTITION BY person_id "
+            "ORDER BY start_ts, vline) AS prev FROM units) "
             "SELECT u.vline, u.person_id, u.start_ts, u.stop_ts, u.class, f.id AS source, "
             "f.provider_id, f.care_site_id, "
-            f"CAST({base_vo} + u.vline - 1 AS BIGINT) AS visit_occurrence_id "
-            f"FROM units u JOIN {S}.enc f ON f._line = u.vline"
+            f"CAST({base_vo} + u.vline - 1 AS BIGINT) AS visit_occurrence_id, "
+            f"CAST({base_vo} + u.prev - 1 AS BIGINT) AS preceding "
+            f"FROM ordered u JOIN {S}.enc f ON f._line = u.vline"
         )
         concept = (
             "CASE {c} WHEN 'inpatient' THEN 9201 WHEN 'emergency' THEN 9203 "
@@ -688,17 +690,10 @@ class Transform:
                 "visit_source_concept_id": "0",
                 "admitted_from_concept_id": "0",
                 "discharged_to_concept_id": "0",
-                "preceding_visit_occurrence_id": "p.preceding",
+                "preceding_visit_occurrence_id": "v.preceding",
             },
         )
-        # each visit's preceding visit of the person, ordered on a narrow relation and
-        # joined back (a window carrying every column costs ten times as much)
-        e.run(
-            f"CREATE OR REPLACE VIEW {S}.out_visit_occurrence AS SELECT {vo} FROM {S}.visit v "
-            "JOIN (SELECT visit_occurrence_id AS pid, lag(visit_occurrence_id) OVER (PARTITION "
-            "BY person_id ORDER BY start_ts, visit_occurrence_id) AS preceding "
-            f"FROM {S}.visit) p ON p.pid = v.visit_occurrence_id"
-        )
+        e.run(f"CREATE OR REPLACE VIEW {S}.out_visit_occurrence AS SELECT {vo} FROM {S}.visit v")
         vd = cdm_select(
             "visit_detail",
             {
