@@ -149,6 +149,24 @@ def test_orphan_foreign_keys(cdm_backend: Backend, synthea_dir: Path) -> None:
     assert all(ghost in reason for _, _, reason in got)
 
 
+def test_an_event_of_another_patients_encounter(cdm_backend: Backend, synthea_dir: Path) -> None:
+    # E1 is P1's encounter; an event of another known patient in it is set aside, and an
+    # unknown patient in it as well
+    other = "3b1e4b5f-2e6d-4c5e-9a0e-4d6b9c1f7a21"
+    ghost = "deadbeef-0000-4000-8000-000000000000"
+    append_line(synthea_dir / "conditions.csv", f"2020-01-01,,{other},{E1},59621000,x")
+    append_line(synthea_dir / "conditions.csv", f"2020-01-01,,{ghost},{E1},59621000,x")
+    append_line(synthea_dir / "conditions.csv", f"2020-01-01,,{P1},{E1},59621000,x")
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert balanced(report)
+    assert account(report, "conditions.csv") == (10, 8, 2)
+    got = reasons(cdm_backend, "conditions.csv")
+    assert [(line, field) for line, field, _ in got] == [(9, "PATIENT"), (10, "PATIENT")]
+    assert all("is not the patient of ENCOUNTER" in reason for _, _, reason in got)
+    assert other in got[0][2]
+    assert ghost in got[1][2]
+
+
 def test_unknown_codes_load_as_concept_zero(cdm_backend: Backend, synthea_dir: Path) -> None:
     append_line(synthea_dir / "procedures.csv", f"2020-01-01,,{P1},{E1},12345,Made up,1,,")
     report = ingest(cdm_backend, "synthea-csv", synthea_dir)

@@ -588,6 +588,9 @@ class Transform:
             "stop_raw_ts": "pmhub_ts(t.stop)",
             "provider_id": "pr.provider_id",
             "care_site_id": "o.care_site_id",
+            # the encounter's patient, for its events to be checked against (a 64-bit
+            # hash: comparing it is cheaper than looking each event's patient up)
+            "patient_hash": "hash(t.patient)",
         }
         joins = (
             f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
@@ -599,8 +602,8 @@ class Transform:
         # a view, not a copy: the valid encounters are read four times, each cheaply
         self.engine.run(
             f"CREATE OR REPLACE VIEW {S}.enc AS SELECT id, _line, person_id, class, start_ts, "
-            "coalesce(stop_raw_ts, start_ts) AS stop_ts, provider_id, care_site_id "
-            f"FROM {self._valid('encounters')}"
+            "coalesce(stop_raw_ts, start_ts) AS stop_ts, provider_id, care_site_id, "
+            f"patient_hash FROM {self._valid('encounters')}"
         )
 
     def _visits(self) -> None:
@@ -728,6 +731,12 @@ class Transform:
         rules = [
             *self._person_rules(),
             Rule(
+                "PATIENT",
+                "other_patient",
+                f"'PATIENT ' || {quote_value('patient')} || ' is not the patient of ENCOUNTER ' "
+                f"|| {quote_value('encounter')}",
+            ),
+            Rule(
                 "ENCOUNTER",
                 "encounter IS NOT NULL AND visit_occurrence_id IS NULL",
                 f"'ENCOUNTER ' || {quote_value('encounter')} || ' not found in encounters "
@@ -791,7 +800,10 @@ class Transform:
         # The text its CDM row needs is copied as it is (short texts are stored inline, so
         # a copy is cheap; trimming would make new strings): code, value, units, extra.
         typed = {
-            "person_id": "pi.person_id",
+            # the encounter's person, or, for an event with no encounter found, its
+            # patient's (only those rows are looked up by patient)
+            "person_id": "coalesce(ev.person_id, pi.person_id)",
+            "other_patient": "ev.patient_hash <> hash(t.patient)",
             "visit_occurrence_id": "ev.visit_occurrence_id",
             "visit_detail_id": "ev.visit_detail_id",
             "provider_id": "ev.provider_id",
@@ -809,8 +821,9 @@ class Transform:
             "unit_concept_id": "coalesce(u.concept_id, 0)",
         }
         joins = (
-            f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
             f"LEFT JOIN {S}.enc_visit ev ON ev.id = t.encounter "
+            f"LEFT JOIN {S}.person_ids pi ON pi.source_id = "
+            "CASE WHEN ev.id IS NULL THEN t.patient END "
             f"LEFT JOIN {S}.code_map m ON m.vocabulary_id = {vocabulary} "
             "AND m.code = trim(t.code) AND m.target_rank = 0 "
             f"LEFT JOIN {S}.unit_map u ON u.code = {units}"
