@@ -2,7 +2,8 @@
 
 Figures: source rows per second of the whole ETL (staging, validation, mapping, CDM
 tables, observation_period and eras), its ratio to DuckDB's bare ``read_csv`` of the same
-files in the same run, wall time, and the import process's peak memory (RSS).
+files in the same run, wall time, and the import process's peak memory (RSS). The bare
+read and the DuckDB import are each run twice, interleaved; each side's faster run counts.
 Targets (issue 4): ratio ≥ 0.3, whole ETL < 5 minutes on 2 cores, peak memory < 4 GB.
 
     .venv/bin/python bench/ingest.py            # 100,000 patients
@@ -103,12 +104,15 @@ def main() -> None:
         counts = generate(folder, PATIENTS, seed=42)
         generated = time.perf_counter() - started
         size_mb = sum(p.stat().st_size for p in folder.glob("*.csv")) / 2**20
+        # The machine is shared and its speed drifts by a fifth between runs: each side is
+        # measured twice, interleaved (read_csv, import, read_csv, import), and each
+        # side's faster run is compared. Each import goes into a new CDW.
         bare_rows, bare_before = bare_read_csv(folder)
-        duck = run_child(f"duckdb:///{Path(tmp) / 'site.duckdb'}", "main", folder)
-        # The machine is shared: read_csv before and after the import, and compare with
-        # the faster of the two (the conservative ratio).
+        duck_runs = [run_child(f"duckdb:///{Path(tmp) / 'site1.duckdb'}", "main", folder)]
         _, bare_after = bare_read_csv(folder)
+        duck_runs.append(run_child(f"duckdb:///{Path(tmp) / 'site2.duckdb'}", "main", folder))
         bare_seconds = min(bare_before, bare_after)
+        duck = min(duck_runs, key=lambda run: float(str(run["seconds"])))
         pg = postgres(folder)
     source_rows = sum(counts.values())
     bare_rate = bare_rows / bare_seconds
@@ -123,9 +127,10 @@ def main() -> None:
         "bare_read_csv_s_before_after": [round(bare_before, 1), round(bare_after, 1)],
         "bare_read_csv_rows_per_s": round(bare_rate),
         "duckdb_etl_s": round(duck_seconds, 1),
+        "duckdb_etl_s_runs": [round(float(str(run["seconds"])), 1) for run in duck_runs],
         "duckdb_rows_per_s": round(duck_rate),
         "duckdb_ratio_to_read_csv": round(duck_rate / bare_rate, 3),
-        "duckdb_peak_rss_mb": duck["peak_rss_mb"],
+        "duckdb_peak_rss_mb": max(float(str(run["peak_rss_mb"])) for run in duck_runs),
         "duckdb_quarantined": duck["quarantined"],
     }
     if pg is not None:
