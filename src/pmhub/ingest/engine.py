@@ -131,13 +131,11 @@ class Engine:
         return bool(found[0][0])
 
     def columns(self, name: str) -> list[str]:
-        """A stage table's columns, in order."""
-        rows = self.rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? "
-            "AND table_name = ? ORDER BY ordinal_position",
-            [STAGE, name],
-        )
-        return [str(r[0]) for r in rows]
+        """A stage table's (or view's) columns, in order: from binding an empty query,
+        which costs a fraction of a millisecond (a look-up in information_schema reads
+        the whole catalog, a few milliseconds each, fifty times a load)."""
+        cursor = self.work.execute(f"SELECT * FROM {STAGE}.{quote(name)} LIMIT 0")
+        return [str(d[0]) for d in cursor.description or []]
 
     def put(self, name: str, data: pa.Table) -> None:
         """A small Arrow table as a stage table."""
