@@ -558,3 +558,20 @@ def test_each_visit_names_the_persons_visit_before_it(
             last[person] = vid
         assert {r[0]: r[3] for r in rows} == expected
         assert any(r[3] is not None for r in rows)
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_an_ordered_read_restores_the_setting_before(tmp_path: Path, before: bool) -> None:
+    from pmhub.cdm.backends import connect
+    from pmhub.ingest.engine import Engine
+
+    backend = connect(f"duckdb:///{tmp_path / 'site.duckdb'}")
+    engine = Engine(backend, workdir=tmp_path / "work")
+    if not before:
+        engine.unordered()
+    setting = "SELECT current_setting('preserve_insertion_order')"
+    with engine.ordered():
+        assert engine.scalar(setting) is True
+    assert engine.scalar(setting) is before
+    engine.close()
+    backend.close()

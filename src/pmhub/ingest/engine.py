@@ -81,13 +81,14 @@ class Engine:
 
     @contextlib.contextmanager
     def ordered(self) -> Iterator[None]:
-        """Within: rows are written in the order they are read again (a late read of a
-        file whose lines are numbered by position)."""
+        """Within: rows are written in the order they are read (a late read of a file
+        whose lines are numbered by position); the setting before is restored after."""
+        before = self.scalar("SELECT current_setting('preserve_insertion_order')")
         self.work.execute("SET preserve_insertion_order = true")
         try:
             yield
         finally:
-            self.work.execute("SET preserve_insertion_order = false")
+            self.work.execute(f"SET preserve_insertion_order = {str(bool(before)).lower()}")
 
     def close(self) -> None:
         try:

@@ -138,9 +138,9 @@ def ingest(
     existing = ledger.find(backend, key)
     if existing is None and ledger.legacy_loads(backend):
         legacy = plan.legacy_key()  # the same input loaded before checksums were BLAKE3
-        if ledger.find(backend, legacy) is not None:
-            key = legacy
-            existing = ledger.find(backend, key)
+        found = ledger.find(backend, legacy)
+        if found is not None:
+            key, existing = legacy, found
     if existing is not None and existing.status == "done" and existing.report:
         report = IngestReport.from_dict(existing.report)
         report.already_loaded = True

@@ -166,8 +166,8 @@ def restore_raw(engine: Engine, staged: Staged, file: str) -> None:
     target = f"{STAGE}.pmhub_whole"
     path = readable_utf8(staged.source, engine.workdir / "transcoded")
     with engine.ordered():
-        _stage(engine, staged.source, path, target, header, header.columns)
-    if engine.scalar("SELECT count(*) FROM temp.main.pmhub_rej"):
+        rejected = _stage(engine, staged.source, path, target, header, header.columns)
+    if rejected:
         _shift_lines(engine, target)
     fields = ", ".join(f"coalesce({quote(c)}, '')" for c in header.columns)
     engine.run(

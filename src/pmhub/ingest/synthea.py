@@ -34,7 +34,7 @@ def discover(path: Path, encoding: str) -> Plan:
             plan.ignored[file.name] = "not mapped to clinical tables by ETL-Synthea's conventions"
         else:
             plan.ignored[file.name] = "not a Synthea CSV file"
-    # checksums on both cores (hashlib releases the GIL), largest files first so that
+    # checksums on both cores (BLAKE3 releases the GIL), largest files first so that
     # the two threads finish together; the plan keeps the folder's order
     with ThreadPoolExecutor(max_workers=2) as pool:
         prints = {
@@ -59,18 +59,18 @@ def stage(engine: Engine, plan: Plan) -> None:
 
 
 def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> None:
+    files = plan.file_names()
     clinical.Transform(
         engine,
         bases,
         now,
         present=set(plan.sources),
         delimiters=plan.delimiters,
-        files=plan.file_names(),
+        files=files,
         load_id=plan.load_id,
     ).run()
-    files = plan.file_names()
     for name, staged in plan.staged.items():
-        restore_raw(engine, staged, files.get(name, staged.source.name))
+        restore_raw(engine, staged, files[name])
 
 
 def publish_order(engine: Engine) -> list[str]:
