@@ -575,3 +575,37 @@ def test_an_ordered_read_restores_the_setting_before(tmp_path: Path, before: boo
     assert engine.scalar(setting) is before
     engine.close()
     backend.close()
+
+
+def test_events_join_encounters_by_id_when_their_hashes_repeat(
+    tmp_path: Path, synthea_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events find their encounter by a hash of its id; were two encounters' hashes
+    equal, by the ids themselves: both ways load the same rows."""
+    from pmhub.cdm import schema
+    from pmhub.cdm.backends import connect
+    from pmhub.ingest import clinical
+
+    asked: list[bool] = []
+    hashes_repeat = clinical.Transform._encounter_hashes_repeat
+
+    def spy(self: clinical.Transform) -> bool:
+        asked.append(hashes_repeat(self))
+        return asked[-1]
+
+    def load(name: str) -> dict[str, list[tuple[object, ...]]]:
+        backend = connect(f"duckdb:///{tmp_path / name}")
+        schema.init_cdm(backend, source_name="s", abbreviation="s", holder="h")
+        report = ingest(backend, "synthea-csv", synthea_dir)
+        assert report.read == report.loaded
+        rows = {t: backend.fetchall(f"SELECT * FROM {t} ORDER BY ALL") for t in CLINICAL}
+        backend.close()
+        return rows
+
+    monkeypatch.setattr(clinical.Transform, "_encounter_hashes_repeat", spy)
+    by_hash = load("hash.duckdb")
+    assert asked == [False]
+    monkeypatch.setattr(clinical.Transform, "_encounter_hashes_repeat", lambda self: True)
+    by_id = load("id.duckdb")
+    assert by_hash == by_id
+    assert by_hash["measurement"] and all(row[14] is not None for row in by_hash["measurement"])

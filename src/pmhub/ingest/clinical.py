@@ -59,13 +59,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "encounters": (
         "id", "start", "stop", "patient", "organization", "provider", "encounterclass", "code",
     ),
-    "conditions": ("start", "stop", "patient", "encounter", "system", "code", "description"),
+    "conditions": ("start", "stop", "patient", "encounter", "system", "code"),
     "medications": ("start", "stop", "patient", "encounter", "code", "dispenses"),
     "immunizations": ("date", "patient", "encounter", "code"),
     "procedures": ("start", "date", "stop", "patient", "encounter", "system", "code"),
-    "observations": (
-        "date", "patient", "encounter", "category", "code", "value", "units", "type",
-    ),
+    # (an observation's TYPE, numeric or text, is not read: its value says as much)
+    "observations": ("date", "patient", "encounter", "category", "code", "value", "units"),
     "allergies": ("start", "stop", "patient", "encounter", "system", "code", "category"),
     "devices": ("start", "stop", "patient", "encounter", "code", "udi"),
 }  # fmt: skip
@@ -129,11 +128,12 @@ _EVENT_COLUMNS = {
     "medications": ("'RxNorm'", "NULL", "NULL", "t.dispenses", "NULL"),
     "immunizations": ("'CVX'", "NULL", "NULL", "NULL", "NULL"),
     "procedures": (_BY_SYSTEM, "NULL", "NULL", "NULL", "NULL"),
-    # (an observation's TYPE, numeric or text, is not kept: its value says as much)
     "observations": ("'LOINC'", "t.value", "t.units", "NULL", "t.category"),
     "allergies": (_BY_SYSTEM, "NULL", "NULL", "NULL", "t.category"),
     "devices": ("'SNOMED'", "NULL", "NULL", "t.udi", "NULL"),
 }
+
+_NO_STOP = ("immunizations", "observations")  # event files with a date, not a period
 
 # The order in which tables are published (foreign keys point backwards).
 PUBLISH_ORDER = (
@@ -155,6 +155,7 @@ class Transform:
     # where each event file's lines start in the event ids, and the most targets of a code
     line_offsets: dict[int, int] = field(default_factory=dict)
     targets_per_code: int = 1
+    _encounter_match: str = "ev.id = t.encounter"  # how events find their encounter
     # per CDM event table, the files that hold valid rows for it
     file_targets: dict[str, set[str]] = field(default_factory=dict)
 
@@ -217,11 +218,13 @@ class Transform:
         joins: str = "",
         dup_key: str | None = None,
         narrow: bool = False,
+        transient: tuple[str, ...] = (),
     ) -> None:
         """``v_<name>``: each stage row's typed values and ``_rule``, the first rule it
         breaks (NULL when it passes). Values are parsed and joined once, here; the rules
-        read them. A ``narrow`` table keeps only ``_line``, the typed columns and, with a
-        ``dup_key``, ``_first`` (which the duplicate rule's reason quotes)."""
+        read them. A ``narrow`` table keeps only ``_line``, the typed columns but the
+        ``transient`` ones (which only rules read) and, with a ``dup_key``, ``_first``
+        (which the duplicate rule's reason quotes)."""
         typed = typed or {}
         extra = "".join(f", {expr} AS {col}" for col, expr in typed.items())
         first = []
@@ -239,7 +242,7 @@ class Transform:
         else:
             extra += ", CAST(NULL AS BIGINT) AS _first"
         if narrow:
-            kept = ", ".join(["_line", *typed, *first])
+            kept = ", ".join(["_line", *(c for c in typed if c not in transient), *first])
         else:
             kept = "*" if dup_key else "* EXCLUDE (_first)"
         self.engine.run(
@@ -645,7 +648,8 @@ class Transform:
         base_vd = self.bases["visit_detail"]
         # a visit's id is the line of its first encounter: unique, no sort needed
         e.run(
-            f"CREATE OR REPLACE TABLE {S}.enc_visit AS SELECT en.*, CAST({base_vo} + "
+            f"CREATE OR REPLACE TABLE {S}.enc_visit AS SELECT en.*, hash(en.id) AS id_key, "
+            f"CAST({base_vo} + "
             "coalesce(st.stay_line, du.vline, en._line) - 1 AS BIGINT) AS visit_occurrence_id, "
             f"CAST({base_vd} + en._line - 1 AS BIGINT) AS visit_detail_id "
             f"FROM {S}.enc en LEFT JOIN {S}.enc_stay st ON st._line = en._line "
@@ -656,8 +660,9 @@ class Transform:
         # preceding visit is the person's visit before it (by start, then id), found on
         # the narrow units before the wide join (a window at publish, over every column
         # and joined back, costs twice as much)
+        # a view: read once, when visit_occurrence is published (a copy costs a pass)
         e.run(
-            f"CREATE OR REPLACE TABLE {S}.visit AS WITH units AS ("
+            f"CREATE OR REPLACE VIEW {S}.visit AS WITH units AS ("
             f"SELECT first_line AS vline, person_id, start_ts, stop_ts, 'inpatient' AS class "
             f"FROM {S}.ip UNION ALL SELECT vline, person_id, start_ts, stop_ts, class "
             f"FROM {S}.day_unit UNION ALL SELECT en._line, en.person_id, en.start_ts, "
@@ -754,12 +759,28 @@ class Transform:
         return rules
 
     def _events(self) -> None:
+        self._encounter_match = self._encounter_join()
         self._map_event_codes()
         for name in EVENT_FILES:
             self._validate_events(name)
         self._route()
         for target in EVENT_TABLES:
             self._event_table(target)
+
+    def _encounter_join(self) -> str:
+        """How events find their encounter: by the 64-bit hash of its id, since an
+        integer key joins in two thirds of the time a 36-character text does. Valid
+        encounters' ids are unique, so while no two of their hashes are equal each event
+        matches at most one; else (never seen) the ids themselves are joined. An event
+        whose encounter is not in the file could match another's hash only by a chance
+        of n in 2^64, and would then be set aside as not of that encounter's patient."""
+        if self._encounter_hashes_repeat():
+            return "ev.id = t.encounter"
+        return "ev.id_key = hash(t.encounter)"
+
+    def _encounter_hashes_repeat(self) -> bool:
+        sql = f"SELECT count(*) - count(DISTINCT id_key) FROM {S}.enc_visit"
+        return bool(self.engine.scalar(sql))
 
     def _map_event_codes(self) -> None:
         """``code_map`` and ``unit_map`` for every code and unit the event files hold, so
@@ -795,7 +816,7 @@ class Transform:
         if name == "procedures":
             # Synthea 2.x wrote DATE where 3.x writes START
             self.engine.run(f"UPDATE {S}.procedures SET start = coalesce(start, date)")
-        has_stop = name not in ("immunizations", "observations")
+        has_stop = name not in _NO_STOP
         vocabulary, value, units, extra, category = _event_text(name)
         # The text its CDM row needs is copied as it is (short texts are stored inline, so
         # a copy is cheap; trimming would make new strings): code, value, units, extra.
@@ -803,12 +824,12 @@ class Transform:
             # the encounter's person, or, for an event with no encounter found, its
             # patient's (only those rows are looked up by patient)
             "person_id": "coalesce(ev.person_id, pi.person_id)",
-            "other_patient": "ev.patient_hash <> hash(t.patient)",
+            "other_patient": "ev.patient_hash <> hash(t.patient)",  # (read by a rule)
             "visit_occurrence_id": "ev.visit_occurrence_id",
             "visit_detail_id": "ev.visit_detail_id",
             "provider_id": "ev.provider_id",
             "start_ts": f"pmhub_ts(t.{start})",
-            "stop_ts": "pmhub_ts(t.stop)" if has_stop else "CAST(NULL AS TIMESTAMP)",
+            "stop_ts": "pmhub_ts(t.stop)",
             # parsed once here (the CDM row's value_as_number), not again when published
             "ev_number": f"pmhub_num({value})",
             "ev_code": "t.code",
@@ -820,8 +841,12 @@ class Transform:
             "target": _target("m.domain_id", name, value, category),
             "unit_concept_id": "coalesce(u.concept_id, 0)",
         }
+        # a column that is the same for every row of the file (no stop, no value …) is
+        # not stored: the events read it as a constant (:func:`_event_constants`)
+        for column in _event_constants(name):
+            del typed[column]
         joins = (
-            f"LEFT JOIN {S}.enc_visit ev ON ev.id = t.encounter "
+            f"LEFT JOIN {S}.enc_visit ev ON {self._encounter_match} "
             f"LEFT JOIN {S}.person_ids pi ON pi.source_id = "
             "CASE WHEN ev.id IS NULL THEN t.patient END "
             f"LEFT JOIN {S}.code_map m ON m.vocabulary_id = {vocabulary} "
@@ -829,7 +854,9 @@ class Transform:
             f"LEFT JOIN {S}.unit_map u ON u.code = {units}"
         )
         rules = self._event_rules(start, has_stop=has_stop)
-        self._validate(name, rules, typed=typed, joins=joins, narrow=True)
+        self._validate(
+            name, rules, typed=typed, joins=joins, narrow=True, transient=("other_patient",)
+        )
         if self.targets_per_code == 1:  # (further targets are found from the stage rows)
             self._free(name)
 
@@ -880,11 +907,18 @@ class Transform:
         code = EVENT_TABLES.index(target)
 
         def columns(name: str) -> str:
+            fixed = _event_constants(name)
+
+            def stored(column: str, alias: str) -> str:
+                return f"{fixed.get(column, f'v.{column}')} AS {alias}"
+
             return (
                 f"{EVENT_FILES.index(name)} AS file_order, {literal(name)} AS file, v._line, "
                 "v.person_id, v.visit_occurrence_id, v.visit_detail_id, v.provider_id, "
-                "v.start_ts, v.stop_ts, trim(v.ev_code) AS code, v.ev_value AS value, "
-                "v.ev_number AS number, v.ev_units AS units, v.extra, v.unit_concept_id"
+                f"v.start_ts, {stored('stop_ts', 'stop_ts')}, trim(v.ev_code) AS code, "
+                f"{stored('ev_value', 'value')}, {stored('ev_number', 'number')}, "
+                f"{stored('ev_units', 'units')}, {stored('extra', 'extra')}, "
+                f"{stored('unit_concept_id', 'unit_concept_id')}"
             )
 
         parts = [
@@ -952,6 +986,22 @@ class Transform:
         self.engine.run(
             f"CREATE OR REPLACE VIEW {S}.out_{target} AS SELECT {select} FROM {S}.events_{target}"
         )
+
+
+def _event_constants(name: str) -> dict[str, str]:
+    """The columns of an event file's validated rows that are the same for every row
+    (a file with no STOP, VALUE, UNITS or extra column), as typed constants."""
+    _, value, units, extra, _ = _EVENT_COLUMNS[name]
+    fixed = {}
+    if name in _NO_STOP:
+        fixed["stop_ts"] = "CAST(NULL AS TIMESTAMP)"
+    if value == "NULL":
+        fixed.update(ev_value="CAST(NULL AS VARCHAR)", ev_number="CAST(NULL AS DOUBLE)")
+    if units == "NULL":
+        fixed.update(ev_units="CAST(NULL AS VARCHAR)", unit_concept_id="CAST(0 AS INTEGER)")
+    if extra == "NULL":
+        fixed["extra"] = "CAST(NULL AS VARCHAR)"
+    return fixed
 
 
 def _event_text(name: str) -> tuple[str, str, str, str, str]:

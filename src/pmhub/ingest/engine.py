@@ -104,6 +104,7 @@ class Engine:
 
     def run(self, sql: str, params: list[Any] | None = None) -> None:
         started = time.perf_counter()
+        cpu0 = time.process_time()
         if PLANS:  # each statement's DuckDB plan with its operators' timings, numbered
             self._statements += 1
             target = str(Path(PLANS) / f"{self._statements:03d}.txt").replace("'", "''")
@@ -115,7 +116,8 @@ class Engine:
             if PLANS:
                 self.work.execute("PRAGMA disable_profiling")
         if PROFILE:
-            print(f"{time.perf_counter() - started:7.2f}s {' '.join(sql.split())[:110]}")
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
+            print(f"{wall:7.2f}s {cpu:6.2f}c {' '.join(sql.split())[:100]}")
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.work.execute(sql, params or []).fetchall()

@@ -389,7 +389,7 @@ def _encounter(r: Resource, index: _Index) -> Iterator[tuple[str, Row]]:
 
 
 def _condition(r: Resource, index: _Index) -> Iterator[tuple[str, Row]]:
-    code, system, display = _coding(r.get("code"))
+    code, system, _ = _coding(r.get("code"))
     start, _ = _period(r, "onset")
     stop, _ = _period(r, "abatement")
     yield (
@@ -401,7 +401,6 @@ def _condition(r: Resource, index: _Index) -> Iterator[tuple[str, Row]]:
             "encounter": index.id(r.get("encounter")),
             "system": _system(system),
             "code": code,
-            "description": display,
         },
     )
 
@@ -426,23 +425,24 @@ def _observation(r: Resource, index: _Index) -> Iterator[tuple[str, Row]]:
     parts = components if components else [r]
     for part in parts:
         code, _, _ = _coding(part.get("code"))
-        value, units, kind = _value(part)
-        yield "observations", {**base, "code": code, "value": value, "units": units, "type": kind}
+        value, units = _value(part)
+        yield "observations", {**base, "code": code, "value": value, "units": units}
 
 
-def _value(part: Resource) -> tuple[str | None, str | None, str | None]:
+def _value(part: Resource) -> tuple[str | None, str | None]:
+    """An observation's value and units, as text."""
     quantity = part.get("valueQuantity")
     if isinstance(quantity, dict):
         units = quantity.get("code") or quantity.get("unit")
-        return _s(quantity.get("value")), _s(units), "numeric"
+        return _s(quantity.get("value")), _s(units)
     concept = part.get("valueCodeableConcept")
     if isinstance(concept, dict):
         _, _, display = _coding(concept)
-        return display, None, "text"
+        return display, None
     for key in ("valueString", "valueInteger", "valueBoolean"):
         if key in part:
-            return _s(part[key]), None, "text"
-    return None, None, None
+            return _s(part[key]), None
+    return None, None
 
 
 def _report(r: Resource, index: _Index) -> Iterator[tuple[str, Row]]:
