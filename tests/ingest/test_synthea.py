@@ -608,4 +608,5 @@ def test_events_join_encounters_by_id_when_their_hashes_repeat(
     monkeypatch.setattr(clinical.Transform, "_encounter_hashes_repeat", lambda self: True)
     by_id = load("id.duckdb")
     assert by_hash == by_id
-    assert by_hash["measurement"] and all(row[14] is not None for row in by_hash["measurement"])
+    assert by_hash["measurement"]
+    assert all(row[14] is not None for row in by_hash["measurement"])  # each has its visit

@@ -845,10 +845,12 @@ class Transform:
         # not stored: the events read it as a constant (:func:`_event_constants`)
         for column in _event_constants(name):
             del typed[column]
+        # (an event whose encounter is found has its visit detail: the encounter's text
+        # id is not carried through the join)
         joins = (
             f"LEFT JOIN {S}.enc_visit ev ON {self._encounter_match} "
             f"LEFT JOIN {S}.person_ids pi ON pi.source_id = "
-            "CASE WHEN ev.id IS NULL THEN t.patient END "
+            "CASE WHEN ev.visit_detail_id IS NULL THEN t.patient END "
             f"LEFT JOIN {S}.code_map m ON m.vocabulary_id = {vocabulary} "
             "AND m.code = trim(t.code) AND m.target_rank = 0 "
             f"LEFT JOIN {S}.unit_map u ON u.code = {units}"
