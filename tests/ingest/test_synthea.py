@@ -610,3 +610,34 @@ def test_events_join_encounters_by_id_when_their_hashes_repeat(
     assert by_hash == by_id
     assert by_hash["measurement"]
     assert all(row[14] is not None for row in by_hash["measurement"])  # each has its visit
+
+
+def test_a_duckdb_cdw_is_written_without_rle_and_gets_its_setting_back(
+    tmp_path: Path, synthea_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CDM tables are written with run-length encoding disabled (as cheap to store,
+    cheaper to write); the methods the connection had disabled before stay disabled
+    during the load and are all that is disabled after it."""
+    from pmhub.cdm import schema
+    from pmhub.cdm.backends import connect
+    from pmhub.cdm.backends.duckdb import DuckDBBackend
+    from pmhub.ingest.engine import Engine
+
+    seen: list[str] = []
+    publish = Engine.publish
+
+    def spy(self: Engine, stage_table: str, cdm_table: str) -> int:
+        seen.append(str(self.scalar("SELECT current_setting('disabled_compression_methods')")))
+        return publish(self, stage_table, cdm_table)
+
+    monkeypatch.setattr(Engine, "publish", spy)
+    backend = connect(f"duckdb:///{tmp_path / 'site.duckdb'}")
+    assert isinstance(backend, DuckDBBackend)
+    schema.init_cdm(backend, source_name="s", abbreviation="s", holder="h")
+    backend.con.execute("SET disabled_compression_methods = 'patas'")
+    ingest(backend, "synthea-csv", synthea_dir)
+    after = backend.con.execute("SELECT current_setting('disabled_compression_methods')")
+    assert after.fetchall() == [("Patas",)]
+    backend.close()
+    assert seen
+    assert {frozenset(s.lower().split(",")) for s in seen} == {frozenset({"patas", "rle"})}

@@ -65,6 +65,17 @@ class Engine:
         # connection closes); a larger pool set before is kept, since it cannot shrink.
         with contextlib.suppress(duckdb.Error):
             self.work.execute(f"SET block_allocator_memory = '{limit}B'")
+        # A DuckDB CDW writes its new rows without trying run-length encoding: the other
+        # methods (bit packing's constant and frame-of-reference modes) store the CDM
+        # tables in as many blocks (at 100k patients, 0.3 % more), and the inserts take
+        # about a tenth less CPU. Restored when the load ends.
+        self._compression_before = ""
+        if self.same:
+            self._compression_before = str(
+                self.scalar("SELECT current_setting('disabled_compression_methods')")
+            )
+            methods = {m for m in self._compression_before.lower().split(",") if m} | {"rle"}
+            self._compression(",".join(sorted(methods)))
         # line numbers and ids follow the order rows are read in (stage.py, clinical.py)
         self.work.execute("SET preserve_insertion_order = true")
         # Stage tables live in an attached in-memory database: no WAL writes for scratch
@@ -96,9 +107,14 @@ class Engine:
         finally:
             if not self.same:
                 self.work.close()
-            else:  # the CDW's connection goes on: give it back its default
+            else:  # the CDW's connection goes on: give it back its settings
                 self.work.execute("SET preserve_insertion_order = true")
+                self._compression(self._compression_before)
             self._tmp.cleanup()
+
+    def _compression(self, disabled: str) -> None:
+        """Set DuckDB's disabled compression methods (a comma-separated list)."""
+        self.work.execute(f"SET disabled_compression_methods = '{disabled.replace(chr(39), '')}'")
 
     # --- work engine ----------------------------------------------------------------
 
