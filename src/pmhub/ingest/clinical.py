@@ -785,22 +785,27 @@ class Transform:
     def _map_event_codes(self) -> None:
         """``code_map`` and ``unit_map`` for every code and unit the event files hold, so
         that validation maps and routes each row in the same pass that types it."""
-        # the distinct raw codes first (and systems, where the vocabulary depends on it),
-        # then their vocabulary and trimmed code: a few hundred rows, not every event
-        # (a code over 50 characters is set aside by validation: not looked up)
-        codes = [
-            f"SELECT DISTINCT {_EVENT_COLUMNS[n][0]} AS vocabulary_id, trim(t.code) AS code "
-            f"FROM (SELECT DISTINCT {'system, ' if 'system' in COLUMNS[n] else ''}"
-            f"code FROM {S}.{n}) t WHERE length(t.code) <= 50"
-            for n in EVENT_FILES
-        ]
-        units = [
-            f"SELECT DISTINCT 'UCUM', CAST({_EVENT_COLUMNS[n][2]} AS VARCHAR) FROM {S}.{n} t "
-            f"WHERE {_EVENT_COLUMNS[n][2]} IS NOT NULL"
-            for n in EVENT_FILES
-            if _EVENT_COLUMNS[n][2] != "NULL"
-        ]
-        map_codes(self.engine, " UNION ".join(codes + units))
+        # the distinct raw codes first (and systems, where the vocabulary depends on it;
+        # and units, in the same scan), then their vocabulary and trimmed code: a few
+        # hundred rows, not every event (a code over 50 characters is set aside by
+        # validation: not looked up)
+        raw = []
+        codes, units = [], []
+        for n in EVENT_FILES:
+            vocabulary, _, unit, _, _ = _EVENT_COLUMNS[n]
+            columns = ["system"] if "system" in COLUMNS[n] else []
+            columns += ["code"] + (["units"] if unit != "NULL" else [])
+            raw.append(f"d_{n} AS MATERIALIZED (SELECT DISTINCT {', '.join(columns)} FROM {S}.{n})")
+            codes.append(
+                f"SELECT DISTINCT {vocabulary} AS vocabulary_id, trim(t.code) AS code "
+                f"FROM d_{n} t WHERE length(t.code) <= 50"
+            )
+            if unit != "NULL":
+                units.append(
+                    f"SELECT DISTINCT 'UCUM', CAST({unit} AS VARCHAR) FROM d_{n} t "
+                    f"WHERE {unit} IS NOT NULL"
+                )
+        map_codes(self.engine, f"WITH {', '.join(raw)} " + " UNION ".join(codes + units))
         self.engine.run(
             f"CREATE OR REPLACE TABLE {S}.unit_map AS SELECT code, min(concept_id) AS concept_id "
             f"FROM {S}.code_map WHERE vocabulary_id = 'UCUM' AND concept_id <> 0 GROUP BY code"
