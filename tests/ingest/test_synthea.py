@@ -641,3 +641,35 @@ def test_a_duckdb_cdw_is_written_without_rle_and_gets_its_setting_back(
     backend.close()
     assert seen
     assert {frozenset(s.lower().split(",")) for s in seen} == {frozenset({"patas", "rle"})}
+
+
+@pytest.mark.parametrize(
+    ("keys", "repeats", "expected"),
+    [
+        ([1, 2, 3], [], False),  # no hash repeats among the file's ids
+        ([1, 2, 3], [1], False),  # a repeat among ids set aside (a duplicate), not valid ones
+        ([1, 1, 3], [1], True),  # two valid encounters with one hash: ids are joined
+    ],
+)
+def test_repeated_encounter_hashes_are_told(
+    tmp_path: Path, keys: list[int], repeats: list[int], expected: bool
+) -> None:
+    from pmhub.cdm.backends import connect
+    from pmhub.ingest import clinical
+    from pmhub.ingest.engine import STAGE, Engine
+
+    backend = connect(f"duckdb:///{tmp_path / 'site.duckdb'}")
+    engine = Engine(backend)
+    try:
+        engine.run(f"CREATE TABLE {STAGE}.enc_visit (id_key UBIGINT)")
+        engine.run(f"INSERT INTO {STAGE}.enc_visit SELECT unnest(?::UBIGINT[])", [keys])
+        engine.run(f"CREATE TABLE {STAGE}.rep_encounters (h UBIGINT)")
+        engine.run(f"INSERT INTO {STAGE}.rep_encounters SELECT unnest(?::UBIGINT[])", [repeats])
+        transform = clinical.Transform(engine, {}, "2026-01-01", set())
+        assert transform._encounter_hashes_repeat() is expected
+        assert transform._encounter_join() == (
+            "ev.id = t.encounter" if expected else "ev.id_key = hash(t.encounter)"
+        )
+    finally:
+        engine.close()
+        backend.close()

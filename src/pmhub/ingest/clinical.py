@@ -231,11 +231,15 @@ class Transform:
         if dup_key:
             extra += ", _d._first"
             # ids whose 64-bit hash repeats first (grouping integers is cheaper than
-            # grouping long texts), then the real repeats among those few
+            # grouping long texts; kept in ``rep_<name>``, most often empty), then the
+            # real repeats among those few
+            self.engine.run(
+                f"CREATE OR REPLACE TABLE {S}.rep_{name} AS SELECT hash({dup_key}) AS h "
+                f"FROM {S}.{name} GROUP BY 1 HAVING count(*) > 1"
+            )
             joins += (
                 f" LEFT JOIN (SELECT {dup_key} AS _dup_key, min(_line) AS _first "
-                f"FROM {S}.{name} WHERE hash({dup_key}) IN (SELECT hash({dup_key}) "
-                f"FROM {S}.{name} GROUP BY 1 HAVING count(*) > 1) "
+                f"FROM {S}.{name} WHERE hash({dup_key}) IN (SELECT h FROM {S}.rep_{name}) "
                 f"GROUP BY {dup_key} HAVING count(*) > 1) _d ON _d._dup_key = t.{dup_key}"
             )
             first = ["_first"]
@@ -779,7 +783,12 @@ class Transform:
         return "ev.id_key = hash(t.encounter)"
 
     def _encounter_hashes_repeat(self) -> bool:
-        sql = f"SELECT count(*) - count(DISTINCT id_key) FROM {S}.enc_visit"
+        """Whether two valid encounters' ids have one hash: only ids whose hash repeats
+        among all the file's ids (``rep_encounters``, from the duplicate check) can."""
+        sql = (
+            f"SELECT count(*) - count(DISTINCT id_key) FROM {S}.enc_visit "
+            f"WHERE id_key IN (SELECT h FROM {S}.rep_encounters)"
+        )
         return bool(self.engine.scalar(sql))
 
     def _map_event_codes(self) -> None:
