@@ -151,3 +151,43 @@ def test_job_rejects_incomplete_parameters(params: dict[str, object]) -> None:
 def test_job_rejects_a_non_object() -> None:
     with pytest.raises(IngestError, match="object"):
         ingest_job(["site"])  # type: ignore[arg-type]
+
+
+class _Unmappable:
+    """A BLAKE3 hasher on a file system that cannot map files into memory."""
+
+    def __init__(self) -> None:
+        import blake3
+
+        self._digest = blake3.blake3()
+
+    def update_mmap(self, path: str) -> None:
+        raise OSError("mmap is not supported here")
+
+    def update(self, data: bytes) -> None:
+        self._digest.update(data)
+
+    def hexdigest(self) -> str:
+        return str(self._digest.hexdigest())
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.binary(max_size=3000), mappable=st.booleans())
+def test_a_files_checksum_is_the_blake3_of_its_bytes(data: bytes, mappable: bool) -> None:
+    """Mapped into memory or read in chunks (where it cannot be mapped), a file's
+    checksum is the BLAKE3 of its bytes, and its size is its length."""
+    import tempfile
+    import types
+
+    import blake3
+
+    from pmhub.ingest import files
+
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        path = Path(tmp) / "patients.csv"
+        path.write_bytes(data)
+        if not mappable:
+            patch.setattr(files, "blake3", types.SimpleNamespace(blake3=_Unmappable))
+        source = files.fingerprint(path, path.name)
+    assert source.checksum == f"blake3:{blake3.blake3(data).hexdigest()}"
+    assert source.size == len(data)
