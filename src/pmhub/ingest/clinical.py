@@ -798,12 +798,13 @@ class Transform:
         # and units, in the same scan), then their vocabulary and trimmed code: a few
         # hundred rows, not every event (a code over 50 characters is set aside by
         # validation: not looked up)
-        raw = []
-        codes, units = [], []
+        raw: list[str] = []
+        codes: list[str] = []
+        units: list[str] = []
         for n in EVENT_FILES:
             vocabulary, _, unit, _, _ = _EVENT_COLUMNS[n]
             columns = ["system"] if "system" in COLUMNS[n] else []
-            columns += ["code"] + (["units"] if unit != "NULL" else [])
+            columns += ["code"] + ([unit.removeprefix("t.")] if unit != "NULL" else [])
             raw.append(f"d_{n} AS MATERIALIZED (SELECT DISTINCT {', '.join(columns)} FROM {S}.{n})")
             codes.append(
                 f"SELECT DISTINCT {vocabulary} AS vocabulary_id, trim(t.code) AS code "

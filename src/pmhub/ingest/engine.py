@@ -114,7 +114,8 @@ class Engine:
 
     def _compression(self, disabled: str) -> None:
         """Set DuckDB's disabled compression methods (a comma-separated list)."""
-        self.work.execute(f"SET disabled_compression_methods = '{disabled.replace(chr(39), '')}'")
+        quoted = disabled.replace("'", "''")
+        self.work.execute(f"SET disabled_compression_methods = '{quoted}'")
 
     # --- work engine ----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import codecs
 import csv
 import hashlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +61,8 @@ def fingerprint(path: Path, name: str, declared: str = "auto") -> SourceFile:
         digest.update_mmap(str(path))
     except OSError:
         digest = blake3.blake3()
-        with path.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
+        for chunk in _chunks(path):
+            digest.update(chunk)
     encoding = _choose(declared, sample[:SAMPLE], complete=len(sample) <= SAMPLE)
     return SourceFile(path, name, f"{CHECKSUM}:{digest.hexdigest()}", size, encoding)
 
@@ -70,10 +70,16 @@ def fingerprint(path: Path, name: str, declared: str = "auto") -> SourceFile:
 def sha256_of(path: Path) -> str:
     """A file's SHA-256, as hex: the checksum of loads recorded before BLAKE3."""
     digest = hashlib.sha256()
+    for chunk in _chunks(path):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """A file's bytes, CHUNK at a time."""
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+            yield chunk
 
 
 def _decodes(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool = False) -> bool:
