@@ -751,8 +751,9 @@ class Transform:
                 f"'ENCOUNTER ' || {quote_value('encounter')} || ' not found in encounters "
                 "(or set aside there)'",
             ),
-            Rule("CODE", "code IS NULL OR trim(code) = ''", "'missing code'"),
-            Rule("CODE", "length(code) > 50", "'code longer than 50 characters'"),
+            # (``code_blank`` and ``code_long`` come from the file's code map, ``cm_<file>``)
+            Rule("CODE", "code IS NULL OR code_blank", "'missing code'"),
+            Rule("CODE", "code_long", "'code longer than 50 characters'"),
             *self._date_rules(start.upper(), start, "start_ts", required=True),
         ]
         if has_stop:
@@ -792,30 +793,33 @@ class Transform:
         return bool(self.engine.scalar(sql))
 
     def _map_event_codes(self) -> None:
-        """``code_map`` and ``unit_map`` for every code and unit the event files hold, so
-        that validation maps and routes each row in the same pass that types it."""
+        """``code_map`` and ``unit_map`` for every code and unit the event files hold, and
+        per file ``cm_<file>``: each distinct raw code (and system) with its checks and its
+        first target, so that validation maps, checks and routes each row by one join on
+        the code as written (no trimming, vocabulary choice or domain test per row)."""
         # the distinct raw codes first (and systems, where the vocabulary depends on it;
         # and units, in the same scan), then their vocabulary and trimmed code: a few
         # hundred rows, not every event (a code over 50 characters is set aside by
         # validation: not looked up)
-        raw: list[str] = []
         codes: list[str] = []
         units: list[str] = []
         for n in EVENT_FILES:
             vocabulary, _, unit, _, _ = _EVENT_COLUMNS[n]
-            columns = ["system"] if "system" in COLUMNS[n] else []
-            columns += ["code"] + ([unit.removeprefix("t.")] if unit != "NULL" else [])
-            raw.append(f"d_{n} AS MATERIALIZED (SELECT DISTINCT {', '.join(columns)} FROM {S}.{n})")
+            columns = _code_keys(n) + ([unit.removeprefix("t.")] if unit != "NULL" else [])
+            self.engine.run(
+                f"CREATE OR REPLACE TABLE {S}.codes_{n} AS SELECT DISTINCT {', '.join(columns)} "
+                f"FROM {S}.{n}"
+            )
             codes.append(
                 f"SELECT DISTINCT {vocabulary} AS vocabulary_id, trim(t.code) AS code "
-                f"FROM d_{n} t WHERE length(t.code) <= 50"
+                f"FROM {S}.codes_{n} t WHERE length(t.code) <= 50"
             )
             if unit != "NULL":
                 units.append(
-                    f"SELECT DISTINCT 'UCUM', CAST({unit} AS VARCHAR) FROM d_{n} t "
+                    f"SELECT DISTINCT 'UCUM', CAST({unit} AS VARCHAR) FROM {S}.codes_{n} t "
                     f"WHERE {unit} IS NOT NULL"
                 )
-        map_codes(self.engine, f"WITH {', '.join(raw)} " + " UNION ".join(codes + units))
+        map_codes(self.engine, " UNION ".join(codes + units))
         self.engine.run(
             f"CREATE OR REPLACE TABLE {S}.unit_map AS SELECT code, min(concept_id) AS concept_id "
             f"FROM {S}.code_map WHERE vocabulary_id = 'UCUM' AND concept_id <> 0 GROUP BY code"
@@ -823,6 +827,26 @@ class Transform:
         self.targets_per_code = int(
             self.engine.scalar(f"SELECT coalesce(max(target_rank), 0) + 1 FROM {S}.code_map")
         )
+        places = " ".join(
+            f"WHEN {literal(d)} THEN {EVENT_TABLES.index(t)}" for d, t in DOMAIN_TABLE.items()
+        )
+        for n in EVENT_FILES:
+            vocabulary = _EVENT_COLUMNS[n][0]
+            keys = ", ".join(f"t.{k}" for k in _code_keys(n))
+            # (``code`` is NULL for a code over 50 characters: it is not looked up)
+            self.engine.run(
+                f"CREATE OR REPLACE TABLE {S}.cm_{n} AS SELECT {keys}, "
+                "t.code IS NOT NULL AND trim(t.code) = '' AS blank, "
+                "length(t.code) > 50 AS long, m.code AS mapped_code, "
+                "coalesce(m.source_concept_id, 0) AS source_concept_id, "
+                "coalesce(m.concept_id, 0) AS concept_id, "
+                f"CAST(CASE m.domain_id {places} END AS UTINYINT) AS place "
+                f"FROM (SELECT DISTINCT {keys} FROM {S}.codes_{n} t) t "
+                f"LEFT JOIN {S}.code_map m ON length(t.code) <= 50 "
+                f"AND m.vocabulary_id = {vocabulary} AND m.code = trim(t.code) "
+                "AND m.target_rank = 0"
+            )
+            self.engine.run(f"DROP TABLE {S}.codes_{n}")
 
     def _validate_events(self, name: str) -> None:
         """``v_<name>``: one narrow, typed row per event, its person and visit joined, its
@@ -832,7 +856,11 @@ class Transform:
             # Synthea 2.x wrote DATE where 3.x writes START
             self.engine.run(f"UPDATE {S}.procedures SET start = coalesce(start, date)")
         has_stop = name not in _NO_STOP
-        vocabulary, value, units, extra, category = _event_text(name)
+        _, value, units, extra, category = _event_text(name)
+        code_match = " AND ".join(
+            f"m.{k} = t.{k}" if k == "code" else f"m.{k} IS NOT DISTINCT FROM t.{k}"
+            for k in _code_keys(name)
+        )
         # The text its CDM row needs is copied as it is (short texts are stored inline, so
         # a copy is cheap; trimming would make new strings): code, value, units, extra.
         typed = {
@@ -847,13 +875,15 @@ class Transform:
             "stop_ts": "pmhub_ts(t.stop)",
             # parsed once here (the CDM row's value_as_number), not again when published
             "ev_number": f"pmhub_num({value})",
-            "ev_code": "t.code",
+            "ev_code": "m.mapped_code",  # trimmed
             "ev_value": value,
             "ev_units": units,
             "extra": extra,
             "source_concept_id": "coalesce(m.source_concept_id, 0)",
             "concept_id": "coalesce(m.concept_id, 0)",
-            "target": _target("m.domain_id", name, value, category),
+            "target": _target("", name, value, category, known="m.place"),
+            "code_blank": "m.blank",  # (read by a rule)
+            "code_long": "m.long",  # (read by a rule)
             "unit_concept_id": "coalesce(u.concept_id, 0)",
         }
         # a column that is the same for every row of the file (no stop, no value …) is
@@ -866,13 +896,17 @@ class Transform:
             f"LEFT JOIN {S}.enc_visit ev ON {self._encounter_match} "
             f"LEFT JOIN {S}.person_ids pi ON pi.source_id = "
             "CASE WHEN ev.visit_detail_id IS NULL THEN t.patient END "
-            f"LEFT JOIN {S}.code_map m ON m.vocabulary_id = {vocabulary} "
-            "AND m.code = trim(t.code) AND m.target_rank = 0 "
+            f"LEFT JOIN {S}.cm_{name} m ON {code_match} "
             f"LEFT JOIN {S}.unit_map u ON u.code = {units}"
         )
         rules = self._event_rules(start, has_stop=has_stop)
         self._validate(
-            name, rules, typed=typed, joins=joins, narrow=True, transient=("other_patient",)
+            name,
+            rules,
+            typed=typed,
+            joins=joins,
+            narrow=True,
+            transient=("other_patient", "code_blank", "code_long"),
         )
         if self.targets_per_code == 1:  # (further targets are found from the stage rows)
             self._free(name)
@@ -932,7 +966,7 @@ class Transform:
             return (
                 f"{EVENT_FILES.index(name)} AS file_order, {literal(name)} AS file, v._line, "
                 "v.person_id, v.visit_occurrence_id, v.visit_detail_id, v.provider_id, "
-                f"v.start_ts, {stored('stop_ts', 'stop_ts')}, trim(v.ev_code) AS code, "
+                f"v.start_ts, {stored('stop_ts', 'stop_ts')}, v.ev_code AS code, "
                 f"{stored('ev_value', 'value')}, {stored('ev_number', 'number')}, "
                 f"{stored('ev_units', 'units')}, {stored('extra', 'extra')}, "
                 f"{stored('unit_concept_id', 'unit_concept_id')}"
@@ -1029,10 +1063,16 @@ def _event_text(name: str) -> tuple[str, str, str, str, str]:
     return vocabulary, value, units, extra, category
 
 
-def _target(domain: str, name: str, value: str, category: str) -> str:
-    """The CDM table of an event, as its place in EVENT_TABLES: its concept's domain,
-    else its file's (an observation with a number, or of a vital-sign or laboratory
-    category, is a measurement)."""
+def _code_keys(name: str) -> list[str]:
+    """The stage columns an event file's codes are looked up by: the code, and its
+    system where the file has one (the vocabulary depends on it)."""
+    return ["system", "code"] if "system" in COLUMNS[name] else ["code"]
+
+
+def _target(domain: str, name: str, value: str, category: str, *, known: str | None = None) -> str:
+    """The CDM table of an event, as its place in EVENT_TABLES: its concept's domain
+    (or ``known``, that domain's place found before), else its file's (an observation
+    with a number, or of a vital-sign or laboratory category, is a measurement)."""
 
     def place(target: str) -> int:
         return EVENT_TABLES.index(target)
@@ -1055,7 +1095,8 @@ def _target(domain: str, name: str, value: str, category: str) -> str:
         f"('vital-signs', 'laboratory') THEN {place('measurement')} "
         f"ELSE {place('observation')} END"
     )
-    return f"CAST(coalesce(CASE {domain} {by_domain} END, {otherwise}) AS UTINYINT)"
+    found = known if known is not None else f"CASE {domain} {by_domain} END"
+    return f"CAST(coalesce({found}, {otherwise}) AS UTINYINT)"
 
 
 def _dates(target: str, prefix: str) -> dict[str, str]:
