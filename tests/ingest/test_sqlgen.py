@@ -1,5 +1,6 @@
 """The CDM select's text rule: every text value reaches the CDM cut to the spec's length
-and with NUL characters replaced, whatever its bytes (the fast path must agree)."""
+and with NUL characters replaced, whatever its bytes (the fast path must agree); and the
+rules' fast tests for blank and overlong values agree with ``trim`` and ``length``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pmhub.ingest.sqlgen import cdm_select
+from pmhub.ingest.sqlgen import blank, cdm_select, longer
 
 # measurement_source_value and value_source_value are varchar(50)
 TEXT = st.text(
@@ -39,3 +40,28 @@ def test_null_text_stays_null() -> None:
         f"SELECT measurement_source_value FROM (SELECT {select} FROM (SELECT NULL AS s))"
     ).fetchone()
     assert row == (None,)
+
+
+# what trim removes and what it keeps, printable ASCII, other scripts, and NUL
+SPACED = st.text(
+    alphabet=st.sampled_from(
+        [" ", "\t", "\n", "\u00a0", "\u3000", "\u2003", "\x00", "!", "~", "a", "0", "é", "한", "😀"]
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.none(), SPACED), limit=st.integers(min_value=0, max_value=60))
+def test_blank_and_longer_agree_with_trim_and_length(value: str | None, limit: int) -> None:
+    con = duckdb.connect()
+    row = con.execute(
+        f"SELECT {blank('x')}, x IS NULL OR trim(x) = '', {longer('x', limit)}, "
+        f"length(x) > {limit} FROM (SELECT CAST(? AS VARCHAR) AS x)",
+        [value],
+    ).fetchone()
+    assert row is not None
+    assert row[0] == row[1]
+    assert row[2] == row[3] or (value is None and row[2] is None and row[3] is None)
+    if value is not None:  # and what they say is what Python's characters say
+        assert row[2] == (len(value) > limit)

@@ -29,8 +29,10 @@ from pmhub.ingest.engine import STAGE, Engine
 from pmhub.ingest.mapping import known_persons, map_codes
 from pmhub.ingest.sqlgen import (
     Rule,
+    blank,
     cdm_select,
     literal,
+    longer,
     quarantine_rows,
     quote_value,
     rule_column,
@@ -200,8 +202,8 @@ class Transform:
         """Missing, overlong and repeated ids; a repeat keeps its first row (``_first``
         comes from the duplicate join that :meth:`_validate` adds for ``dup_key``)."""
         return [
-            Rule(label, f"{column} IS NULL OR trim({column}) = ''", "'missing id'"),
-            Rule(label, f"length({column}) > 50", "'id longer than 50 characters'"),
+            Rule(label, blank(column), "'missing id'"),
+            Rule(label, longer(column, 50), "'id longer than 50 characters'"),
             Rule(
                 label,
                 "_first IS NOT NULL AND _line <> _first",
@@ -479,7 +481,7 @@ class Transform:
         )
         rules = [
             *self._person_rules(),
-            Rule("PAYER", "payer IS NULL OR trim(payer) = ''", "'missing payer'"),
+            Rule("PAYER", blank("payer"), "'missing payer'"),
         ]
         if "payers" in self.present:
             rules.append(

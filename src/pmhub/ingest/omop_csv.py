@@ -23,8 +23,10 @@ from pmhub.ingest.files import Header, fingerprint, read_header
 from pmhub.ingest.plan import Plan
 from pmhub.ingest.sqlgen import (
     Rule,
+    blank,
     cdm_select,
     literal,
+    longer,
     quarantine_invalid,
     quote_value,
     rule_column,
@@ -181,7 +183,7 @@ def _rules(spec: Table, now: str, present: set[str]) -> list[Rule]:
         column = quote(f.name)
         label = f.name
         if f.required or f.primary_key:
-            rules.append(Rule(label, f"{column} IS NULL OR trim({column}) = ''", "'missing'"))
+            rules.append(Rule(label, blank(column), "'missing'"))
         typed = _typed(f)
         if f.datatype in ("integer", "float"):
             kind = "an integer" if f.datatype == "integer" else "a number"
@@ -211,7 +213,7 @@ def _rules(spec: Table, now: str, present: set[str]) -> list[Rule]:
             rules.append(
                 Rule(
                     label,
-                    f"length({column}) > {f.length}",
+                    longer(column, f.length),
                     f"'longer than the {f.length} characters of {spec.name}.{f.name}'",
                 )
             )

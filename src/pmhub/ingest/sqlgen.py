@@ -50,6 +50,23 @@ def reason_columns(rules: Sequence[Rule]) -> str:
     return f"CASE _rule {fields} END AS _field, CASE _rule {reasons} END AS _reason"
 
 
+def blank(column: str) -> str:
+    """SQL true when ``column`` is NULL or only what ``trim`` removes (spaces, Unicode
+    spaces). A value starting with a printable ASCII character is not blank, which is
+    told from its first character: most values are never trimmed (a trim copies the
+    text; 1.9 M ids: 0.4 s of CPU against 0.05)."""
+    return (
+        f"({column} IS NULL OR CASE WHEN ascii({column}) BETWEEN 33 AND 126 THEN false "
+        f"ELSE trim({column}) = '' END)"
+    )
+
+
+def longer(column: str, limit: int) -> str:
+    """SQL true when ``column`` has more than ``limit`` characters: counted only for the
+    values with more than ``limit`` bytes (a character is at least one byte)."""
+    return f"(strlen({column}) > {limit} AND length({column}) > {limit})"
+
+
 def quote_value(column: str, limit: int = 40) -> str:
     """A reason fragment quoting the offending value, shortened."""
     return f"'''' || left(coalesce({column}, ''), {limit}) || ''''"
