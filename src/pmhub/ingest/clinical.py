@@ -641,23 +641,27 @@ class Transform:
         # Outside stays, ETL-Synthea's rule: a patient's emergency, urgent-care and
         # outpatient encounters of one class that start the same day are one visit (its
         # first encounter's line); other classes are a visit each. (Grouped, not windowed:
-        # a window over every encounter costs twice as much.)
+        # a window over every encounter costs twice as much.) Only the days with more than
+        # one such encounter are kept (a few hundred in 1.9 M encounters): the encounters'
+        # join to them then builds a small table, not one as large as the encounters.
         merged = ", ".join(literal(c) for c in SAME_DAY_CLASSES)
         e.run(
             f"CREATE OR REPLACE TABLE {S}.day_unit AS SELECT en.person_id, en.class, "
             "CAST(en.start_ts AS DATE) AS day, min(en._line) AS vline, "
             "min(en.start_ts) AS start_ts, max(en.stop_ts) AS stop_ts "
             f"FROM {S}.enc en ANTI JOIN {S}.enc_stay st ON st._line = en._line "
-            f"WHERE en.class IN ({merged}) GROUP BY ALL"
+            f"WHERE en.class IN ({merged}) GROUP BY ALL HAVING count(*) > 1"
         )
         base_vo = self.bases["visit_occurrence"]
         base_vd = self.bases["visit_detail"]
-        # a visit's id is the line of its first encounter: unique, no sort needed
+        # a visit's id is the line of its first encounter: unique, no sort needed; an
+        # encounter in no stay and no same-day group (``single``) is a visit by itself
         e.run(
             f"CREATE OR REPLACE TABLE {S}.enc_visit AS SELECT en.*, hash(en.id) AS id_key, "
             f"CAST({base_vo} + "
             "coalesce(st.stay_line, du.vline, en._line) - 1 AS BIGINT) AS visit_occurrence_id, "
-            f"CAST({base_vd} + en._line - 1 AS BIGINT) AS visit_detail_id "
+            f"CAST({base_vd} + en._line - 1 AS BIGINT) AS visit_detail_id, "
+            "st.stay_line IS NULL AND du.vline IS NULL AS single "
             f"FROM {S}.enc en LEFT JOIN {S}.enc_stay st ON st._line = en._line "
             f"LEFT JOIN {S}.day_unit du ON du.person_id = en.person_id AND du.class = en.class "
             "AND du.day = CAST(en.start_ts AS DATE)"
@@ -671,9 +675,8 @@ class Transform:
             f"CREATE OR REPLACE VIEW {S}.visit AS WITH units AS ("
             f"SELECT first_line AS vline, person_id, start_ts, stop_ts, 'inpatient' AS class "
             f"FROM {S}.ip UNION ALL SELECT vline, person_id, start_ts, stop_ts, class "
-            f"FROM {S}.day_unit UNION ALL SELECT en._line, en.person_id, en.start_ts, "
-            f"en.stop_ts, en.class FROM {S}.enc en ANTI JOIN {S}.enc_stay st "
-            f"ON st._line = en._line WHERE en.class IS NULL OR en.class NOT IN ({merged})), "
+            f"FROM {S}.day_unit UNION ALL SELECT _line, person_id, start_ts, stop_ts, class "
+            f"FROM {S}.enc_visit WHERE single), "
             "ordered AS (SELECT *, lag(vline) OVER (PARTITION BY person_id "
             "ORDER BY start_ts, vline) AS prev FROM units) "
             "SELECT u.vline, u.person_id, u.start_ts, u.stop_ts, u.class, f.id AS source, "
