@@ -580,8 +580,9 @@ def test_an_ordered_read_restores_the_setting_before(tmp_path: Path, before: boo
 def test_events_join_encounters_by_id_when_their_hashes_repeat(
     tmp_path: Path, synthea_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Events find their encounter by a hash of its id; were two encounters' hashes
-    equal, by the ids themselves: both ways load the same rows."""
+    """Events find their encounter by a hash of its id (staged hashed: not staged again);
+    were two encounters' hashes equal, by the ids themselves, each event file staged
+    again with its ids' texts: both ways load the same rows."""
     from pmhub.cdm import schema
     from pmhub.cdm.backends import connect
     from pmhub.ingest import clinical
@@ -602,11 +603,23 @@ def test_events_join_encounters_by_id_when_their_hashes_repeat(
         backend.close()
         return rows
 
+    restaged: list[str] = []
+    restage = clinical.Transform._restage
+
+    def spy_restage(self: clinical.Transform, name: str) -> None:
+        restaged.append(name)
+        restage(self, name)
+
+    monkeypatch.setattr(clinical.Transform, "_restage", spy_restage)
     monkeypatch.setattr(clinical.Transform, "_encounter_hashes_repeat", spy)
     by_hash = load("hash.duckdb")
-    assert asked == [False]
+    assert asked
+    assert not any(asked)
+    assert restaged == []
     monkeypatch.setattr(clinical.Transform, "_encounter_hashes_repeat", lambda self: True)
     by_id = load("id.duckdb")
+    assert "observations" in restaged
+    assert "conditions" in restaged
     assert by_hash == by_id
     assert by_hash["measurement"]
     assert all(row[14] is not None for row in by_hash["measurement"])  # each has its visit

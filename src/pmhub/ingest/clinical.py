@@ -23,6 +23,7 @@ Timestamps keep their wall-clock value (Synthea's ``Z`` marks UTC; offsets are d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pmhub.ingest.engine import STAGE, Engine
@@ -89,6 +90,8 @@ EVENT_FILES = (
     "conditions", "medications", "immunizations", "procedures", "observations", "allergies",
     "devices",
 )  # fmt: skip
+# an event file's ids that may be staged as their hashes (``<column>_h``): only joined on
+HASHED = ("patient", "encounter")
 # ETL-Synthea does not map these into clinical tables; they are reported, never read.
 IGNORED_FILES = (
     "careplans", "claims", "claims_transactions", "imaging_studies", "supplies",
@@ -158,6 +161,9 @@ class Transform:
     line_offsets: dict[int, int] = field(default_factory=dict)
     targets_per_code: int = 1
     _encounter_match: str = "ev.id = t.encounter"  # how events find their encounter
+    # stages an event file again with the texts of its ids (one staged hashed, ``HASHED``)
+    restage: Callable[[str], None] | None = None
+    _hash_keys: bool | None = None  # whether persons' and encounters' hashes are unique
     # per CDM event table, the files that hold valid rows for it
     file_targets: dict[str, set[str]] = field(default_factory=dict)
 
@@ -221,12 +227,14 @@ class Transform:
         dup_key: str | None = None,
         narrow: bool = False,
         transient: tuple[str, ...] = (),
+        quarantine: bool = True,
     ) -> None:
         """``v_<name>``: each stage row's typed values and ``_rule``, the first rule it
         breaks (NULL when it passes). Values are parsed and joined once, here; the rules
         read them. A ``narrow`` table keeps only ``_line``, the typed columns but the
         ``transient`` ones (which only rules read) and, with a ``dup_key``, ``_first``
-        (which the duplicate rule's reason quotes)."""
+        (which the duplicate rule's reason quotes). Without ``quarantine`` the rows set
+        aside are not copied to the quarantine (nor their reasons spelt out)."""
         typed = typed or {}
         extra = "".join(f", {expr} AS {col}" for col, expr in typed.items())
         first = []
@@ -255,6 +263,8 @@ class Transform:
             f"CREATE OR REPLACE TABLE {S}.v_{name} AS SELECT {kept}, {rule_column(rules)} "
             f"FROM (SELECT t.*{extra} FROM {S}.{name} t {joins}) t"
         )
+        if not quarantine:
+            return
         quarantine_rows(
             self.engine,
             f"v_{name}",
@@ -566,9 +576,9 @@ class Transform:
             f"FROM {self._valid('payer_transitions')}"
         )
 
-    def _person_rules(self) -> list[Rule]:
+    def _person_rules(self, patient: str = "patient") -> list[Rule]:
         return [
-            Rule("PATIENT", "patient IS NULL", "'missing patient'"),
+            Rule("PATIENT", f"{patient} IS NULL", "'missing patient'"),
             Rule(
                 "PATIENT",
                 "person_id IS NULL",
@@ -741,9 +751,12 @@ class Transform:
 
     # --- clinical events ---------------------------------------------------------------
 
-    def _event_rules(self, start: str, *, has_stop: bool) -> list[Rule]:
+    def _event_rules(self, start: str, *, has_stop: bool, hashed: bool = False) -> list[Rule]:
+        """An event's rules; on a hashed stage (``HASHED``) they test the ids' hashes, and
+        their reasons, which quote the ids, are never spelt out."""
+        patient, encounter = ("patient_h", "encounter_h") if hashed else ("patient", "encounter")
         rules = [
-            *self._person_rules(),
+            *self._person_rules(patient),
             Rule(
                 "PATIENT",
                 "other_patient",
@@ -752,7 +765,7 @@ class Transform:
             ),
             Rule(
                 "ENCOUNTER",
-                "encounter IS NOT NULL AND visit_occurrence_id IS NULL",
+                f"{encounter} IS NOT NULL AND visit_occurrence_id IS NULL",
                 f"'ENCOUNTER ' || {quote_value('encounter')} || ' not found in encounters "
                 "(or set aside there)'",
             ),
@@ -855,13 +868,24 @@ class Transform:
 
     def _validate_events(self, name: str) -> None:
         """``v_<name>``: one narrow, typed row per event, its person and visit joined, its
-        code mapped (the code's first target) and the CDM table it goes to decided."""
+        code mapped (the code's first target) and the CDM table it goes to decided.
+
+        A file staged with its ids hashed (``HASHED``) is joined by those hashes; if any
+        of its rows is set aside (whose reason quotes the ids), or if two persons' or
+        encounters' ids share a hash, it is staged again with the texts and checked again:
+        the same rows are set aside, with the same reasons, as if it had never been
+        hashed."""
+        hashed = "patient_h" in self._stage_columns(name)
+        if hashed and not self._hash_keys_unique():
+            self._restage(name)
+            hashed = False
         start = {"immunizations": "date", "observations": "date"}.get(name, "start")
         if name == "procedures":
             # Synthea 2.x wrote DATE where 3.x writes START
             self.engine.run(f"UPDATE {S}.procedures SET start = coalesce(start, date)")
         has_stop = name not in _NO_STOP
         _, value, units, extra, category = _event_text(name)
+        patient_key = "t.patient_h" if hashed else "hash(t.patient)"
         code_match = " AND ".join(
             f"m.{k} = t.{k}" if k == "code" else f"m.{k} IS NOT DISTINCT FROM t.{k}"
             for k in _code_keys(name)
@@ -872,7 +896,7 @@ class Transform:
             # the encounter's person, or, for an event with no encounter found, its
             # patient's (only those rows are looked up by patient)
             "person_id": "coalesce(ev.person_id, pi.person_id)",
-            "other_patient": "ev.patient_hash <> hash(t.patient)",  # (read by a rule)
+            "other_patient": f"ev.patient_hash <> {patient_key}",  # (read by a rule)
             "visit_occurrence_id": "ev.visit_occurrence_id",
             "visit_detail_id": "ev.visit_detail_id",
             "provider_id": "ev.provider_id",
@@ -897,14 +921,20 @@ class Transform:
             del typed[column]
         # (an event whose encounter is found has its visit detail: the encounter's text
         # id is not carried through the join)
+        if hashed:
+            persons = f"{S}.person_keys pi ON pi.key = CASE WHEN ev.visit_detail_id IS NULL "
+            persons += "THEN t.patient_h END"
+        else:
+            persons = f"{S}.person_ids pi ON pi.source_id = CASE WHEN ev.visit_detail_id "
+            persons += "IS NULL THEN t.patient END"
         joins = (
-            f"LEFT JOIN {S}.enc_visit ev ON {self._encounter_match} "
-            f"LEFT JOIN {S}.person_ids pi ON pi.source_id = "
-            "CASE WHEN ev.visit_detail_id IS NULL THEN t.patient END "
+            f"LEFT JOIN {S}.enc_visit ev ON "
+            f"{'ev.id_key = t.encounter_h' if hashed else self._encounter_match} "
+            f"LEFT JOIN {persons} "
             f"LEFT JOIN {S}.cm_{name} m ON {code_match} "
             f"LEFT JOIN {S}.unit_map u ON u.code = {units}"
         )
-        rules = self._event_rules(start, has_stop=has_stop)
+        rules = self._event_rules(start, has_stop=has_stop, hashed=hashed)
         self._validate(
             name,
             rules,
@@ -912,9 +942,38 @@ class Transform:
             joins=joins,
             narrow=True,
             transient=("other_patient", "code_blank", "code_long"),
+            quarantine=not hashed,
         )
+        if hashed and self.engine.scalar(
+            f"SELECT count(*) FROM {S}.v_{name} WHERE _rule IS NOT NULL"
+        ):
+            self._restage(name)  # rows set aside: their reasons quote the ids' texts
+            self._validate_events(name)
+            return
         if self.targets_per_code == 1:  # (further targets are found from the stage rows)
             self._free(name)
+
+    def _hash_keys_unique(self) -> bool:
+        """Whether events may find persons and encounters by their ids' hashes: no two
+        valid encounters' ids, nor two persons' source ids, share one (checked once;
+        ``person_keys`` holds the persons' hashes)."""
+        if self._hash_keys is None:
+            self.engine.run(
+                f"CREATE OR REPLACE TABLE {S}.person_keys AS SELECT hash(source_id) AS key, "
+                f"person_id FROM {S}.person_ids"
+            )
+            repeats = self.engine.scalar(
+                f"SELECT count(*) - count(DISTINCT key) FROM {S}.person_keys"
+            )
+            self._hash_keys = not repeats and not self._encounter_hashes_repeat()
+        return self._hash_keys
+
+    def _restage(self, name: str) -> None:
+        """Stage an event file again with its ids' texts (and the columns a file may lack)."""
+        if self.restage is None:
+            raise RuntimeError(f"{name} was staged with hashed ids and cannot be staged again")
+        self.restage(name)
+        add_missing_columns(self.engine, name, COLUMNS[name])
 
     def _route(self) -> None:
         """Per CDM table, the valid events that go there: each file's rows of that target

@@ -90,11 +90,8 @@ def known_persons(engine: Engine, keys_sql: str, load_id: int) -> None:
     When no earlier load mapped anyone (a site's first load), the source's keys are not
     gathered at all: every file's patient column would be read for nothing.
     """
-    earlier = engine.target.fetchall(
-        "SELECT 1 FROM pmhub_person_map WHERE load_id <> ? LIMIT 1", [int(load_id)]
-    )
     found = pa.table({})
-    if earlier:
+    if earlier_persons(engine, load_id):
         keys = engine.work.sql(
             f"SELECT DISTINCT source_id FROM ({keys_sql}) WHERE source_id IS NOT NULL"
         ).to_arrow_table()
@@ -106,6 +103,16 @@ def known_persons(engine: Engine, keys_sql: str, load_id: int) -> None:
             {"source_id": pa.array([], pa.string()), "person_id": pa.array([], pa.int64())}
         )
     engine.put("known_person", _plain(found))
+
+
+def earlier_persons(engine: Engine, load_id: int) -> bool:
+    """Whether loads before ``load_id`` gave this site's patients person ids (then every
+    file's patient ids are looked up among theirs, and are staged as text)."""
+    return bool(
+        engine.target.fetchall(
+            "SELECT 1 FROM pmhub_person_map WHERE load_id <> ? LIMIT 1", [int(load_id)]
+        )
+    )
 
 
 def _plain(data: pa.Table) -> pa.Table:

@@ -12,6 +12,11 @@ again whole, and the rows that validation sets aside get their whole raw line ba
 one more read (:func:`restore_raw`): both only for files with such rows. A file whose
 encoding check (its first 16 MB) found bytes that are not UTF-8 is read whole from the
 start; bytes that are not UTF-8 further on, in a column not read, are not looked at.
+
+Columns only ever joined on (an event's PATIENT and ENCOUNTER ids) may be staged as their
+64-bit hash (``hashed``: ``<column>_h``, NULL for NULL), which is cheaper to store and to
+join than a 36-character text. The texts are then gone from the stage: a transform that
+needs them (to quote them in a reason) stages the file again whole (``Staged.hashed``).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class Staged:
     rejected: int
     seconds: float = 0.0
     header: Header | None = None  # the file's own columns, when only some were staged
+    hashed: tuple[str, ...] = ()  # staged as ``<column>_h``, their hash, not their text
 
     @property
     def projected(self) -> bool:
@@ -71,23 +77,30 @@ def stage_csv(
     header: Header,
     name: str,
     keep: Collection[str] | None = None,
+    hashed: Collection[str] = (),
 ) -> Staged:
     """Read ``source`` into ``pmhub_stage.<name>``; its unparseable lines into quarantine.
-    With ``keep``, only those of its columns are staged, unless a line is rejected."""
+    With ``keep``, only those of its columns are staged, and those of them in ``hashed``
+    as their hash, unless a line is rejected."""
     started = time.perf_counter()
     engine.run(QUARANTINE_DDL)
     path = readable_utf8(source, engine.workdir / "transcoded")
     target = f"{STAGE}.{name}"
-    staged = header.columns
+    staged, hashes = header.columns, tuple(c for c in header.columns if c in hashed)
     # (a file seen to hold bytes that are not UTF-8 is read whole, so that the reader
     # rejects each such line, whichever column the bytes are in)
-    if keep is not None and source.encoding != "utf-8-invalid" and set(header.columns) - set(keep):
+    partial = keep is not None and source.encoding != "utf-8-invalid"
+    if partial and keep is not None and (set(header.columns) - set(keep) or hashes):
         staged = tuple(c for c in header.columns if c in keep)
+        hashes = tuple(c for c in hashes if c in staged)
         # A rejected line sends the file to a whole read: DuckDB's reader loads a line
         # whose bad bytes sit in a column it does not store, yet lists it as rejected
-        if _stage(engine, source, path, target, header, staged):
+        if _stage(engine, source, path, target, header, staged, hashes):
             staged = header.columns
-    if staged == header.columns:
+            hashes = ()
+    else:
+        hashes = ()
+    if staged == header.columns and not hashes:
         _stage(engine, source, path, target, header, staged)
     rejected = int(engine.scalar("SELECT count(DISTINCT line) FROM temp.main.pmhub_rej"))
     if rejected:
@@ -95,7 +108,7 @@ def stage_csv(
         _quarantine_rejects(engine, source.name)
     good = int(engine.scalar(f"SELECT count(*) FROM {target}"))
     seconds = time.perf_counter() - started
-    return Staged(source, name, staged, good, rejected, seconds, header)
+    return Staged(source, name, staged, good, rejected, seconds, header, hashes)
 
 
 def _stage(
@@ -105,16 +118,18 @@ def _stage(
     target: str,
     header: Header,
     staged: tuple[str, ...],
+    hashed: tuple[str, ...] = (),
 ) -> int:
-    """Read the file's ``staged`` columns into ``target``; the number of rejected lines."""
+    """Read the file's ``staged`` columns (``hashed`` ones as their hash) into ``target``;
+    the number of rejected lines."""
     try:
-        _read(engine, path, target, header, staged, strict=True)
+        _read(engine, path, target, header, staged, hashed, strict=True)
     except duckdb.Error:
         # Bytes that derail the reader's state machine (binary data, stray carriage
         # returns inside fields): read again leniently, so bad lines are rejected one by
         # one; if even that fails, the file as a whole is refused with the reason.
         try:
-            _read(engine, path, target, header, staged, strict=False)
+            _read(engine, path, target, header, staged, hashed, strict=False)
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise InputFormatError(
@@ -131,13 +146,23 @@ def _read(
     target: str,
     header: Header,
     staged: tuple[str, ...],
+    hashed: tuple[str, ...] = (),
     *,
     strict: bool,
 ) -> None:
     engine.run("DROP TABLE IF EXISTS temp.main.pmhub_rej")
     engine.run("DROP TABLE IF EXISTS temp.main.pmhub_scan")
     columns = ", ".join(f"{literal(c)}: 'VARCHAR'" for c in header.columns)
-    chosen = "*" if staged == header.columns else ", ".join(quote(c) for c in staged)
+    chosen = (
+        "*"
+        if staged == header.columns and not hashed
+        else ", ".join(
+            f"CASE WHEN {quote(c)} IS NOT NULL THEN hash({quote(c)}) END AS {quote(c + '_h')}"
+            if c in hashed
+            else quote(c)
+            for c in staged
+        )
+    )
     reader = (
         f"read_csv(?, header = true, auto_detect = false, delim = {literal(header.delimiter)}, "
         f"quote = '\"', escape = '\"', columns = {{{columns}}}, "
@@ -219,5 +244,5 @@ def add_missing_columns(engine: Engine, name: str, wanted: tuple[str, ...]) -> N
     """Older or newer exporters omit columns we read: add them as NULL."""
     present = {c.lower() for c in engine.columns(name)}
     for column in wanted:
-        if column not in present:
+        if column not in present and f"{column}_h" not in present:  # (hashed: is there)
             engine.run(f'ALTER TABLE {STAGE}.{name} ADD COLUMN "{column}" VARCHAR')

@@ -9,6 +9,7 @@ from pmhub.ingest import clinical
 from pmhub.ingest.engine import Engine
 from pmhub.ingest.errors import EmptyInputError, InputFormatError, InputNotFoundError
 from pmhub.ingest.files import Header, SourceFile, fingerprint, read_header
+from pmhub.ingest.mapping import earlier_persons
 from pmhub.ingest.plan import Plan
 from pmhub.ingest.stage import restore_raw, stage_csv
 
@@ -51,11 +52,31 @@ def discover(path: Path, encoding: str) -> Plan:
 
 
 def stage(engine: Engine, plan: Plan) -> None:
+    # An event's PATIENT and ENCOUNTER ids are only joined on (while no row is set aside
+    # and no earlier load's persons are looked up by them): staged as their hashes
+    hashed = () if earlier_persons(engine, plan.load_id) else clinical.HASHED
     for name, source in plan.sources.items():
         header = _header(source, name)
         # only the columns the transform reads (descriptions, costs and reasons are not)
-        plan.staged[name] = stage_csv(engine, source, header, name, clinical.COLUMNS[name])
+        plan.staged[name] = stage_csv(
+            engine,
+            source,
+            header,
+            name,
+            clinical.COLUMNS[name],
+            hashed if name in clinical.EVENT_FILES and set(hashed) <= set(header.columns) else (),
+        )
         plan.delimiters[name] = header.delimiter
+
+
+def _restage(engine: Engine, plan: Plan, name: str) -> None:
+    """Stage ``name`` again with the texts of its ids (a row of it is set aside, and its
+    reason quotes them): in file order, as the first time."""
+    source = plan.sources[name]
+    with engine.ordered():
+        plan.staged[name] = stage_csv(
+            engine, source, _header(source, name), name, clinical.COLUMNS[name]
+        )
 
 
 def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> None:
@@ -68,6 +89,7 @@ def transform(engine: Engine, plan: Plan, bases: dict[str, int], now: str) -> No
         delimiters=plan.delimiters,
         files=files,
         load_id=plan.load_id,
+        restage=lambda name: _restage(engine, plan, name),
     ).run()
     for name, staged in plan.staged.items():
         restore_raw(engine, staged, files[name])
