@@ -313,3 +313,34 @@ def test_bad_bytes_in_a_column_not_read(cdm_backend: Backend, synthea_dir: Path)
     [(line, _, reason)] = reasons(cdm_backend, "patients.csv")
     assert line == 5
     assert "not UTF-8" in reason
+
+
+def test_encounters_of_unknown_patients_providers_and_organizations(
+    cdm_backend: Backend, synthea_dir: Path
+) -> None:
+    """Encounters are joined to persons, providers and organizations by the hashes of
+    their ids; one set aside gets the same reasons, quoting the ids as written, and its
+    whole line, as if they had been joined by the texts."""
+    ghost = "deadbeef-0000-4000-8000-000000000000"
+    org = "d78e84ec-30aa-3bba-a33a-f29a3a454662"
+    provider = "c7b6b8a4-2c61-3a66-b0b4-9b0e1c6c6a11"
+    rest = ",,wellness,162673000,General examination,1.00,1.00,0.00,,"
+    lines = [
+        f"0b9f3c52-7d1f-4f1e-a4a3-6a1e2f9c0901,2016-01-01T09:00:00Z,,{ghost},{org},{provider}",
+        f"0b9f3c52-7d1f-4f1e-a4a3-6a1e2f9c0902,2016-01-01T09:00:00Z,,{P1},{ghost},{provider}",
+        f"0b9f3c52-7d1f-4f1e-a4a3-6a1e2f9c0903,2016-01-01T09:00:00Z,,{P1},{org},{ghost}",
+    ]
+    for line in lines:
+        append_line(synthea_dir / "encounters.csv", line + rest)
+    report = ingest(cdm_backend, "synthea-csv", synthea_dir)
+    assert balanced(report)
+    assert account(report, "encounters.csv") == (11, 8, 3)
+    got = reasons(cdm_backend, "encounters.csv")
+    assert [(line, field) for line, field, _ in got] == [
+        (10, "PATIENT"),
+        (11, "ORGANIZATION"),
+        (12, "PROVIDER"),
+    ]
+    assert all(ghost in reason for _, _, reason in got)
+    raw = {line: text for f, line, _, _, text in quarantine(cdm_backend) if f == "encounters.csv"}
+    assert [raw[n] for n in (10, 11, 12)] == [line + rest for line in lines]

@@ -90,8 +90,11 @@ EVENT_FILES = (
     "conditions", "medications", "immunizations", "procedures", "observations", "allergies",
     "devices",
 )  # fmt: skip
-# an event file's ids that may be staged as their hashes (``<column>_h``): only joined on
-HASHED = ("patient", "encounter")
+# per file, the ids that may be staged as their hashes (``<column>_h``): only joined on
+HASHED: dict[str, tuple[str, ...]] = {
+    "encounters": ("patient", "organization", "provider"),
+    **{name: ("patient", "encounter") for name in EVENT_FILES},
+}
 # ETL-Synthea does not map these into clinical tables; they are reported, never read.
 IGNORED_FILES = (
     "careplans", "claims", "claims_transactions", "imaging_studies", "supplies",
@@ -163,7 +166,7 @@ class Transform:
     _encounter_match: str = "ev.id = t.encounter"  # how events find their encounter
     # stages an event file again with the texts of its ids (one staged hashed, ``HASHED``)
     restage: Callable[[str], None] | None = None
-    _hash_keys: bool | None = None  # whether persons' and encounters' hashes are unique
+    _keys_unique: bool | None = None  # whether persons', providers', sites' hashes are
     # per CDM event table, the files that hold valid rows for it
     file_targets: dict[str, set[str]] = field(default_factory=dict)
 
@@ -418,7 +421,7 @@ class Transform:
         self._validate("organizations", self._id_rules("Id"), dup_key="id")
         base = self.bases["care_site"]
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.org AS SELECT id, name, "
+            f"CREATE OR REPLACE TABLE {S}.org AS SELECT id, hash(id) AS key, name, "
             f"{base} + row_number() OVER (ORDER BY _line) AS care_site_id "
             f"FROM {self._valid('organizations')}"
         )
@@ -433,11 +436,12 @@ class Transform:
         )
         self.engine.run(f"CREATE OR REPLACE VIEW {S}.out_care_site AS SELECT {select} FROM {S}.org")
 
-    def _orphan(self, label: str, column: str, found: str) -> Rule:
-        """A reference that the joined table (``found`` from it) does not resolve."""
+    def _orphan(self, label: str, column: str, found: str, tested: str = "") -> Rule:
+        """A reference that the joined table (``found`` from it) does not resolve
+        (``tested``: the column tested, when not ``column`` itself, such as its hash)."""
         return Rule(
             label,
-            f"{column} IS NOT NULL AND {found} IS NULL",
+            f"{tested or column} IS NOT NULL AND {found} IS NULL",
             f"'{label} ' || {quote_value(column)} || ' not found in the "
             f"{label.lower()} file (or set aside there)'",
         )
@@ -455,7 +459,7 @@ class Transform:
         )
         base = self.bases["provider"]
         self.engine.run(
-            f"CREATE OR REPLACE TABLE {S}.prov AS SELECT p.*, "
+            f"CREATE OR REPLACE TABLE {S}.prov AS SELECT p.*, hash(p.id) AS key, "
             f"{base} + row_number() OVER (ORDER BY p._line) AS provider_id "
             f"FROM {self._valid('providers')} p"
         )
@@ -588,17 +592,27 @@ class Transform:
         ]
 
     def _encounters(self) -> None:
+        """``v_encounters`` and the valid encounters (``enc``). Staged with their person,
+        provider and organization ids hashed (``HASHED``), they are joined by the hashes;
+        with any row set aside, or hashes that repeat, staged again with the texts."""
+        hashed = "patient_h" in self._stage_columns("encounters")
+        if hashed and not self._hashed_keys():
+            self._restage("encounters")
+            hashed = False
+        h = "_h" if hashed else ""
         rules = [
             *self._id_rules("Id"),
-            *self._person_rules(),
+            *self._person_rules(f"patient{h}"),
             *self._date_rules("START", "start", "start_ts", required=True),
             *self._date_rules("STOP", "stop", "stop_raw_ts", required=False),
             Rule("STOP", "stop_raw_ts < start_ts", "'STOP before START'"),
         ]
         if "organizations" in self.present:
-            rules.append(self._orphan("ORGANIZATION", "organization", "care_site_id"))
+            rules.append(
+                self._orphan("ORGANIZATION", "organization", "care_site_id", f"organization{h}")
+            )
         if "providers" in self.present:
-            rules.append(self._orphan("PROVIDER", "provider", "provider_id"))
+            rules.append(self._orphan("PROVIDER", "provider", "provider_id", f"provider{h}"))
         typed = {
             "id": "t.id",
             "person_id": "pi.person_id",
@@ -609,14 +623,33 @@ class Transform:
             "care_site_id": "o.care_site_id",
             # the encounter's patient, for its events to be checked against (a 64-bit
             # hash: comparing it is cheaper than looking each event's patient up)
-            "patient_hash": "hash(t.patient)",
+            "patient_hash": "t.patient_h" if hashed else "hash(t.patient)",
         }
-        joins = (
-            f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
-            f"LEFT JOIN {S}.prov pr ON pr.id = t.provider "
-            f"LEFT JOIN {S}.org o ON o.id = t.organization"
+        if hashed:
+            joins = (
+                f"LEFT JOIN {S}.person_keys pi ON pi.key = t.patient_h "
+                f"LEFT JOIN {S}.prov pr ON pr.key = t.provider_h "
+                f"LEFT JOIN {S}.org o ON o.key = t.organization_h"
+            )
+        else:
+            joins = (
+                f"LEFT JOIN {S}.person_ids pi ON pi.source_id = t.patient "
+                f"LEFT JOIN {S}.prov pr ON pr.id = t.provider "
+                f"LEFT JOIN {S}.org o ON o.id = t.organization"
+            )
+        self._validate(
+            "encounters",
+            rules,
+            typed=typed,
+            joins=joins,
+            dup_key="id",
+            narrow=True,
+            quarantine=not hashed,
         )
-        self._validate("encounters", rules, typed=typed, joins=joins, dup_key="id", narrow=True)
+        if hashed and self._set_aside("encounters"):
+            self._restage("encounters")  # rows set aside: their reasons quote the ids
+            self._encounters()
+            return
         self._free("encounters")
         # a view, not a copy: the valid encounters are read four times, each cheaply
         self.engine.run(
@@ -876,7 +909,7 @@ class Transform:
         the same rows are set aside, with the same reasons, as if it had never been
         hashed."""
         hashed = "patient_h" in self._stage_columns(name)
-        if hashed and not self._hash_keys_unique():
+        if hashed and not (self._hashed_keys() and not self._encounter_hashes_repeat()):
             self._restage(name)
             hashed = False
         start = {"immunizations": "date", "observations": "date"}.get(name, "start")
@@ -944,29 +977,36 @@ class Transform:
             transient=("other_patient", "code_blank", "code_long"),
             quarantine=not hashed,
         )
-        if hashed and self.engine.scalar(
-            f"SELECT count(*) FROM {S}.v_{name} WHERE _rule IS NOT NULL"
-        ):
+        if hashed and self._set_aside(name):
             self._restage(name)  # rows set aside: their reasons quote the ids' texts
             self._validate_events(name)
             return
         if self.targets_per_code == 1:  # (further targets are found from the stage rows)
             self._free(name)
 
-    def _hash_keys_unique(self) -> bool:
-        """Whether events may find persons and encounters by their ids' hashes: no two
-        valid encounters' ids, nor two persons' source ids, share one (checked once;
-        ``person_keys`` holds the persons' hashes)."""
-        if self._hash_keys is None:
+    def _hashed_keys(self) -> bool:
+        """Whether rows may find their person, provider and organization by the hashes
+        of their ids: no two persons' source ids, nor two valid providers' or
+        organizations' ids, share one (checked once; ``person_keys`` holds the persons'
+        hashes). Encounters' hashes are checked apart (``rep_encounters``)."""
+        if self._keys_unique is None:
             self.engine.run(
                 f"CREATE OR REPLACE TABLE {S}.person_keys AS SELECT hash(source_id) AS key, "
                 f"person_id FROM {S}.person_ids"
             )
             repeats = self.engine.scalar(
-                f"SELECT count(*) - count(DISTINCT key) FROM {S}.person_keys"
+                "SELECT "
+                + " + ".join(
+                    f"(SELECT count(*) - count(DISTINCT key) FROM {S}.{t})"
+                    for t in ("person_keys", "prov", "org")
+                )
             )
-            self._hash_keys = not repeats and not self._encounter_hashes_repeat()
-        return self._hash_keys
+            self._keys_unique = not repeats
+        return self._keys_unique
+
+    def _set_aside(self, name: str) -> int:
+        """How many of ``v_<name>``'s rows break a rule."""
+        return int(self.engine.scalar(f"SELECT count(*) FROM {S}.v_{name} WHERE _rule IS NOT NULL"))
 
     def _restage(self, name: str) -> None:
         """Stage an event file again with its ids' texts (and the columns a file may lack)."""

@@ -52,11 +52,13 @@ def discover(path: Path, encoding: str) -> Plan:
 
 
 def stage(engine: Engine, plan: Plan) -> None:
-    # An event's PATIENT and ENCOUNTER ids are only joined on (while no row is set aside
-    # and no earlier load's persons are looked up by them): staged as their hashes
-    hashed = () if earlier_persons(engine, plan.load_id) else clinical.HASHED
+    # An encounter's or event's ids of other rows (PATIENT, ENCOUNTER, PROVIDER …) are only
+    # joined on, while no row is set aside and no earlier load's persons are looked up by
+    # them: staged as their hashes
+    earlier = earlier_persons(engine, plan.load_id)
     for name, source in plan.sources.items():
         header = _header(source, name)
+        hashed = () if earlier else clinical.HASHED.get(name, ())
         # only the columns the transform reads (descriptions, costs and reasons are not)
         plan.staged[name] = stage_csv(
             engine,
@@ -64,7 +66,7 @@ def stage(engine: Engine, plan: Plan) -> None:
             header,
             name,
             clinical.COLUMNS[name],
-            hashed if name in clinical.EVENT_FILES and set(hashed) <= set(header.columns) else (),
+            hashed if set(hashed) <= set(header.columns) else (),
         )
         plan.delimiters[name] = header.delimiter
 
