@@ -680,8 +680,12 @@ def test_repeated_encounter_hashes_are_told(
         engine.run(f"INSERT INTO {STAGE}.rep_encounters SELECT unnest(?::UBIGINT[])", [repeats])
         transform = clinical.Transform(engine, {}, "2026-01-01", set())
         assert transform._encounter_hashes_repeat() is expected
+        transform._encounters_by_hash = not transform._encounter_hashes_repeat()  # (_events)
         assert transform._encounter_join() == (
             "ev.id = t.encounter" if expected else "ev.id_key = hash(t.encounter)"
+        )
+        assert transform._encounter_join(hashed=True) == (
+            "ev.id = t.encounter" if expected else "ev.id_key = t.encounter_h"
         )
     finally:
         engine.close()

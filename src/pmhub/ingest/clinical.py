@@ -163,10 +163,12 @@ class Transform:
     # where each event file's lines start in the event ids, and the most targets of a code
     line_offsets: dict[int, int] = field(default_factory=dict)
     targets_per_code: int = 1
-    _encounter_match: str = "ev.id = t.encounter"  # how events find their encounter
-    # stages an event file again with the texts of its ids (one staged hashed, ``HASHED``)
+    # whether events find their encounter by the hash of its id (:meth:`_encounter_join`)
+    _encounters_by_hash: bool = True
+    # stages a file again with the texts of its ids (one staged hashed, ``HASHED``)
     restage: Callable[[str], None] | None = None
-    _keys_unique: bool | None = None  # whether persons', providers', sites' hashes are
+    # whether persons', providers' and organizations' ids hash uniquely (None: not checked)
+    _keys_unique: bool | None = None
     # per CDM event table, the files that hold valid rows for it
     file_targets: dict[str, set[str]] = field(default_factory=dict)
 
@@ -595,10 +597,7 @@ class Transform:
         """``v_encounters`` and the valid encounters (``enc``). Staged with their person,
         provider and organization ids hashed (``HASHED``), they are joined by the hashes;
         with any row set aside, or hashes that repeat, staged again with the texts."""
-        hashed = "patient_h" in self._stage_columns("encounters")
-        if hashed and not self._hashed_keys():
-            self._restage("encounters")
-            hashed = False
+        hashed = self._hashed("encounters", joinable=self._hashed_keys())
         h = "_h" if hashed else ""
         rules = [
             *self._id_rules("Id"),
@@ -815,7 +814,7 @@ class Transform:
         return rules
 
     def _events(self) -> None:
-        self._encounter_match = self._encounter_join()
+        self._encounters_by_hash = not self._encounter_hashes_repeat()
         self._map_event_codes()
         for name in EVENT_FILES:
             self._validate_events(name)
@@ -823,16 +822,17 @@ class Transform:
         for target in EVENT_TABLES:
             self._event_table(target)
 
-    def _encounter_join(self) -> str:
-        """How events find their encounter: by the 64-bit hash of its id, since an
-        integer key joins in two thirds of the time a 36-character text does. Valid
-        encounters' ids are unique, so while no two of their hashes are equal each event
-        matches at most one; else (never seen) the ids themselves are joined. An event
-        whose encounter is not in the file could match another's hash only by a chance
-        of n in 2^64, and would then be set aside as not of that encounter's patient."""
-        if self._encounter_hashes_repeat():
+    def _encounter_join(self, *, hashed: bool = False) -> str:
+        """How events find their encounter: by the 64-bit hash of its id (staged as such,
+        ``hashed``, or hashed here), since an integer key joins in two thirds of the time
+        a 36-character text does. Valid encounters' ids are unique, so while no two of
+        their hashes are equal (``_encounters_by_hash``) each event matches at most one;
+        else (never seen) the ids themselves are joined. An event whose encounter is not
+        in the file could match another's hash only by a chance of n in 2^64, and would
+        then be set aside as not of that encounter's patient."""
+        if not self._encounters_by_hash:
             return "ev.id = t.encounter"
-        return "ev.id_key = hash(t.encounter)"
+        return "ev.id_key = t.encounter_h" if hashed else "ev.id_key = hash(t.encounter)"
 
     def _encounter_hashes_repeat(self) -> bool:
         """Whether two valid encounters' ids have one hash: only ids whose hash repeats
@@ -878,20 +878,17 @@ class Transform:
         self.targets_per_code = int(
             self.engine.scalar(f"SELECT coalesce(max(target_rank), 0) + 1 FROM {S}.code_map")
         )
-        places = " ".join(
-            f"WHEN {literal(d)} THEN {EVENT_TABLES.index(t)}" for d, t in DOMAIN_TABLE.items()
-        )
         for n in EVENT_FILES:
             vocabulary = _EVENT_COLUMNS[n][0]
             keys = ", ".join(f"t.{k}" for k in _code_keys(n))
             # (``code`` is NULL for a code over 50 characters: it is not looked up)
             self.engine.run(
                 f"CREATE OR REPLACE TABLE {S}.cm_{n} AS SELECT {keys}, "
-                "t.code IS NOT NULL AND trim(t.code) = '' AS blank, "
+                f"{blank('t.code')} AS blank, "
                 "length(t.code) > 50 AS long, m.code AS mapped_code, "
                 "coalesce(m.source_concept_id, 0) AS source_concept_id, "
                 "coalesce(m.concept_id, 0) AS concept_id, "
-                f"CAST(CASE m.domain_id {places} END AS UTINYINT) AS place "
+                f"{_place('m.domain_id')} AS place "
                 f"FROM (SELECT DISTINCT {keys} FROM {S}.codes_{n} t) t "
                 f"LEFT JOIN {S}.code_map m ON length(t.code) <= 50 "
                 f"AND m.vocabulary_id = {vocabulary} AND m.code = trim(t.code) "
@@ -908,10 +905,7 @@ class Transform:
         encounters' ids share a hash, it is staged again with the texts and checked again:
         the same rows are set aside, with the same reasons, as if it had never been
         hashed."""
-        hashed = "patient_h" in self._stage_columns(name)
-        if hashed and not (self._hashed_keys() and not self._encounter_hashes_repeat()):
-            self._restage(name)
-            hashed = False
+        hashed = self._hashed(name, joinable=self._hashed_keys() and self._encounters_by_hash)
         start = {"immunizations": "date", "observations": "date"}.get(name, "start")
         if name == "procedures":
             # Synthea 2.x wrote DATE where 3.x writes START
@@ -943,7 +937,7 @@ class Transform:
             "extra": extra,
             "source_concept_id": "coalesce(m.source_concept_id, 0)",
             "concept_id": "coalesce(m.concept_id, 0)",
-            "target": _target("", name, value, category, known="m.place"),
+            "target": _target("m.place", name, value, category),
             "code_blank": "m.blank",  # (read by a rule)
             "code_long": "m.long",  # (read by a rule)
             "unit_concept_id": "coalesce(u.concept_id, 0)",
@@ -961,8 +955,7 @@ class Transform:
             persons = f"{S}.person_ids pi ON pi.source_id = CASE WHEN ev.visit_detail_id "
             persons += "IS NULL THEN t.patient END"
         joins = (
-            f"LEFT JOIN {S}.enc_visit ev ON "
-            f"{'ev.id_key = t.encounter_h' if hashed else self._encounter_match} "
+            f"LEFT JOIN {S}.enc_visit ev ON {self._encounter_join(hashed=hashed)} "
             f"LEFT JOIN {persons} "
             f"LEFT JOIN {S}.cm_{name} m ON {code_match} "
             f"LEFT JOIN {S}.unit_map u ON u.code = {units}"
@@ -1004,12 +997,23 @@ class Transform:
             self._keys_unique = not repeats
         return self._keys_unique
 
+    def _hashed(self, name: str, *, joinable: bool) -> bool:
+        """Whether ``name`` is staged with its ids hashed (``HASHED``) and may be joined by
+        them; when they may not (``joinable`` false: two ids share a hash), the file is
+        staged again with the texts."""
+        if "patient_h" not in self._stage_columns(name):
+            return False
+        if not joinable:
+            self._restage(name)
+        return joinable
+
     def _set_aside(self, name: str) -> int:
         """How many of ``v_<name>``'s rows break a rule."""
         return int(self.engine.scalar(f"SELECT count(*) FROM {S}.v_{name} WHERE _rule IS NOT NULL"))
 
     def _restage(self, name: str) -> None:
-        """Stage an event file again with its ids' texts (and the columns a file may lack)."""
+        """Stage a file staged hashed again with its ids' texts (and the columns a file
+        may lack)."""
         if self.restage is None:
             raise RuntimeError(f"{name} was staged with hashed ids and cannot be staged again")
         self.restage(name)
@@ -1085,7 +1089,7 @@ class Transform:
         if self.targets_per_code > 1:  # codes with several targets: their further rows
             for name in EVENT_FILES:
                 vocabulary, value, _, _, category = _event_text(name)
-                routed = _target("m.domain_id", name, value, category)
+                routed = _target(_place("m.domain_id"), name, value, category)
                 # the few stage rows whose code has further targets, then their typed values
                 parts.append(
                     f"SELECT * FROM (SELECT {columns(name)}, m.source_concept_id, "
@@ -1173,34 +1177,35 @@ def _code_keys(name: str) -> list[str]:
     return ["system", "code"] if "system" in COLUMNS[name] else ["code"]
 
 
-def _target(domain: str, name: str, value: str, category: str, *, known: str | None = None) -> str:
-    """The CDM table of an event, as its place in EVENT_TABLES: its concept's domain
-    (or ``known``, that domain's place found before), else its file's (an observation
-    with a number, or of a vital-sign or laboratory category, is a measurement)."""
-
-    def place(target: str) -> int:
-        return EVENT_TABLES.index(target)
-
+def _place(domain: str) -> str:
+    """The CDM table a concept's domain (``domain``, an expression) sends an event to, as
+    its place in EVENT_TABLES; NULL for a domain with no table of its own."""
     by_domain = " ".join(
-        f"WHEN {literal(d)} THEN {place(target)}" for d, target in DOMAIN_TABLE.items()
+        f"WHEN {literal(d)} THEN {EVENT_TABLES.index(t)}" for d, t in DOMAIN_TABLE.items()
     )
+    return f"CAST(CASE {domain} {by_domain} END AS UTINYINT)"
+
+
+def _target(place: str, name: str, value: str, category: str) -> str:
+    """The CDM table of an event, as its place in EVENT_TABLES: its concept's domain's
+    (``place``, from :func:`_place`), else its file's (an observation with a number, or
+    of a vital-sign or laboratory category, is a measurement)."""
     default = {
-        "conditions": place("condition_occurrence"),
-        "medications": place("drug_exposure"),
-        "immunizations": place("drug_exposure"),
-        "procedures": place("procedure_occurrence"),
-        "devices": place("device_exposure"),
-        "allergies": place("observation"),
+        "conditions": "condition_occurrence",
+        "medications": "drug_exposure",
+        "immunizations": "drug_exposure",
+        "procedures": "procedure_occurrence",
+        "devices": "device_exposure",
+        "allergies": "observation",
     }.get(name)
+    measurement, observation = EVENT_TABLES.index("measurement"), EVENT_TABLES.index("observation")
     otherwise = (
-        str(default)
+        str(EVENT_TABLES.index(default))
         if default is not None
         else f"CASE WHEN pmhub_num({value}) IS NOT NULL OR lower({category}) IN "
-        f"('vital-signs', 'laboratory') THEN {place('measurement')} "
-        f"ELSE {place('observation')} END"
+        f"('vital-signs', 'laboratory') THEN {measurement} ELSE {observation} END"
     )
-    found = known if known is not None else f"CASE {domain} {by_domain} END"
-    return f"CAST(coalesce({found}, {otherwise}) AS UTINYINT)"
+    return f"CAST(coalesce({place}, {otherwise}) AS UTINYINT)"
 
 
 def _dates(target: str, prefix: str) -> dict[str, str]:

@@ -13,10 +13,10 @@ one more read (:func:`restore_raw`): both only for files with such rows. A file 
 encoding check (its first 16 MB) found bytes that are not UTF-8 is read whole from the
 start; bytes that are not UTF-8 further on, in a column not read, are not looked at.
 
-Columns only ever joined on (an event's PATIENT and ENCOUNTER ids) may be staged as their
-64-bit hash (``hashed``: ``<column>_h``, NULL for NULL), which is cheaper to store and to
-join than a 36-character text. The texts are then gone from the stage: a transform that
-needs them (to quote them in a reason) stages the file again whole (``Staged.hashed``).
+Columns only ever joined on (ids of other rows, such as an event's PATIENT) may be staged
+as their 64-bit hash (``hashed``: ``<column>_h``, NULL for NULL), which is cheaper to
+store and to join than a 36-character text. The texts are then gone from the stage: a
+transform that needs them (to quote them in a reason) stages the file again without.
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ class Staged:
     rejected: int
     seconds: float = 0.0
     header: Header | None = None  # the file's own columns, when only some were staged
-    hashed: tuple[str, ...] = ()  # staged as ``<column>_h``, their hash, not their text
 
     @property
     def projected(self) -> bool:
@@ -86,21 +85,19 @@ def stage_csv(
     engine.run(QUARANTINE_DDL)
     path = readable_utf8(source, engine.workdir / "transcoded")
     target = f"{STAGE}.{name}"
-    staged, hashes = header.columns, tuple(c for c in header.columns if c in hashed)
+    staged, done = header.columns, False
     # (a file seen to hold bytes that are not UTF-8 is read whole, so that the reader
     # rejects each such line, whichever column the bytes are in)
-    partial = keep is not None and source.encoding != "utf-8-invalid"
-    if partial and keep is not None and (set(header.columns) - set(keep) or hashes):
-        staged = tuple(c for c in header.columns if c in keep)
-        hashes = tuple(c for c in hashes if c in staged)
+    if keep is not None and source.encoding != "utf-8-invalid":
+        kept = tuple(c for c in header.columns if c in keep)
+        wanted = tuple(c for c in kept if c in hashed)
         # A rejected line sends the file to a whole read: DuckDB's reader loads a line
         # whose bad bytes sit in a column it does not store, yet lists it as rejected
-        if _stage(engine, source, path, target, header, staged, hashes):
-            staged = header.columns
-            hashes = ()
-    else:
-        hashes = ()
-    if staged == header.columns and not hashes:
+        if (kept != header.columns or wanted) and not _stage(
+            engine, source, path, target, header, kept, wanted
+        ):
+            staged, done = kept, True
+    if not done:
         _stage(engine, source, path, target, header, staged)
     rejected = int(engine.scalar("SELECT count(DISTINCT line) FROM temp.main.pmhub_rej"))
     if rejected:
@@ -108,7 +105,7 @@ def stage_csv(
         _quarantine_rejects(engine, source.name)
     good = int(engine.scalar(f"SELECT count(*) FROM {target}"))
     seconds = time.perf_counter() - started
-    return Staged(source, name, staged, good, rejected, seconds, header, hashes)
+    return Staged(source, name, staged, good, rejected, seconds, header)
 
 
 def _stage(

@@ -52,12 +52,14 @@ def discover(path: Path, encoding: str) -> Plan:
 
 
 def stage(engine: Engine, plan: Plan) -> None:
-    # An encounter's or event's ids of other rows (PATIENT, ENCOUNTER, PROVIDER …) are only
-    # joined on, while no row is set aside and no earlier load's persons are looked up by
-    # them: staged as their hashes
+    # Ids of other rows (an event's PATIENT and ENCOUNTER, an encounter's PATIENT, PROVIDER
+    # and ORGANIZATION) are only joined on: staged as their hashes, unless earlier loads'
+    # persons are to be looked up by them. The transform stages a file again with the
+    # texts when a row of it is set aside (its reason quotes them).
     earlier = earlier_persons(engine, plan.load_id)
     for name, source in plan.sources.items():
         header = _header(source, name)
+        # (all of a file's or none: the transform tells a hashed stage by its PATIENT)
         hashed = () if earlier else clinical.HASHED.get(name, ())
         # only the columns the transform reads (descriptions, costs and reasons are not)
         plan.staged[name] = stage_csv(
