@@ -102,6 +102,41 @@ def test_cdm_init_drops_the_clinical_indexes_an_older_duckdb_cdw_has(tmp_path: P
     backend.close()
 
 
+def test_a_duckdb_cdw_stores_the_visits_encounter_ids_uncompressed(tmp_path: Path):
+    """Random encounter ids cost a load more to compress than they save (ddl.DUCKDB); the
+    CDW's other text keeps DuckDB's compression, and PostgreSQL's DDL is unchanged."""
+    from pmhub.cdm import ddl
+    from pmhub.cdm.backends.duckdb import DuckDBBackend
+
+    backend = DuckDBBackend(tmp_path / "cdw.duckdb")
+    schema.init_cdm(backend, source_name="s", abbreviation="s", holder="h")
+    backend.execute(
+        "INSERT INTO visit_occurrence (visit_occurrence_id, person_id, visit_concept_id, "
+        "visit_start_date, visit_end_date, visit_type_concept_id, visit_source_value, "
+        "admitted_from_source_value) SELECT i, i, 9202, DATE '2020-01-01', "
+        "DATE '2020-01-01', 32817, uuid()::VARCHAR, 'home' FROM range(5000) r(i)"
+    )
+    backend.execute("CHECKPOINT")
+    stored = dict(
+        backend.fetchall(
+            "SELECT column_name, string_agg(DISTINCT compression, ',') FROM "
+            "pragma_storage_info('visit_occurrence') WHERE segment_type = 'VARCHAR' "
+            "GROUP BY ALL"
+        )
+    )
+    assert stored["visit_source_value"] == "Uncompressed"
+    assert stored["admitted_from_source_value"] != "Uncompressed"
+    rows = backend.fetchall("SELECT count(DISTINCT visit_source_value) FROM visit_occurrence")
+    assert rows == [(5000,)]
+    backend.close()
+    visit_detail = spec.tables()["visit_detail"]
+    assert 'visit_detail_source_value" VARCHAR USING COMPRESSION uncompressed' in (
+        ddl.create_table(visit_detail, ddl.DUCKDB)
+    )
+    assert "COMPRESSION" not in ddl.create_table(visit_detail, ddl.POSTGRES)
+    assert "COMPRESSION" not in ddl.create_table(spec.tables()["person"], ddl.DUCKDB)
+
+
 def test_a_cdm_of_another_version_is_refused(empty_backend: Backend):
     # CDM 5.3's cdm_source has cdm_version but no cdm_version_concept_id
     empty_backend.execute(
