@@ -107,8 +107,8 @@ def main() -> None:
         counts = generate(folder, PATIENTS, seed=42)
         generated = time.perf_counter() - started
         size_mb = sum(p.stat().st_size for p in folder.glob("*.csv")) / 2**20
-        # the generator's 1.8 GB reach the disk before anything is timed: else the kernel
-        # writes them back during the first read and import (both 1.5–4 s slower)
+        # the generator's 1.8 GB are written to disk before anything is timed, so that
+        # the kernel's write-back of them falls into no timed read or import
         os.sync()
         # The machine is shared and its speed drifts by a fifth within minutes: the sides
         # are interleaved (read_csv, import, read_csv, … , read_csv), each side's fastest
