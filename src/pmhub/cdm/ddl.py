@@ -79,7 +79,7 @@ DUCKDB = Dialect(
     # encounters) for 0.9 s of CPU per table, the costliest column of a load
     # (bench/ingest.py, src/pmhub/ingest/README.md). Stored uncompressed, the two visit
     # tables write in a quarter less CPU and the CDW is 16 % larger; scans of the column
-    # are no slower.
+    # are faster (a LIKE over 1.9 M of them: 0.06 against 0.10 s).
     uncompressed=frozenset(
         {("visit_occurrence", "visit_source_value"), ("visit_detail", "visit_detail_source_value")}
     ),
