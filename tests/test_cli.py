@@ -9,30 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pmhub import cli
 from pmhub.errors import InvalidCdwUrlError, InvalidSiteNameError, SiteExistsError, UnknownSiteError
+from tests.clirun import run_cli
 
 
 def run(*args: str) -> tuple[int, str, str]:
     """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    import io
-    from contextlib import redirect_stderr, redirect_stdout
-
-    from rich.console import Console
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = cli.console, cli.err_console
-    cli.console = Console(file=out, width=200)
-    cli.err_console = Console(file=err, width=200)
-    code = 0
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            cli.main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:  # other tests capture the module's own consoles
-        cli.console, cli.err_console = saved
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(*args)
 
 
 def test_help_lists_the_verbs():

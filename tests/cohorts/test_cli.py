@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from pmhub import cli
 from pmhub.cdm import schema
-from pmhub.cli import main
+from pmhub.cli import common, main
 from pmhub.cohorts import benchdata
 from pmhub.settings import load_settings
 from pmhub.sites import SiteRegistry
@@ -19,15 +18,15 @@ from pmhub.sites import SiteRegistry
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     """The real entry point, its consoles writing to a buffer (other tests swap them)."""
     out = io.StringIO()
-    saved = cli.console, cli.err_console
-    cli.console = cli.err_console = Console(file=out, width=200)
+    saved = common.console, common.err_console
+    common.console = common.err_console = Console(file=out, width=200)
     try:
         main(list(args))
         code = 0
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:
-        cli.console, cli.err_console = saved
+        common.console, common.err_console = saved
     captured = capsys.readouterr()  # typer writes usage errors to the real streams
     return code, out.getvalue() + captured.out + captured.err
 

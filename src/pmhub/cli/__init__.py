@@ -1,0 +1,79 @@
+"""The ``pmhub`` command: thin front doors, one module per verb group; every verb calls a
+service function of its layer.
+
+Verb modules import their layer inside each verb, so that ``pmhub --help`` and a typo'd
+verb answer without loading DuckDB, pandas or SciPy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from pmhub import __version__
+from pmhub.cli import cdm, cohort, common, ingest, privacy, quality, sites, synth, vocab
+from pmhub.errors import PmhubError
+
+app = typer.Typer(
+    name="pmhub",
+    help="pmhub — Precision Medicine Hub: OMOP CDWs for a hospital network.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(sites.app, name="sites")
+app.add_typer(cdm.app, name="cdm")
+app.add_typer(vocab.app, name="vocab")
+app.command("synth")(synth.synth)
+app.command("ingest")(ingest.ingest_command)
+app.add_typer(privacy.app, name="privacy")
+app.add_typer(quality.app, name="quality")
+app.add_typer(cohort.app, name="cohort")
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        common.console.print(f"pmhub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    if debug:
+        os.environ["PMHUB_DEBUG"] = "1"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors as one message and a stable exit code, no traceback."""
+    err = common.err_console
+    try:
+        app(args=argv, standalone_mode=False)
+    except PmhubError as exc:
+        if os.environ.get("PMHUB_DEBUG") == "1" or "--debug" in (argv or sys.argv):
+            err.print_exception()
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,361 @@
+"""`pmhub cohort …`: definitions, cohorts, characterization, incidence, survival."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from pmhub.cli import common
+
+if TYPE_CHECKING:
+    from pmhub.cohorts.characterize import Table1
+    from pmhub.cohorts.definition import Definition
+    from pmhub.cohorts.federated import Combined
+    from pmhub.cohorts.service import OutcomeAnalysis
+
+
+app = typer.Typer(
+    help="Cohort definitions: validate, generate, characterize, incidence, survival.",
+    no_args_is_help=True,
+)
+
+DefArgument = Annotated[
+    str, typer.Argument(help="Definition file (JSON/YAML) or a library name, e.g. type2_diabetes.")
+]
+OptionalSite = Annotated[
+    str | None, typer.Option("--site", "-s", help="Site name (see `pmhub sites list`).")
+]
+AllSites = Annotated[
+    bool, typer.Option("--all-sites", help="Run at every registered site; show only aggregates.")
+]
+
+
+def _definition(reference: str) -> Definition:
+    from pmhub.cohorts import definition, library
+
+    return definition.load(library.resolve(reference))
+
+
+def _one_place(site: str | None, all_sites: bool) -> None:
+    if (site is None) == (not all_sites):
+        raise typer.BadParameter("give either --site S or --all-sites")
+
+
+@app.command("list")
+def cohort_list() -> None:
+    """The example definitions shipped with pmhub."""
+    from pmhub.cohorts import library
+
+    table = Table("name", "id", "title")
+    for name in library.names():
+        definition = library.example(name)
+        table.add_row(name, str(definition.id), definition.name)
+    common.console.print(table)
+
+
+@app.command("validate")
+def cohort_validate(definition: DefArgument, site: OptionalSite = None) -> None:
+    """Check a definition: format, concept ids and concept sets (against the site's
+    vocabulary, or the shipped one)."""
+    from pmhub.cohorts import service as cohorts_service
+
+    parsed = _definition(definition)
+    if site is None:
+        resolved = cohorts_service.validate(parsed)
+    else:
+        with cohorts_service.open_engine(common.site(site)) as engine:
+            resolved = cohorts_service.validate(parsed, engine)
+    common.console.print(f"[green]valid[/]: {parsed.name} (cohort_definition_id {parsed.id})")
+    for name, count in resolved.items():
+        common.console.print(f"  concept set {name}: {count:,} concepts")
+
+
+@app.command("run")
+def cohort_run(
+    definition: DefArgument,
+    site: OptionalSite = None,
+    all_sites: AllSites = False,
+    html: Annotated[Path | None, typer.Option(help="Write the attrition report here.")] = None,
+) -> None:
+    """Generate the cohort into the OMOP cohort table of one site, or of every site;
+    show what each inclusion rule leaves (attrition)."""
+    from pmhub.cohorts import network as cohorts_network
+    from pmhub.cohorts import report as cohorts_report
+    from pmhub.cohorts import service as cohorts_service
+
+    _one_place(site, all_sites)
+    parsed = _definition(definition)
+    if site is None:
+        _print_network(
+            cohorts_network.run_network(parsed, None, common.registry(), common.settings())
+        )
+        return
+    threshold = common.settings().small_cell_threshold
+    with cohorts_service.open_engine(common.site(site)) as engine:
+        result = cohorts_service.generate(parsed, engine)
+        steps = cohorts_service.attrition(parsed, engine)
+    common.console.print(
+        f"site [bold]{site}[/] ({result.engine}): {result.name}: {result.rows:,} cohort rows, "
+        f"{result.persons:,} persons ({result.seconds:.2f} s)"
+    )
+    shown = cohorts_report.attrition_rows(steps, threshold)
+    table = Table(
+        "step",
+        "persons",
+        "events",
+        "% of persons kept",
+        "meeting the rule alone",
+        title="Attrition",
+    )
+    for row in shown:
+        table.add_row(*row)
+    common.console.print(table)
+    if html is not None:
+        page = cohorts_report.render(
+            title=f"Attrition: {parsed.name}", site=site, threshold=threshold, attrition=shown
+        )
+        cohorts_report.write(html, page)
+        common.console.print(f"report written to {html}")
+
+
+@app.command("export-parquet")
+def cohort_export_parquet(
+    folder: Annotated[Path, typer.Argument(help="Folder for <table>.parquet files.")],
+    site: common.SiteOption,
+) -> None:
+    """Write a site's OMOP tables as Parquet: the folder a Spark site (spark:///FOLDER) reads."""
+    from pmhub.cohorts import spark as cohorts_spark
+
+    with common.site(site).connect() as backend:
+        written = cohorts_spark.export_parquet(backend, folder)
+    common.console.print(
+        f"site [bold]{site}[/]: {len(written)} tables, {sum(written.values()):,} rows "
+        f"written to {folder}; register it: `pmhub sites add NAME --cdw spark:///{folder}`"
+    )
+
+
+def _print_network(result: Combined) -> None:
+    common.console.print(
+        f"cohort {result.definition_id} at {', '.join(result.sites)}: "
+        f"{result.persons:,} persons in all"
+    )
+    if result.persons_suppressed_at:
+        suppressed = ", ".join(result.persons_suppressed_at)
+        common.console.print(f"  (below the threshold, not counted: {suppressed})")
+    summary = Table("stratum", "persons (sum of reported cells)")
+    for key, value in {**result.by_sex, **result.by_age}.items():
+        summary.add_row(key, f"{value:,}")
+    common.console.print(summary)
+    if result.attrition:
+        steps = Table(
+            "step", "persons", "events", "meeting the rule alone", title="Attrition (sums)"
+        )
+        for step in result.attrition:
+            steps.add_row(
+                step.step,
+                f"{step.persons or 0:,}",
+                f"{step.events or 0:,}",
+                f"{step.persons_alone or 0:,}",
+            )
+        common.console.print(steps)
+    if result.pooled_rate is not None:
+        r = result.pooled_rate
+        common.console.print(
+            f"pooled incidence: {r.events} events / {r.person_years:,.1f} PY = "
+            f"{r.rate:.2f} per 1,000 PY (95 % CI {r.lower:.2f}–{r.upper:.2f})"
+            if r.rate is not None
+            and r.lower is not None
+            and r.upper is not None
+            and r.person_years is not None
+            else "pooled incidence: suppressed"
+        )
+    if result.survival:
+        interval = result.life_table.interval_days if result.life_table else 0
+        points = ", ".join(
+            f"{(i + 1) * interval} d: {s:.3f}" for i, s in enumerate(result.survival[:8])
+        )
+        common.console.print(f"pooled survival (life table): {points}")
+
+
+@app.command("characterize")
+def cohort_characterize(
+    definitions: Annotated[list[str], typer.Argument(help="One or more definitions.")],
+    site: common.SiteOption,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    window: Annotated[int, typer.Option(min=0, max=36500, help="Days before the index.")] = 365,
+) -> None:
+    """Table 1 of one or several cohorts at a site, with standardized mean differences."""
+    from pmhub.cohorts import report as cohorts_report
+    from pmhub.cohorts import service as cohorts_service
+
+    parsed = [_definition(d) for d in definitions]
+    threshold = common.settings().small_cell_threshold
+    with cohorts_service.open_engine(common.site(site)) as engine:
+        table1 = cohorts_service.characterize_at(engine, parsed, threshold, window)
+    common.console.print(_table1(table1))
+    if html is not None:
+        title = "Characterization: " + ", ".join(d.name for d in parsed)
+        cohorts_report.write(
+            html, cohorts_report.render(title=title, site=site, threshold=threshold, table1=table1)
+        )
+        common.console.print(f"report written to {html}")
+
+
+def _table1(table1: Table1) -> Table:
+    threshold = table1.threshold
+    names = [
+        f"{name} (n={n if n is not None else '<' + str(threshold)})"
+        for _, name, n in table1.cohorts
+    ]
+    table = Table("", *names, *(["SMD"] * (len(names) - 1)), title="Table 1")
+    for row in table1.rows:
+        cells = []
+        for cell in row.cells:
+            if cell.value is None:
+                cells.append("0" if cell.n == 0 else f"<{threshold}")
+            elif row.kind == "binary":
+                cells.append(f"{cell.n:,} ({100 * cell.value:.1f}%)")
+            else:
+                cells.append(f"{cell.value:.1f} ({cell.sd or 0:.1f})")
+        smds = [f"{s:.3f}" if s is not None else "—" for s in row.smd]
+        table.add_row(row.label, *cells, *smds)
+    return table
+
+
+TargetArgument = Annotated[str, typer.Argument(help="Target cohort definition (or library name).")]
+OutcomeArgument = Annotated[
+    str, typer.Argument(help="Outcome cohort definition (or library name).")
+]
+
+
+def _outcome_analysis(
+    target: str, outcome: str, site: str | None, all_sites: bool
+) -> tuple[OutcomeAnalysis, int] | None:
+    """The target and outcome at one site (with the small-cell threshold), or None after
+    printing what the hub sees of every site."""
+    from pmhub.cohorts import network as cohorts_network
+    from pmhub.cohorts import service as cohorts_service
+
+    _one_place(site, all_sites)
+    target_def, outcome_def = _definition(target), _definition(outcome)
+    if site is None:
+        _print_network(
+            cohorts_network.run_network(
+                target_def, outcome_def, common.registry(), common.settings()
+            )
+        )
+        return None
+    threshold = common.settings().small_cell_threshold
+    with cohorts_service.open_engine(common.site(site)) as engine:
+        return cohorts_service.outcome_at(engine, target_def, outcome_def, threshold), threshold
+
+
+@app.command("incidence")
+def cohort_incidence(
+    target: TargetArgument,
+    outcome: OutcomeArgument,
+    site: OptionalSite = None,
+    all_sites: AllSites = False,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+) -> None:
+    """Incidence of the outcome after the target's start, per 1,000 person-years (exact CI)."""
+    from pmhub.cohorts import report as cohorts_report
+
+    found = _outcome_analysis(target, outcome, site, all_sites)
+    if found is None:
+        return
+    analysis, threshold = found
+    assert site is not None  # an analysis comes from one site
+    target_def, outcome_def = analysis.target, analysis.outcome
+    table = Table(
+        "stratum", "level", "persons", "events", "person-years", "rate/1,000 PY", "95% CI"
+    )
+    for r in analysis.rates:
+        table.add_row(
+            r.stratum,
+            r.level,
+            "<" + str(threshold) if r.persons is None else f"{r.persons:,}",
+            "<" + str(threshold) if r.events is None else f"{r.events:,}",
+            "—" if r.person_years is None else f"{r.person_years:,.1f}",
+            "—" if r.rate is None else f"{r.rate:.2f}",
+            "—" if r.lower is None or r.upper is None else f"{r.lower:.2f}–{r.upper:.2f}",
+        )
+    common.console.print(table)
+    if html is not None:
+        cohorts_report.write(
+            html,
+            cohorts_report.render(
+                title=f"Incidence of {outcome_def.name} in {target_def.name}",
+                site=site,
+                threshold=threshold,
+                rates=analysis.rates,
+                outcome=outcome_def.name,
+            ),
+        )
+        common.console.print(f"report written to {html}")
+
+
+@app.command("survival")
+def cohort_survival(
+    target: TargetArgument,
+    outcome: OutcomeArgument,
+    site: OptionalSite = None,
+    all_sites: AllSites = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the KM plot (.png or .svg).")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+) -> None:
+    """Kaplan–Meier survival and cumulative incidence of the outcome after the target start."""
+    from pmhub.cohorts import report as cohorts_report
+    from pmhub.cohorts import survival as cohorts_survival
+
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
+        raise typer.BadParameter(f"--plot {plot} must end in .png or .svg")
+    found = _outcome_analysis(target, outcome, site, all_sites)
+    if found is None:
+        return
+    analysis, threshold = found
+    assert site is not None  # an analysis comes from one site
+    target_def, outcome_def = analysis.target, analysis.outcome
+    curve = analysis.curve
+    if curve is None:
+        common.console.print(f"fewer than {threshold} subjects: the curve is suppressed")
+        return
+    for days in (365, 730, 1825):
+        before = [s for t, s in zip(curve.times, curve.survival, strict=True) if t <= days]
+        common.console.print(f"  survival at {days} days: {before[-1] if before else 1.0:.3f}")
+    common.console.print(f"  {curve.subjects:,} subjects, {curve.events:,} events")
+    competing = analysis.competing
+    if competing is not None:
+        at_year = [s for t, s in zip(competing.times, competing.survival, strict=True) if t <= 365]
+        common.console.print(
+            f"  cumulative incidence at 365 days, death competing: {1 - at_year[-1]:.3f}"
+        )
+    if plot is not None:
+        fmt = plot.suffix.lower().lstrip(".")
+        plot.write_bytes(cohorts_survival.plot([curve], "survival", fmt))
+        common.console.print(f"plot written to {plot}")
+    if html is not None:
+        plots = [
+            ("Kaplan–Meier survival", cohorts_survival.plot([curve], "survival", "svg")),
+            (
+                "Cumulative incidence (1 − KM; and Aalen–Johansen with death competing)",
+                cohorts_survival.plot(
+                    [curve, *([competing] if competing else [])], "incidence", "svg"
+                ),
+            ),
+        ]
+        cohorts_report.write(
+            html,
+            cohorts_report.render(
+                title=f"{outcome_def.name} after {target_def.name}",
+                site=site,
+                threshold=threshold,
+                rates=analysis.rates,
+                outcome=outcome_def.name,
+                plots=plots,
+            ),
+        )
+        common.console.print(f"report written to {html}")
