@@ -19,4 +19,16 @@ def test_demo_builds_three_initialised_sites_idempotently(pmhub_home: Path, caps
             assert schema.verify(backend) == []
             assert backend.count("concept") > 2_300
             assert backend.count("cdm_source") == 1
-    assert "pmhub demo network" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "pmhub demo network" in out
+    # each analysis names its outcome, the person records are explained, pmhub is findable
+    assert "Stroke" in out
+    assert "outcome" in out
+    assert "for 2,000 people" in out
+    assert "counted once at each" in out
+    assert "source .venv/bin/activate" in out
+
+
+def test_the_linkage_note_gives_records_and_people():
+    note = demo.linkage_note(11_860, 10_000)
+    assert note.startswith("11,860 person records across the sites for 10,000 people")

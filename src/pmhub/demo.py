@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pmhub.cdm import schema
+from pmhub.cli.common import make_console
 from pmhub.errors import PmhubError, SiteExistsError
 from pmhub.settings import load_settings
 from pmhub.sites import Site, SiteRegistry
@@ -88,19 +89,22 @@ def load_synthetic_data(sites: list[Site], seed: int, home: Path, console: Conso
 
 def cohorts_step(registry: SiteRegistry, console: Console) -> None:
     """The example cohorts across the network: the hub sees only suppressed aggregates."""
-    from pmhub.cohorts import network
+    from pmhub.cohorts import library, network
 
     table = Table(
-        "example cohort",
+        "target cohort",
+        "outcome",
         "sites",
         "persons (hub view)",
-        "pooled incidence / 1,000 PY",
+        "pooled incidence of the outcome / 1,000 PY",
         title="cohorts across the network (suppressed aggregates)",
     )
-    for name, combined in network.library_overview(registry, registry.settings):
+    overview = network.library_overview(registry, registry.settings)
+    for (_, outcome), (name, combined) in zip(network.DEMO_STUDIES, overview, strict=True):
         rate = combined.pooled_rate
         table.add_row(
             name,
+            library.example(outcome).name if outcome else "(none: a count only)",
             str(len(combined.sites)),
             f"{combined.persons:,}",
             f"{rate.rate:.1f}" if rate is not None and rate.rate is not None else "",
@@ -108,11 +112,14 @@ def cohorts_step(registry: SiteRegistry, console: Console) -> None:
     console.print(table)
 
 
-def summary(sites: list[Site]) -> Table:
+def summary(sites: list[Site]) -> tuple[Table, int]:
+    """The sites' table, and how many person records the sites hold between them."""
     table = Table("site", "title", "CDW", "CDM", "concepts", "persons", title="pmhub demo network")
+    records = 0
     for site in sites:
         with site.connect() as backend:
             status = schema.status(backend)
+        records += status.rows["person"]
         table.add_row(
             site.name,
             f"{site.title_ko} / {site.title_en}",
@@ -121,7 +128,17 @@ def summary(sites: list[Site]) -> Table:
             f"{status.rows['concept']:,}",
             f"{status.rows['person']:,}",
         )
-    return table
+    return table, records
+
+
+def linkage_note(records: int, people: int) -> str:
+    """Why the sites' persons add up to more than the population: one record per hospital."""
+    return (
+        f"{records:,} person records across the sites for {people:,} people: each hospital "
+        "keeps its own record of a patient it has seen, so a person treated at two hospitals "
+        "is counted once at each (no identifiers are shared between sites; linking them is "
+        "the linkage layer's work)."
+    )
 
 
 def quality_step(sites: list[Site], home: Path) -> list[Path]:
@@ -149,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.home is not None:
         os.environ["PMHUB_HOME"] = str(args.home)
-    console = Console()
+    console = make_console()
     try:
         registry = SiteRegistry(load_settings())
         console.print(f"building the demo network in {registry.settings.home_dir().resolve()}")
@@ -160,13 +177,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         load_synthetic_data(sites, registry.settings.seed, registry.settings.home_dir(), console)
         cohorts_step(registry, console)
-        console.print(summary(sites))
+        table, records = summary(sites)
+        console.print(table)
+        if records:
+            console.print(linkage_note(records, DEMO_PATIENTS))
         for report in quality_step(sites, registry.settings.home_dir()):
             console.print(f"data quality: {report}")
     except PmhubError as exc:
         console.print(f"[bold red]error:[/] {exc.message}\n[yellow]hint:[/] {exc.hint}")
         return exc.exit_code
-    console.print("next: `pmhub cdm status --site chuncheon_univ`, `pmhub sites list`")
+    console.print(
+        "next: `source .venv/bin/activate` puts `pmhub` on PATH, then try "
+        "`pmhub sites list`, `pmhub cdm status --site chuncheon_univ` or "
+        "`pmhub cohort incidence atrial_fibrillation stroke --all-sites`"
+    )
     return 0
 
 

@@ -46,8 +46,12 @@ class Settings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
         return (init_settings, env_settings, toml)
 
+    def home_path(self) -> Path:
+        """The platform home, without creating it: for verbs that only read."""
+        return self.home.expanduser()
+
     def home_dir(self) -> Path:
-        """The platform home, created on first use."""
+        """The platform home, created on first use (by verbs that write)."""
         home = self.home.expanduser()
         try:
             home.mkdir(parents=True, exist_ok=True)

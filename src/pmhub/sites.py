@@ -40,7 +40,9 @@ class Site(BaseModel):
 class SiteRegistry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.path = settings.home_dir() / REGISTRY_FILE
+        # reading the registry must not create the home: `sites list` run in the wrong
+        # folder would leave an empty ./.pmhub behind
+        self.path = settings.home_path() / REGISTRY_FILE
 
     def _read(self) -> dict[str, Site]:
         if not self.path.exists():
@@ -56,6 +58,7 @@ class SiteRegistry:
 
     def _write(self, sites: dict[str, Site]) -> None:
         payload = {"sites": {name: s.model_dump() for name, s in sorted(sites.items())}}
+        self.settings.home_dir()
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".sites.", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(payload, handle, ensure_ascii=False, indent=2)

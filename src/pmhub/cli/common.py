@@ -6,8 +6,10 @@ swap the consoles. Nothing heavy is imported here: ``pmhub --help`` must stay fa
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -24,8 +26,21 @@ if TYPE_CHECKING:
     from pmhub.settings import Settings
     from pmhub.sites import Site, SiteRegistry
 
-console = Console()
-err_console = Console(stderr=True)
+# Rich wraps at 80 columns when it does not write to a terminal, which cut paths and Korean
+# titles in logs and pipes. Off a terminal, lines are as long as they need to be.
+UNWRAPPED_WIDTH = 1000
+
+
+def make_console(stream: TextIO | None = None, *, stderr: bool = False) -> Console:
+    """A console as wide as the terminal, or unwrapped when output is not a terminal."""
+    target = stream or (sys.stderr if stderr else sys.stdout)
+    if "COLUMNS" in os.environ or target.isatty():
+        return Console(file=stream, stderr=stderr)
+    return Console(file=stream, stderr=stderr, width=UNWRAPPED_WIDTH)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 SiteOption = Annotated[
     str, typer.Option("--site", "-s", help="Site name (see `pmhub sites list`).")

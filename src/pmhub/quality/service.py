@@ -219,7 +219,7 @@ def load_run(
     _expect("site_name", site_name, str)
     _expect("run_id", run_id, str, optional=True)
     site = SiteRegistry(settings).get(site_name)
-    return store.load_run(settings.home_dir(), site.name, run_id)
+    return store.load_run(settings.home_path(), site.name, run_id)
 
 
 def write_report(
@@ -262,4 +262,4 @@ def list_runs(site_name: str, *, settings: Settings | None = None) -> list[dict[
     """A registered site's runs in the index, oldest first."""
     settings = settings or load_settings()
     site = SiteRegistry(settings).get(site_name)
-    return sorted(store.runs(settings.home_dir(), site.name), key=lambda r: str(r["run_id"]))
+    return sorted(store.runs(settings.home_path(), site.name), key=lambda r: str(r["run_id"]))
