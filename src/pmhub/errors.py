@@ -17,7 +17,14 @@ Exit-code ranges (stable; never reuse a retired number):
 70-79  privacy
 80-89  cohorts
 90-99  synthetic data
+100-109 platform: state, users, tokens, roles, audit
+110-116 safe zone: applications, DRB, uploads, extraction
+117-122 safe zone: workspaces and output checking
+123-125 the HTTP service and jobs
 ====== ==========================
+
+Codes stop at 125: 126 and above mean things to a shell (not executable, not found,
+killed by a signal: 130 is Ctrl-C, 143 SIGTERM).
 """
 
 from __future__ import annotations
