@@ -33,6 +33,13 @@ class Settings(BaseSettings):
         default=10, ge=1, description="Aggregates below this count are suppressed."
     )
     seed: int = Field(default=20261122, description="Default seed for generators.")
+    platform_url: str = Field(
+        default="",
+        description=(
+            "Platform state database: sqlite:///path or postgresql://user@host/db;"
+            " empty means the SQLite file PMHUB_HOME/platform.db."
+        ),
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,52 @@
+"""The platform handle every service function takes: state, home, clock, audit options."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from pmhub.platform.db import Database, default_url, migrate_engine
+from pmhub.settings import Settings, load_settings
+
+Clock = Callable[[], dt.datetime]
+DEFAULT_CHECKPOINT_EVERY = 100
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclasses.dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    clock: Clock = utcnow
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home_dir()
+
+    def now(self) -> dt.datetime:
+        return self.clock().astimezone(dt.UTC)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_platform(
+    settings: Settings | None = None,
+    *,
+    url: str | None = None,
+    clock: Clock = utcnow,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    migrate: bool = True,
+) -> Platform:
+    """Open (and by default create or upgrade) the platform state of a home."""
+    settings = settings or load_settings()
+    db = Database.open(url or default_url(settings))
+    if migrate:
+        migrate_engine(db.engine)
+    return Platform(settings, db, clock, checkpoint_every)
