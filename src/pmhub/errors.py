@@ -8,8 +8,10 @@ with ``exit_code``; the API turns the same error into problem+json with a 4xx st
 Exit-code ranges (stable; never reuse a retired number):
 
 ====== ==========================
+3-9    prediction and federated learning
 10-19  settings and configuration
-20-29  sites
+20-23  sites
+24-29  clinical decision support
 30-39  CDW backends and schema
 40-49  vocabulary
 50-59  ingest
