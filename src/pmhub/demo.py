@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from rich.console import Console
@@ -20,6 +21,9 @@ from pmhub.cli.common import make_console
 from pmhub.errors import PmhubError, SiteExistsError
 from pmhub.settings import load_settings
 from pmhub.sites import Site, SiteRegistry
+
+if TYPE_CHECKING:
+    from pmhub.cohorts.federated import Combined
 
 
 @dataclass(frozen=True)
@@ -90,13 +94,14 @@ def load_synthetic_data(sites: list[Site], seed: int, home: Path, console: Conso
 def cohorts_step(registry: SiteRegistry, console: Console) -> None:
     """The example cohorts across the network: the hub sees only suppressed aggregates."""
     from pmhub.cohorts import library, network
+    from pmhub.disclosure import note
 
     table = Table(
         "target cohort",
         "outcome",
         "sites",
         "persons (hub view)",
-        "pooled incidence of the outcome / 1,000 PY",
+        "pooled incidence of the outcome / 1,000 PY (95 % CI)",
         title="cohorts across the network (suppressed aggregates)",
     )
     overview = network.library_overview(registry, registry.settings)
@@ -106,10 +111,21 @@ def cohorts_step(registry: SiteRegistry, console: Console) -> None:
             name,
             library.example(outcome).name if outcome else "(none: a count only)",
             str(len(combined.sites)),
-            f"{combined.persons:,}",
-            f"{rate.rate:.1f}" if rate is not None and rate.rate is not None else "",
+            combined.persons.text(),
+            _pooled(combined),
         )
     console.print(table)
+    console.print(note(registry.settings.small_cell_threshold), style="dim")
+
+
+def _pooled(combined: Combined) -> str:
+    """The pooled rate with its interval, or why it is not shown."""
+    rate = combined.pooled_rate
+    if rate is None:
+        return combined.not_pooled or ""
+    if rate.rate is None or rate.lower is None or rate.upper is None:
+        return rate.reason or "not computable"
+    return f"{rate.rate:.1f} ({rate.lower:.1f}–{rate.upper:.1f}; {rate.events} events)"
 
 
 def summary(sites: list[Site]) -> tuple[Table, int]:

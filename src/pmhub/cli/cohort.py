@@ -83,8 +83,10 @@ def cohort_run(
     """Generate the cohort into the OMOP cohort table of one site, or of every site;
     show what each inclusion rule leaves (attrition)."""
     from pmhub.cohorts import network as cohorts_network
+    from pmhub.cohorts import released
     from pmhub.cohorts import report as cohorts_report
     from pmhub.cohorts import service as cohorts_service
+    from pmhub.disclosure import note, primary
 
     _one_place(site, all_sites)
     parsed = _definition(definition)
@@ -98,10 +100,13 @@ def cohort_run(
         result = cohorts_service.generate(parsed, engine)
         steps = cohorts_service.attrition(parsed, engine)
     common.console.print(
-        f"site [bold]{site}[/] ({result.engine}): {result.name}: {result.rows:,} cohort rows, "
-        f"{result.persons:,} persons ({result.seconds:.2f} s)"
+        f"site [bold]{site}[/] ({result.engine}): {result.name}: "
+        f"{primary(result.rows, threshold)} cohort rows, "
+        f"{primary(result.persons, threshold)} persons ({result.seconds:.2f} s)"
     )
-    shown = cohorts_report.attrition_rows(steps, threshold)
+    shown = released.attrition_rows(
+        [(s.step, s.persons, s.events, s.persons_alone) for s in steps], threshold
+    )
     table = Table(
         "step",
         "persons",
@@ -113,6 +118,7 @@ def cohort_run(
     for row in shown:
         table.add_row(*row)
     common.console.print(table)
+    common.console.print(note(threshold), style="dim")
     if html is not None:
         page = cohorts_report.render(
             title=f"Attrition: {parsed.name}", site=site, threshold=threshold, attrition=shown
@@ -138,28 +144,28 @@ def cohort_export_parquet(
 
 
 def _print_network(result: Combined) -> None:
+    """What the hub shows: pooled counts from the sites' exact contributions, suppressed
+    as one table of sites and strata."""
+    from pmhub.disclosure import note
+
     common.console.print(
         f"cohort {result.definition_id} at {', '.join(result.sites)}: "
-        f"{result.persons:,} persons in all"
+        f"{result.persons} persons in all"
     )
-    if result.persons_suppressed_at:
-        suppressed = ", ".join(result.persons_suppressed_at)
-        common.console.print(f"  (below the threshold, not counted: {suppressed})")
-    summary = Table("stratum", "persons (sum of reported cells)")
+    if result.not_pooled:
+        common.console.print(f"  pooled figures: {result.not_pooled}")
+    by_site = Table("site", "persons", title="Persons by site")
+    for name, count in result.persons_by_site.items():
+        by_site.add_row(name, count.text())
+    common.console.print(by_site)
+    summary = Table("stratum", "persons (pooled)")
     for key, value in {**result.by_sex, **result.by_age}.items():
-        summary.add_row(key, f"{value:,}")
+        summary.add_row(key, value.text())
     common.console.print(summary)
     if result.attrition:
-        steps = Table(
-            "step", "persons", "events", "meeting the rule alone", title="Attrition (sums)"
-        )
-        for step in result.attrition:
-            steps.add_row(
-                step.step,
-                f"{step.persons or 0:,}",
-                f"{step.events or 0:,}",
-                f"{step.persons_alone or 0:,}",
-            )
+        steps = Table("step", "persons", "events", title="Attrition (pooled)")
+        for name, persons, events in result.attrition:
+            steps.add_row(name, persons.text(), events.text())
         common.console.print(steps)
     if result.pooled_rate is not None:
         r = result.pooled_rate
@@ -170,14 +176,15 @@ def _print_network(result: Combined) -> None:
             and r.lower is not None
             and r.upper is not None
             and r.person_years is not None
-            else "pooled incidence: suppressed"
+            else f"pooled incidence: {r.reason}"
         )
     if result.survival:
         interval = result.life_table.interval_days if result.life_table else 0
         points = ", ".join(
             f"{(i + 1) * interval} d: {s:.3f}" for i, s in enumerate(result.survival[:8])
         )
-        common.console.print(f"pooled survival (life table): {points}")
+        common.console.print(f"pooled survival (life table, rounded counts): {points}")
+    common.console.print(note(result.threshold), style="dim")
 
 
 @app.command("characterize")
@@ -190,12 +197,14 @@ def cohort_characterize(
     """Table 1 of one or several cohorts at a site, with standardized mean differences."""
     from pmhub.cohorts import report as cohorts_report
     from pmhub.cohorts import service as cohorts_service
+    from pmhub.disclosure import note
 
     parsed = [_definition(d) for d in definitions]
     threshold = common.settings().small_cell_threshold
     with cohorts_service.open_engine(common.site(site)) as engine:
         table1 = cohorts_service.characterize_at(engine, parsed, threshold, window)
     common.console.print(_table1(table1))
+    common.console.print(note(threshold), style="dim")
     if html is not None:
         title = "Characterization: " + ", ".join(d.name for d in parsed)
         cohorts_report.write(
@@ -205,21 +214,12 @@ def cohort_characterize(
 
 
 def _table1(table1: Table1) -> Table:
-    threshold = table1.threshold
-    names = [
-        f"{name} (n={n if n is not None else '<' + str(threshold)})"
-        for _, name, n in table1.cohorts
-    ]
+    from pmhub.cohorts.released import table1_cell
+
+    names = [f"{name} (n={n.text()})" for _, name, n in table1.cohorts]
     table = Table("", *names, *(["SMD"] * (len(names) - 1)), title="Table 1")
     for row in table1.rows:
-        cells = []
-        for cell in row.cells:
-            if cell.value is None:
-                cells.append("0" if cell.n == 0 else f"<{threshold}")
-            elif row.kind == "binary":
-                cells.append(f"{cell.n:,} ({100 * cell.value:.1f}%)")
-            else:
-                cells.append(f"{cell.value:.1f} ({cell.sd or 0:.1f})")
+        cells = [table1_cell(row.kind, cell) for cell in row.cells]
         smds = [f"{s:.3f}" if s is not None else "—" for s in row.smd]
         table.add_row(row.label, *cells, *smds)
     return table
@@ -263,6 +263,8 @@ def cohort_incidence(
 ) -> None:
     """Incidence of the outcome after the target's start, per 1,000 person-years (exact CI)."""
     from pmhub.cohorts import report as cohorts_report
+    from pmhub.cohorts.released import rate_cells
+    from pmhub.disclosure import note
 
     found = _outcome_analysis(target, outcome, site, all_sites)
     if found is None:
@@ -274,16 +276,9 @@ def cohort_incidence(
         "stratum", "level", "persons", "events", "person-years", "rate/1,000 PY", "95% CI"
     )
     for r in analysis.rates:
-        table.add_row(
-            r.stratum,
-            r.level,
-            "<" + str(threshold) if r.persons is None else f"{r.persons:,}",
-            "<" + str(threshold) if r.events is None else f"{r.events:,}",
-            "—" if r.person_years is None else f"{r.person_years:,.1f}",
-            "—" if r.rate is None else f"{r.rate:.2f}",
-            "—" if r.lower is None or r.upper is None else f"{r.lower:.2f}–{r.upper:.2f}",
-        )
+        table.add_row(r.stratum, r.level, *rate_cells(r))
     common.console.print(table)
+    common.console.print(note(threshold), style="dim")
     if html is not None:
         cohorts_report.write(
             html,
@@ -307,9 +302,12 @@ def cohort_survival(
     plot: Annotated[Path | None, typer.Option(help="Write the KM plot (.png or .svg).")] = None,
     html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
 ) -> None:
-    """Kaplan–Meier survival and cumulative incidence of the outcome after the target start."""
+    """Kaplan–Meier survival and cumulative incidence of the outcome after the target start:
+    from rounded counts, stopped where fewer than the threshold remain at risk."""
+    from pmhub.cohorts import released
     from pmhub.cohorts import report as cohorts_report
     from pmhub.cohorts import survival as cohorts_survival
+    from pmhub.disclosure import note
 
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         raise typer.BadParameter(f"--plot {plot} must end in .png or .svg")
@@ -323,39 +321,51 @@ def cohort_survival(
     if curve is None:
         common.console.print(f"fewer than {threshold} subjects: the curve is suppressed")
         return
-    for days in (365, 730, 1825):
-        before = [s for t, s in zip(curve.times, curve.survival, strict=True) if t <= days]
-        common.console.print(f"  survival at {days} days: {before[-1] if before else 1.0:.3f}")
-    common.console.print(f"  {curve.subjects:,} subjects, {curve.events:,} events")
+    for line in released.survival_lines(curve):
+        common.console.print(f"  {line}")
+    common.console.print(f"  {analysis.subjects} subjects, {analysis.events} events")
     competing = analysis.competing
     if competing is not None:
-        at_year = [s for t, s in zip(competing.times, competing.survival, strict=True) if t <= 365]
-        common.console.print(
-            f"  cumulative incidence at 365 days, death competing: {1 - at_year[-1]:.3f}"
-        )
+        at_year = competing.survival_at(365)
+        if at_year is not None:
+            common.console.print(
+                f"  cumulative incidence at 365 days, death competing: {1 - at_year:.3f}"
+            )
+    common.console.print(note(threshold), style="dim")
+    title = f"{outcome_def.name} after {target_def.name}"
     if plot is not None:
         fmt = plot.suffix.lower().lstrip(".")
-        plot.write_bytes(cohorts_survival.plot([curve], "survival", fmt))
+        plot.write_bytes(
+            cohorts_survival.plot([curve], "survival", fmt, title=title, outcome=outcome_def.name)
+        )
         common.console.print(f"plot written to {plot}")
     if html is not None:
+        both = [curve, *([competing] if competing else [])]
         plots = [
-            ("Kaplan–Meier survival", cohorts_survival.plot([curve], "survival", "svg")),
+            (
+                "Kaplan–Meier survival",
+                cohorts_survival.plot(
+                    [curve], "survival", "svg", title=title, outcome=outcome_def.name
+                ),
+            ),
             (
                 "Cumulative incidence (1 − KM; and Aalen–Johansen with death competing)",
                 cohorts_survival.plot(
-                    [curve, *([competing] if competing else [])], "incidence", "svg"
+                    both, "incidence", "svg", title=title, outcome=outcome_def.name
                 ),
             ),
         ]
         cohorts_report.write(
             html,
             cohorts_report.render(
-                title=f"{outcome_def.name} after {target_def.name}",
+                title=title,
                 site=site,
                 threshold=threshold,
                 rates=analysis.rates,
                 outcome=outcome_def.name,
                 plots=plots,
+                curves=both,
+                summary=f"{analysis.subjects} subjects, {analysis.events} events.",
             ),
         )
         common.console.print(f"report written to {html}")

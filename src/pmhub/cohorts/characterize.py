@@ -3,8 +3,10 @@
 Features are read at each subject's first cohort entry: age and sex, conditions and
 drugs recorded in the window before (default 365 days, index day included), the mean of
 each measurement in that window, Charlson and CHA2DS2-VASc scores. Row-level features
-stay in the site's process; what leaves is the table, with counts below the small-cell
-threshold suppressed.
+stay in the site's process; what leaves is the table, suppressed by
+:mod:`pmhub.disclosure`: counts below the small-cell threshold, and with them the counts
+that would give them back from the cohort's size (a yes/no row's "no", the other age
+groups).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from pmhub.cohorts.engines import Engine
 from pmhub.cohorts.errors import CohortNotGeneratedError
 from pmhub.cohorts.planner import DOMAINS, PERSON, first_per_person
 from pmhub.cohorts.query_model import Lit, col, eq, keep, lit_int
+from pmhub.disclosure import Count, Line, Why, hidden, protect, shown, small
+
+Key = tuple[str, str]
 
 COHORT = q.Table(
     "cohort", ("cohort_definition_id", "subject_id", "cohort_start_date", "cohort_end_date")
@@ -206,9 +211,10 @@ def chads_vasc(frame: pd.DataFrame) -> pd.Series:
 
 @dataclass(frozen=True)
 class Cell:
-    """A count with its share, or a mean with its SD; None where suppressed."""
+    """A count with its share, or a mean with its SD (``n`` the values it is of); the
+    share or mean is None where ``n`` is hidden."""
 
-    n: int | None
+    n: Count
     value: float | None  # share (0-1) of a binary row, mean of a continuous one
     sd: float | None = None
 
@@ -224,25 +230,63 @@ class Row:
 
 @dataclass
 class Table1:
-    cohorts: list[tuple[int, str, int | None]]  # id, name, subjects (None: suppressed)
+    cohorts: list[tuple[int, str, Count]]  # id, name, subjects
     rows: list[Row]
     threshold: int
     window_days: int
 
 
-def _binary(values: pd.Series, threshold: int) -> Cell:
-    n, total = int(values.sum()), len(values)
-    if 0 < n < threshold or total < threshold:
-        return Cell(None, None)
-    return Cell(n, n / total if total else None)
-
-
-def _continuous(values: pd.Series, threshold: int) -> Cell:
+def _continuous(values: pd.Series, threshold: int, column_hidden: bool) -> Cell:
     present = values.dropna().astype(float)
-    if len(present) < threshold:
-        return Cell(len(present) if len(present) == 0 else None, None, None)
+    if column_hidden and len(present):
+        return Cell(hidden(Why.COMPLEMENT), None, None)
+    if small(len(present), threshold):
+        return Cell(hidden(Why.SMALL), None, None)
+    if not len(present):
+        return Cell(shown(0), None, None)
     sd = float(present.std(ddof=1)) if len(present) > 1 else 0.0
-    return Cell(len(present), float(present.mean()), sd)
+    return Cell(shown(len(present)), float(present.mean()), sd)
+
+
+def _binary_counts(
+    frame: pd.DataFrame, specs: list[tuple[str, str, str, str]]
+) -> tuple[dict[Key, int], list[Line[Key]]]:
+    """Each yes/no row's counts, and the lines that tie them to the cohort's size: the
+    "no" of a row is never shown, but the size minus the "yes" gives it, and the age
+    groups add up to the size (with ages outside every group as one more cell)."""
+    total = len(frame)
+    values: dict[Key, int] = {("n", ""): total}
+    lines: list[Line[Key]] = []
+    for _, _, kind, column in specs:
+        if kind == "binary":
+            yes = int(frame[column].sum())
+            values[("yes", column)], values[("no", column)] = yes, total - yes
+            lines.append(Line(("n", ""), (("yes", column), ("no", column))))
+    groups = tuple(("yes", f"age_{label}") for _, _, label in AGE_GROUPS)
+    values[("no", "age group")] = total - sum(values[g] for g in groups)
+    lines.append(Line(("n", ""), (*groups, ("no", "age group"))))
+    return values, lines
+
+
+def _column(
+    frame: pd.DataFrame, specs: list[tuple[str, str, str, str]], threshold: int
+) -> tuple[Count, list[Cell]]:
+    """One cohort's column of Table 1, suppressed together with its margins."""
+    values, lines = _binary_counts(frame, specs)
+    never = [k for k in values if k[0] == "no"]
+    released = protect(values, lines, threshold, unreleased=never).cells
+    size = released[("n", "")]
+    cells = []
+    for _, _, kind, column in specs:
+        if kind == "continuous":
+            cells.append(_continuous(frame[column], threshold, size.hidden))
+            continue
+        count = released[("yes", column)]
+        if size.hidden and not count.hidden and count.value:
+            count = hidden(Why.COMPLEMENT)  # a share of a hidden size gives it back
+        share = None if count.value is None or size.value is None else count.value / size.value
+        cells.append(Cell(count, share if size.value else None))
+    return size, cells
 
 
 def smd(first: Cell, other: Cell, kind: str) -> float | None:
@@ -295,13 +339,13 @@ def table1(
     frames: list[tuple[int, str, pd.DataFrame]], threshold: int, window_days: int = 365
 ) -> Table1:
     """Table 1 of the cohorts' feature frames; the first cohort is the SMD reference."""
-    prepared = [(i, name, _derived(f)) for i, name, f in frames]
+    specs = _row_specs()
+    columns = [(i, name, _column(_derived(f), specs, threshold)) for i, name, f in frames]
     rows = []
-    for section, label, kind, column in _row_specs():
-        make = _binary if kind == "binary" else _continuous
-        cells = [make(f[column], threshold) for _, _, f in prepared]
+    for k, (section, label, kind, _) in enumerate(specs):
+        cells = [column[1][k] for _, _, column in columns]
         rows.append(Row(section, label, kind, cells, [smd(cells[0], c, kind) for c in cells[1:]]))
-    cohorts = [(i, name, len(f) if len(f) >= threshold else None) for i, name, f in prepared]
+    cohorts = [(i, name, column[0]) for i, name, column in columns]
     return Table1(cohorts, rows, threshold, window_days)
 
 

@@ -1,9 +1,15 @@
 """Federated cohorts: the same definition runs at every site; each site returns only
 aggregates with small-cell suppression, and the hub combines them.
 
-What crosses the site boundary is a :class:`SiteAggregate` (plain JSON): counts by sex
-and age band, incidence rates and a life table, every count below the threshold
-suppressed at the site. The hub never sees a row.
+What crosses the site boundary for display is a :class:`SiteAggregate` (plain JSON):
+counts by sex and age band, incidence rates and a life table, suppressed at the site by
+:mod:`pmhub.disclosure`. Pooled figures are not sums of those (a hidden cell is not 0,
+and dropping it biases the pool): each site also sends a :class:`Contribution` of exact
+counts, which only :func:`combine` reads and which is released only after suppression of
+the pooled table (sites by strata, with every margin). Here the hub process stands in for
+secure aggregation, which will carry the same contribution once federated analytics
+lands. A figure the hub cannot pool (a site sent no contribution) is not computable,
+with the reason; it is never a sum over the sites that happened to report.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from pmhub.cohorts.definition import Definition
 from pmhub.cohorts.engines import Engine
 from pmhub.cohorts.errors import AggregateError, CohortNotGeneratedError
 from pmhub.cohorts.outcomes import time_at_risk
+from pmhub.cohorts.released import attrition_released
+from pmhub.disclosure import Count, Line, Why, hidden, primary, protect, shown
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 64, "40-64"), (65, 200, "65+"))
 
@@ -39,6 +47,7 @@ class RateModel(Frozen):
     rate: float | None
     lower: float | None
     upper: float | None
+    reason: str | None = None  # why the rate is not shown
 
 
 class LifeTableModel(Frozen):
@@ -72,13 +81,27 @@ class SiteAggregate(Frozen):
     attrition: list[AttritionModel] = []
 
 
+class Contribution(Frozen):
+    """A site's exact counts for pooled figures: read only by :func:`combine`, never shown
+    (the stand-in for a secure-aggregation share)."""
+
+    site: str
+    persons: int
+    by_sex: dict[str, int]
+    by_age: dict[str, int]
+    attrition: list[tuple[str, int, int]] = []  # step, persons, events
+    strata: list[tuple[str, str, int, int, float]] = []  # incidence: persons, events, PY
+    life_table: LifeTableModel | None = None  # exact: no carrying, no truncation
+
+
 def fingerprint(definition: Definition) -> str:
     text = json.dumps(definition.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def suppress(count: int, threshold: int) -> int | None:
-    return None if 0 < count < threshold else count
+    """Primary suppression of a lone count, as it travels in JSON (None: hidden)."""
+    return primary(count, threshold).value
 
 
 def _entries(definition_id: int) -> q.Relation:
@@ -86,8 +109,7 @@ def _entries(definition_id: int) -> q.Relation:
     return q.Aggregate(rows, (), (("entries", q.Agg("count", q.col("subject_id"))),))
 
 
-def _counts(engine: Engine, definition_id: int, threshold: int) -> dict[str, object]:
-    entries = engine.rows(_entries(definition_id))[0]["entries"]
+def _exact_counts(engine: Engine, definition_id: int) -> tuple[int, dict[str, int], dict[str, int]]:
     people = pd.DataFrame(
         engine.rows(_demographics(first_entries(definition_id))),
         columns=["person_id", "start_date", "end_date", "age", "gender"],
@@ -100,12 +122,42 @@ def _counts(engine: Engine, definition_id: int, threshold: int) -> dict[str, obj
     ages = {
         label: int(people["age"].astype(float).between(lo, hi).sum()) for lo, hi, label in AGE_BANDS
     }
-    return {
-        "persons": suppress(len(people), threshold),
-        "entries": suppress(int(entries), threshold),
-        "by_sex": {k: suppress(v, threshold) for k, v in sexes.items()},
-        "by_age": {k: suppress(v, threshold) for k, v in ages.items()},
+    ages["unknown"] = len(people) - sum(ages.values())  # ages outside every band
+    return len(people), sexes, ages
+
+
+def margins(
+    persons: int, by_sex: dict[str, int], by_age: dict[str, int], threshold: int
+) -> tuple[Count, dict[str, Count], dict[str, Count]]:
+    """Persons, by sex and by age band, suppressed together (each adds up to persons)."""
+    values = {("persons", ""): persons}
+    values.update({("sex", k): v for k, v in by_sex.items()})
+    values.update({("age", k): v for k, v in by_age.items()})
+    lines = [
+        Line(("persons", ""), tuple(("sex", k) for k in by_sex)),
+        Line(("persons", ""), tuple(("age", k) for k in by_age)),
+    ]
+    cells = protect(values, lines, threshold).cells
+    return (
+        cells[("persons", "")],
+        {k: cells[("sex", k)] for k in by_sex},
+        {k: cells[("age", k)] for k in by_age if k != "unknown" or by_age[k]},
+    )
+
+
+def _counts(
+    engine: Engine, definition_id: int, threshold: int
+) -> tuple[dict[str, object], Contribution]:
+    entries = int(engine.rows(_entries(definition_id))[0]["entries"])
+    persons, sexes, ages = _exact_counts(engine, definition_id)
+    total, by_sex, by_age = margins(persons, sexes, ages, threshold)
+    shown_fields: dict[str, object] = {
+        "persons": total.value,
+        "entries": primary(entries, threshold).value,
+        "by_sex": {k: c.value for k, c in by_sex.items()},
+        "by_age": {k: c.value for k, c in by_age.items()},
     }
+    return shown_fields, Contribution(site="", persons=persons, by_sex=sexes, by_age=ages)
 
 
 def site_aggregate(
@@ -118,29 +170,59 @@ def site_aggregate(
     horizon_days: int = 3650,
 ) -> SiteAggregate:
     """Run at one site: generate the cohort (and outcome), return only aggregates."""
+    return site_result(site, place, definition, threshold, outcome, interval_days, horizon_days)[0]
+
+
+def site_result(
+    site: str,
+    place: service.Place,
+    definition: Definition,
+    threshold: int,
+    outcome: Definition | None = None,
+    interval_days: int = 90,
+    horizon_days: int = 3650,
+) -> tuple[SiteAggregate, Contribution]:
+    """Run at one site: the suppressed aggregate, and the exact contribution to pooling."""
     engine = service.as_engine(place)
     service.generate(definition, engine)
-    fields: dict[str, object] = _counts(engine, definition.id, threshold)
-    fields["attrition"] = [
-        AttritionModel(
-            step=s.step,
-            persons=suppress(s.persons, threshold),
-            events=suppress(s.events, threshold),
-            persons_alone=suppress(s.persons_alone, threshold),
-        )
+    fields, contribution = _counts(engine, definition.id, threshold)
+    steps = [
+        (s.step, s.persons, s.events, s.persons_alone)
         for s in service.attrition(definition, engine)
     ]
+    fields["attrition"] = [
+        AttritionModel(step=name, persons=p.value, events=e.value, persons_alone=a.value)
+        for name, p, e, a in attrition_released(steps, threshold)
+    ]
+    extra: dict[str, object] = {"attrition": [(n, p, e) for n, p, e, _ in steps]}
     if outcome is not None:
         service.generate(outcome, engine)
-        fields.update(
-            _outcome_aggregates(engine, definition, outcome, threshold, interval_days, horizon_days)
+        shown_outcome, exact = _outcome_aggregates(
+            engine, definition, outcome, threshold, interval_days, horizon_days
         )
-    return SiteAggregate(
+        fields.update(shown_outcome)
+        extra.update(exact)
+    aggregate = SiteAggregate(
         site=site,
         definition_id=definition.id,
         fingerprint=fingerprint(definition) + (f"+{fingerprint(outcome)}" if outcome else ""),
         threshold=threshold,
         **fields,  # type: ignore[arg-type]
+    )
+    return aggregate, contribution.model_copy(update={"site": site, **extra})
+
+
+def rate_model(rate: inc.Rate) -> RateModel:
+    return RateModel(
+        stratum=rate.stratum,
+        level=rate.level,
+        persons=rate.persons.value,
+        events=rate.events.value,
+        person_years=rate.person_years,
+        rate=rate.rate,
+        lower=rate.lower,
+        upper=rate.upper,
+        reason=rate.reason,
     )
 
 
@@ -151,35 +233,57 @@ def _outcome_aggregates(
     threshold: int,
     interval_days: int,
     horizon_days: int,
-) -> dict[str, object]:
+) -> tuple[dict[str, object], dict[str, object]]:
     try:
         frame = time_at_risk(engine, definition.id, outcome.id)
     except CohortNotGeneratedError:
-        return {"outcome_id": outcome.id}
-    rates = [RateModel(**r.__dict__) for r in inc.incidence(frame, threshold)]
+        return {"outcome_id": outcome.id}, {}
+    strata = inc.strata(frame)
+    rates = [rate_model(r) for r in inc.suppressed(strata, threshold)]
     table = survival.life_table(frame, interval_days, horizon_days, threshold)
-    return {
-        "outcome_id": outcome.id,
-        "rates": rates,
-        "life_table": LifeTableModel(**table.__dict__),
-    }
+    exact = survival.exact_life_table(frame, interval_days, horizon_days)
+    return (
+        {"outcome_id": outcome.id, "rates": rates, "life_table": LifeTableModel(**table.__dict__)},
+        {"strata": strata, "life_table": LifeTableModel(**exact.__dict__)},
+    )
 
 
 # --- the hub ------------------------------------------------------------------------------
 
 
+class PooledRate(Frozen):
+    """The pooled overall rate as released: from every site's exact person-time and
+    events; hidden cells stay hidden, and ``reason`` says why a rate is not shown."""
+
+    persons: Count
+    events: Count
+    person_years: float | None
+    rate: float | None
+    lower: float | None
+    upper: float | None
+    reason: str | None = None
+
+
 class Combined(Frozen):
+    """What the hub shows of a cohort across the network: every count pooled from the
+    sites' exact contributions, then suppressed as one table of sites and strata."""
+
     definition_id: int
     sites: list[str]
-    persons: int  # sum of the sites that reported a count
-    persons_suppressed_at: list[str]  # sites whose count was below the threshold
-    by_sex: dict[str, int]
-    by_age: dict[str, int]
-    pooled_rate: RateModel | None
-    life_table: LifeTableModel | None
+    threshold: int
+    persons: Count
+    persons_by_site: dict[str, Count]
+    by_sex: dict[str, Count]
+    by_age: dict[str, Count]
+    pooled_rate: PooledRate | None  # None: no outcome asked for
+    life_table: LifeTableModel | None  # rounded, stopped below the threshold at risk
     survival: list[float]
-    # each step: the sums of the sites' reported counts (suppressed cells count 0)
-    attrition: list[AttritionModel] = []
+    attrition: list[tuple[str, Count, Count]] = []  # step, persons, events
+    not_pooled: str | None = None  # why nothing could be pooled
+
+    @property
+    def persons_suppressed_at(self) -> list[str]:
+        return [s for s, c in self.persons_by_site.items() if c.hidden]
 
 
 def _check(aggregates: list[SiteAggregate]) -> None:
@@ -194,51 +298,172 @@ def _check(aggregates: list[SiteAggregate]) -> None:
         raise AggregateError(f"a site reported twice: {names}")
 
 
-def _sum(dicts: list[dict[str, int | None]]) -> dict[str, int]:
-    keys = sorted({k for d in dicts for k in d})
-    return {k: sum(d.get(k) or 0 for d in dicts) for k in keys}
+def _missing(aggregates: list[SiteAggregate], contributions: list[Contribution]) -> list[str]:
+    have = {c.site for c in contributions}
+    return [a.site for a in aggregates if a.site not in have]
 
 
-def _pooled_rate(aggregates: list[SiteAggregate], threshold: int) -> RateModel | None:
-    overall = [r for a in aggregates for r in a.rates if r.stratum == "overall"]
-    usable = [r for r in overall if r.events is not None and r.person_years]
-    if not usable:
-        return None
-    events = sum(r.events or 0 for r in usable)
-    person_years = sum(r.person_years or 0.0 for r in usable)
-    persons = sum(r.persons or 0 for r in usable)
-    rate = inc.make_rate("overall", "pooled", persons, events, person_years, threshold)
-    return RateModel(**rate.__dict__)
+def _by_site(
+    contributions: list[Contribution], threshold: int
+) -> tuple[Count, dict[str, Count], dict[str, Count], dict[str, Count]]:
+    """Persons by site and, pooled, by sex and age band: one table of sites by strata
+    whose inner cells (a site's persons of one sex) are never shown."""
+    values: dict[tuple[str, str, str], int] = {("all", "", ""): 0}
+    lines: list[Line[tuple[str, str, str]]] = []
+    never: list[tuple[str, str, str]] = []
+    for kind in ("sex", "age"):
+        keys = sorted({k for c in contributions for k in getattr(c, f"by_{kind}")})
+        for key in keys:
+            values[("all", kind, key)] = sum(
+                getattr(c, f"by_{kind}").get(key, 0) for c in contributions
+            )
+            inner = tuple(("site", c.site, f"{kind}:{key}") for c in contributions)
+            for c, cell in zip(contributions, inner, strict=True):
+                values[cell] = getattr(c, f"by_{kind}").get(key, 0)
+            never += inner
+            lines.append(Line(("all", kind, key), inner))
+        lines.append(Line(("all", "", ""), tuple(("all", kind, k) for k in keys)))
+        for c in contributions:
+            lines.append(
+                Line(("site", c.site, ""), tuple(("site", c.site, f"{kind}:{k}") for k in keys))
+            )
+    for c in contributions:
+        values[("site", c.site, "")] = c.persons
+    values[("all", "", "")] = sum(c.persons for c in contributions)
+    lines.append(Line(("all", "", ""), tuple(("site", c.site, "") for c in contributions)))
+    cells = protect(values, lines, threshold, unreleased=never).cells
 
+    def strata(kind: str) -> dict[str, Count]:
+        return {
+            k[2]: v
+            for k, v in cells.items()
+            if k[0] == "all" and k[1] == kind and not (k[2] == "unknown" and v.value == 0)
+        }
 
-def combine(aggregates: list[SiteAggregate]) -> Combined:
-    """Counts, pooled incidence and pooled survival of the sites' aggregates."""
-    _check(aggregates)
-    threshold = aggregates[0].threshold
-    tables = [survival.LifeTable(**a.life_table.model_dump()) for a in aggregates if a.life_table]
-    pooled = survival.pool(tables) if tables else None
-    return Combined(
-        definition_id=aggregates[0].definition_id,
-        sites=[a.site for a in aggregates],
-        persons=sum(a.persons or 0 for a in aggregates),
-        persons_suppressed_at=[a.site for a in aggregates if a.persons is None],
-        by_sex=_sum([a.by_sex for a in aggregates]),
-        by_age=_sum([a.by_age for a in aggregates]),
-        pooled_rate=_pooled_rate(aggregates, threshold),
-        life_table=LifeTableModel(**pooled.__dict__) if pooled else None,
-        survival=pooled.survival() if pooled else [],
-        attrition=_attrition(aggregates),
+    return (
+        cells[("all", "", "")],
+        {c.site: cells[("site", c.site, "")] for c in contributions},
+        strata("sex"),
+        strata("age"),
     )
 
 
-def _attrition(aggregates: list[SiteAggregate]) -> list[AttritionModel]:
-    steps = aggregates[0].attrition  # the same definition everywhere: the same steps
-    return [
-        AttritionModel(
-            step=step.step,
-            persons=sum(a.attrition[k].persons or 0 for a in aggregates if a.attrition),
-            events=sum(a.attrition[k].events or 0 for a in aggregates if a.attrition),
-            persons_alone=sum(a.attrition[k].persons_alone or 0 for a in aggregates if a.attrition),
+def _pooled_rate(contributions: list[Contribution], threshold: int) -> PooledRate:
+    overall = [r for c in contributions for r in c.strata if r[0] == "overall"]
+    if len(overall) != len(contributions):
+        lacking = [c.site for c in contributions if not any(r[0] == "overall" for r in c.strata)]
+        return PooledRate(
+            persons=hidden(Why.COMPLEMENT),
+            events=hidden(Why.COMPLEMENT),
+            person_years=None,
+            rate=None,
+            lower=None,
+            upper=None,
+            reason=f"not computable: the outcome was not generated at {', '.join(lacking)}",
         )
-        for k, step in enumerate(steps)
+    persons = sum(r[2] for r in overall)
+    events = sum(r[3] for r in overall)
+    person_years = sum(r[4] for r in overall)
+    rate = inc.rate_of(
+        "overall",
+        "pooled",
+        primary(persons, threshold),
+        primary(events, threshold),
+        person_years if persons >= threshold else None,
+    )
+    reason = rate.reason
+    if rate.events.hidden:
+        reason = f"not computable: fewer than {threshold} events across the sites"
+    return PooledRate(
+        persons=rate.persons,
+        events=rate.events,
+        person_years=rate.person_years,
+        rate=rate.rate,
+        lower=rate.lower,
+        upper=rate.upper,
+        reason=reason,
+    )
+
+
+def _pooled_life_table(
+    contributions: list[Contribution], threshold: int
+) -> survival.LifeTable | None:
+    tables = [c.life_table for c in contributions if c.life_table is not None]
+    if not tables or len(tables) != len(contributions):
+        return None
+    if len({t.interval_days for t in tables}) != 1:
+        raise AggregateError("life tables of different intervals cannot be pooled")
+    length = max(len(t.at_risk) for t in tables)
+
+    def total(name: str, i: int) -> int:
+        return sum(getattr(t, name)[i] for t in tables if len(t.at_risk) > i)
+
+    exact = survival.LifeTable(
+        tables[0].interval_days,
+        [total("at_risk", i) for i in range(length)],
+        [total("events", i) for i in range(length)],
+        [total("censored", i) for i in range(length)],
+    )
+    return survival.released_life_table(exact, threshold)
+
+
+def _attrition(contributions: list[Contribution], threshold: int) -> list[tuple[str, Count, Count]]:
+    steps = contributions[0].attrition
+    pooled = [
+        (
+            name,
+            sum(c.attrition[k][1] for c in contributions),
+            sum(c.attrition[k][2] for c in contributions),
+            0,
+        )
+        for k, (name, _, _) in enumerate(steps)
     ]
+    return [(name, p, e) for name, p, e, _ in attrition_released(pooled, threshold)]
+
+
+def combine(
+    aggregates: list[SiteAggregate], contributions: list[Contribution] | None = None
+) -> Combined:
+    """Counts, pooled incidence and pooled survival of the sites: from their exact
+    contributions, released after suppression; without every site's contribution nothing
+    is pooled and ``not_pooled`` says which site is missing."""
+    _check(aggregates)
+    threshold = aggregates[0].threshold
+    names = [a.site for a in aggregates]
+    missing = _missing(aggregates, contributions or [])
+    if missing:
+        return Combined(
+            definition_id=aggregates[0].definition_id,
+            sites=names,
+            threshold=threshold,
+            persons=hidden(Why.COMPLEMENT),
+            persons_by_site={a.site: _released(a.persons) for a in aggregates},
+            by_sex={},
+            by_age={},
+            pooled_rate=None,
+            life_table=None,
+            survival=[],
+            not_pooled=f"not computable: no exact contribution from {', '.join(missing)}",
+        )
+    order = {name: i for i, name in enumerate(names)}
+    parts = sorted((c for c in contributions or [] if c.site in order), key=lambda c: order[c.site])
+    persons, by_site, by_sex, by_age = _by_site(parts, threshold)
+    has_outcome = any(a.outcome_id is not None for a in aggregates)
+    table = _pooled_life_table(parts, threshold) if has_outcome else None
+    return Combined(
+        definition_id=aggregates[0].definition_id,
+        sites=names,
+        threshold=threshold,
+        persons=persons,
+        persons_by_site=by_site,
+        by_sex=by_sex,
+        by_age=by_age,
+        pooled_rate=_pooled_rate(parts, threshold) if has_outcome else None,
+        life_table=LifeTableModel(**table.__dict__) if table else None,
+        survival=table.survival() if table else [],
+        attrition=_attrition(parts, threshold) if parts[0].attrition else [],
+    )
+
+
+def _released(value: int | None) -> Count:
+    return hidden(Why.SMALL) if value is None else shown(value)

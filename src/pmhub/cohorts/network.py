@@ -10,7 +10,13 @@ from __future__ import annotations
 from pmhub.cohorts import library, service
 from pmhub.cohorts.definition import Definition
 from pmhub.cohorts.errors import AggregateError
-from pmhub.cohorts.federated import Combined, SiteAggregate, combine, site_aggregate
+from pmhub.cohorts.federated import (
+    Combined,
+    Contribution,
+    SiteAggregate,
+    combine,
+    site_result,
+)
 from pmhub.settings import Settings
 from pmhub.sites import SiteRegistry
 
@@ -18,26 +24,39 @@ from pmhub.sites import SiteRegistry
 def site_aggregates(
     definition: Definition, outcome: Definition | None, registry: SiteRegistry, settings: Settings
 ) -> list[SiteAggregate]:
+    return [a for a, _ in site_results(definition, outcome, registry, settings)]
+
+
+def site_results(
+    definition: Definition, outcome: Definition | None, registry: SiteRegistry, settings: Settings
+) -> list[tuple[SiteAggregate, Contribution]]:
+    """Each site's suppressed aggregate and exact contribution to pooled figures."""
     sites = registry.list()
     if not sites:
         raise AggregateError(
             "no sites are registered", hint="Add sites with `pmhub sites add NAME` or `make demo`."
         )
-    aggregates = []
+    results = []
     for site in sites:
         with service.open_engine(site) as engine:
-            aggregate = site_aggregate(
+            aggregate, contribution = site_result(
                 site.name, engine, definition, settings.small_cell_threshold, outcome
             )
         # what crosses the boundary is the JSON form, nothing else
-        aggregates.append(SiteAggregate.model_validate_json(aggregate.model_dump_json()))
-    return aggregates
+        results.append(
+            (
+                SiteAggregate.model_validate_json(aggregate.model_dump_json()),
+                Contribution.model_validate_json(contribution.model_dump_json()),
+            )
+        )
+    return results
 
 
 def run_network(
     definition: Definition, outcome: Definition | None, registry: SiteRegistry, settings: Settings
 ) -> Combined:
-    return combine(site_aggregates(definition, outcome, registry, settings))
+    results = site_results(definition, outcome, registry, settings)
+    return combine([a for a, _ in results], [c for _, c in results])
 
 
 DEMO_STUDIES = (

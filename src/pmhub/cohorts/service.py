@@ -20,6 +20,8 @@ from pmhub.cohorts import concepts as concept_sets
 from pmhub.cohorts import query_model as q
 from pmhub.cohorts.definition import Definition
 from pmhub.cohorts.engines import CohortRow, Engine, SqlEngine
+from pmhub.disclosure import Count, Why, hidden, primary
+from pmhub.disclosure.km import SafeCurve
 from pmhub.sites import Site
 
 Place = Backend | Engine  # where a cohort runs: a CDW backend, or any engine
@@ -138,9 +140,11 @@ class OutcomeAnalysis:
     target: Definition
     outcome: Definition
     rates: list[incidence.Rate]
-    curve: survival.Curve | None  # None when suppressed: fewer subjects than the threshold
-    competing: survival.Curve | None  # cumulative incidence with death competing
+    curve: SafeCurve | None  # None when suppressed: fewer subjects than the threshold
+    competing: SafeCurve | None  # cumulative incidence with death competing
     life_table: survival.LifeTable
+    subjects: Count
+    events: Count
 
 
 def characterize_at(
@@ -167,14 +171,15 @@ def outcome_at(
     generate(target, engine)
     generate(outcome, engine)
     frame = outcomes.time_at_risk(engine, target.id, outcome.id)
-    shown = len(frame) >= threshold
-    curve = survival.kaplan_meier(frame, target.name) if shown else None
-    competing = survival.competing_cumulative_incidence(frame, target.name) if shown else None
+    subjects = primary(len(frame), threshold)
+    curves = survival.safe_curves(frame, target.name, threshold) if subjects.value else None
     return OutcomeAnalysis(
         target,
         outcome,
         incidence.incidence(frame, threshold),
-        curve,
-        competing,
+        curves[0] if curves else None,
+        curves[1] if curves else None,
         survival.life_table(frame, interval_days, horizon_days, threshold),
+        subjects,
+        primary(int(frame["event"].sum()), threshold) if subjects.value else hidden(Why.SMALL),
     )

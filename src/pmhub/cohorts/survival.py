@@ -1,6 +1,9 @@
 """Kaplan–Meier survival and cumulative incidence of an outcome after a target cohort's
-start (lifelines), plots as PNG or SVG, and small-cell-safe life tables for pooling
-across sites.
+start, plots as PNG or SVG, and small-cell-safe life tables for pooling across sites.
+
+What is shown is computed by :mod:`pmhub.disclosure.km` from rounded counts (OpenSAFELY's
+practice) and stops where fewer than the threshold remain at risk; the exact estimates
+(lifelines) stay at the site, for comparison in tests.
 
 A site's life table has fixed intervals. Events and censorings are never reported in
 counts below the threshold: a small count is carried into the next interval until the
@@ -14,12 +17,16 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
 
+from pmhub import palette
 from pmhub.cohorts.errors import AggregateError
+from pmhub.disclosure import km
+from pmhub.disclosure.km import SafeCurve
 
 
 @dataclass(frozen=True)
@@ -88,38 +95,127 @@ def competing_cumulative_incidence(frame: pd.DataFrame, label: str) -> Curve:
     )
 
 
-def plot(curves: list[Curve], kind: str = "survival", fmt: str = "svg") -> bytes:
-    """A step plot of survival or cumulative incidence, as SVG or PNG bytes."""
+YEAR = 365
+TICKS = tuple(range(0, 11 * YEAR, YEAR))  # numbers at risk: at the start and every year
+
+
+def safe_curves(frame: pd.DataFrame, label: str, threshold: int) -> tuple[SafeCurve, SafeCurve]:
+    """The KM curve and the cumulative incidence with death competing, as they may be
+    shown: from rounded counts, stopped where fewer than ``threshold`` are at risk."""
+    durations = (frame["end"] - frame["start"]).dt.days.astype(float).tolist()
+    events = frame["event"].astype(int).tolist()
+    curve = km.kaplan_meier(label, durations, events, threshold, TICKS)
+    competing = km.cumulative_incidence(
+        f"{label} (death competing)",
+        durations,
+        events,
+        frame["competing"].astype(int).tolist(),
+        threshold,
+        TICKS,
+    )
+    return curve, competing
+
+
+def plot(
+    curves: list[SafeCurve],
+    kind: str = "survival",
+    fmt: str = "svg",
+    *,
+    title: str = "",
+    outcome: str = "the outcome",
+) -> bytes:
+    """A step plot of survival or cumulative incidence with 95 % bands, as SVG or PNG
+    bytes: titled, the outcome named on the axis, the legend below the axes (never over
+    the curves, never clipped), and a numbers-at-risk table under it."""
     if fmt not in ("svg", "png"):
         raise ValueError(f"plot format must be svg or png, not {fmt!r}")
     matplotlib.use("Agg")  # no display: files only
     matplotlib.rcParams["svg.hashsalt"] = "pmhub"  # same curve, same SVG bytes (no random ids)
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.2))
+    rows = max(len(curves), 1)
+    figure, (axes, table_axes) = plt.subplots(
+        2,
+        1,
+        figsize=(7.5, 4.6 + 0.28 * rows),
+        gridspec_kw={"height_ratios": [4.2, 0.55 + 0.28 * rows]},
+    )
     try:
-        for curve in curves:
-            values = curve.survival if kind == "survival" else curve.cumulative_incidence()
-            low, high = (
-                (curve.lower, curve.upper)
-                if kind == "survival"
-                else ([1 - u for u in curve.upper], [1 - v for v in curve.lower])
-            )
-            axes.step(
-                curve.times, values, where="post", label=f"{curve.label} (n={curve.subjects})"
-            )
-            axes.fill_between(curve.times, low, high, step="post", alpha=0.2)
-        axes.set_xlabel("days since cohort start")
-        axes.set_ylabel("survival" if kind == "survival" else "cumulative incidence")
-        axes.set_ylim(0, 1.0 if kind == "survival" else None)
-        axes.legend(loc="best")
-        axes.grid(alpha=0.3)
+        _draw_curves(axes, curves, kind, outcome)
+        axes.set_title(
+            title or ("Kaplan–Meier survival" if kind == "survival" else "Cumulative incidence")
+        )
+        _draw_at_risk(table_axes, axes, curves)
         buffer = io.BytesIO()
         metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+        figure.tight_layout()
         figure.savefig(buffer, format=fmt, bbox_inches="tight", metadata=metadata)
     finally:
         plt.close(figure)
     return buffer.getvalue()
+
+
+def _draw_curves(axes: Any, curves: list[SafeCurve], kind: str, outcome: str) -> None:
+    for curve in curves:
+        colour = palette.colour(curve.label)
+        values = curve.survival if kind == "survival" else curve.cumulative_incidence()
+        low, high = (
+            (curve.lower, curve.upper)
+            if kind == "survival"
+            else ([1 - u for u in curve.upper], [1 - v for v in curve.lower])
+        )
+        xs, ys = [*curve.times, curve.end], [*values, values[-1]]
+        axes.step(xs, ys, where="post", color=colour, label=curve.label)
+        if low != high:
+            axes.fill_between(
+                xs,
+                [*low, low[-1]],
+                [*high, high[-1]],
+                step="post",
+                alpha=0.18,
+                color=colour,
+                label=f"{curve.label}: 95 % CI",
+            )
+    axes.set_xlabel("days since cohort start")
+    axes.set_ylabel(
+        f"survival free of {outcome}"
+        if kind == "survival"
+        else f"cumulative incidence of {outcome}"
+    )
+    axes.set_ylim(0, 1.02 if kind == "survival" else None)
+    axes.set_xlim(left=0)
+    axes.grid(alpha=0.3)
+    axes.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False, fontsize="small"
+    )
+
+
+def _draw_at_risk(table_axes: Any, axes: Any, curves: list[SafeCurve]) -> None:
+    """Numbers at risk (rounded) at each year, one row per curve, under the plot."""
+    table_axes.axis("off")
+    table_axes.set_xlim(axes.get_xlim())
+    table_axes.set_ylim(-len(curves) - 0.4, 1)
+    table_axes.text(
+        0,
+        0.35,
+        "Number at risk (rounded; stops below the threshold)",
+        fontsize="small",
+        fontweight="bold",
+        transform=table_axes.get_yaxis_transform(),
+    )
+    for row, curve in enumerate(curves, start=1):
+        table_axes.text(
+            -0.01,
+            -row + 0.35,
+            curve.label[:28],
+            ha="right",
+            fontsize="x-small",
+            color=palette.colour(curve.label),
+            transform=table_axes.get_yaxis_transform(),
+        )
+        for day, count in curve.at_risk:
+            if day <= axes.get_xlim()[1]:
+                table_axes.text(day, -row + 0.35, f"{count:,}", ha="center", fontsize="x-small")
 
 
 # --- life tables for federation ------------------------------------------------------------
@@ -174,6 +270,30 @@ def life_table(
         n -= d[i] + c[i]
     k = len(at_risk)
     return LifeTable(interval_days, at_risk, d[:k], c[:k])
+
+
+def exact_life_table(frame: pd.DataFrame, interval_days: int, horizon_days: int) -> LifeTable:
+    """A site's exact life table: its contribution to a pooled one, never shown itself."""
+    durations = (frame["end"] - frame["start"]).dt.days.to_numpy()
+    events = frame["event"].to_numpy().astype(bool)
+    bins = math.ceil(horizon_days / interval_days)
+    index = np.minimum(durations // interval_days, bins)
+    d = [int(((index == i) & events).sum()) for i in range(bins)]
+    c = [int(((index == i) & ~events).sum()) for i in range(bins)]
+    at_risk, n = [], len(frame)
+    for i in range(bins):
+        at_risk.append(n)
+        n -= d[i] + c[i]
+    return LifeTable(interval_days, at_risk, d, c)
+
+
+def released_life_table(table: LifeTable, threshold: int) -> LifeTable:
+    """An exact (pooled) life table as it may be shown: cumulative counts rounded to the
+    midpoints of steps of the threshold, stopped where fewer remain at risk."""
+    starts = [float(i * table.interval_days) for i in range(len(table.at_risk))]
+    subjects = table.at_risk[0] if table.at_risk else 0
+    steps = km.rounded_steps(starts, {"event": table.events}, table.censored, threshold, subjects)
+    return LifeTable(table.interval_days, steps.at_risk, steps.events["event"], steps.censored)
 
 
 def pool(tables: list[LifeTable]) -> LifeTable:

@@ -26,6 +26,7 @@ def intervals(
     hidden: set[K],
     targets: set[K],
     unreleased: set[K],
+    floor: float = 1.0,
 ) -> dict[K, tuple[float, float]]:
     """Each target's feasible interval, given everything but the hidden cells."""
     from scipy.optimize import linprog  # heavy: only when a table has hidden cells
@@ -44,7 +45,7 @@ def intervals(
                 constant += sign * float(values[k])
         rows.append(row)
         rhs.append(-constant)
-    bounds = [(0.0 if k in unreleased else 1.0, None) for k in order]
+    bounds = [(0.0 if k in unreleased else floor, None) for k in order]
     out: dict[K, tuple[float, float]] = {}
     for key in targets:
         if key not in index or not any(key in ln.members() for ln in relevant):
@@ -73,13 +74,14 @@ def determined(
     hidden: set[K],
     guarded: set[K],
     unreleased: set[K],
+    floor: float = 1.0,
 ) -> list[K]:
     """Hidden cells (shown ones, and small ones never shown) that a reader can pin down
     to one value, in a stable order."""
     targets = (hidden - unreleased) | (guarded & unreleased)
     if not targets:
         return []
-    found = intervals(values, lines, hidden, targets, unreleased)
+    found = intervals(values, lines, hidden, targets, unreleased, floor)
     return sorted(
         (k for k, (low, high) in found.items() if high - low < _tolerance(values[k])), key=str
     )

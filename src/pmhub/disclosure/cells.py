@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-MARK = "[s]"  # how every hidden cell is shown, whatever hid it (the reason is not shown:
+MARK = "(s)"  # how every hidden cell is shown, whatever hid it (the reason is not shown:
 # telling a small cell from its complement would narrow what a reader can work out)
 
 
@@ -36,7 +36,7 @@ class Count:
         return self.value is None
 
     def text(self) -> str:
-        """The count for a table cell: ``[s]`` when hidden, ``≈1,235`` when rounded."""
+        """The count for a table cell: ``(s)`` when hidden, ``≈1,235`` when rounded."""
         if self.value is None:
             return MARK
         return f"{'≈' if self.base > 1 and self.value else ''}{self.value:,}"

@@ -63,18 +63,8 @@ def protect(
     base: int = 1,
 ) -> Protected[K]:
     """Suppress ``values`` so that no small cell can be worked out from what is left."""
-    _check(values, lines)
     never = set(unreleased)
-    why: dict[K, Why] = {k: Why.SMALL for k, v in values.items() if small(v, threshold)}
-    why.update({k: Why.COMPLEMENT for k in never if k not in why})
-    guarded = {k for k, v in values.items() if small(v, threshold)}
-    while True:
-        _complements(values, lines, why)
-        stuck = audit.determined(values, lines, set(why), guarded, never)
-        if not stuck:
-            break
-        if not _widen(values, lines, why, stuck):
-            raise AssertionError(f"cells {stuck} stay determined with every line hidden")
+    why = hide(values, lines, threshold, unreleased=never)
     cells = {
         k: hidden(why[k]) if k in why else _rounded(v, threshold, base)
         for k, v in values.items()
@@ -83,12 +73,42 @@ def protect(
     return Protected(cells, threshold, base)
 
 
-def _check(values: Mapping[K, int], lines: Sequence[Line[K]]) -> None:
+def hide(
+    values: Mapping[K, float],
+    lines: Sequence[Line[K]],
+    threshold: int,
+    *,
+    unreleased: Iterable[K] = (),
+    sensitive: Iterable[K] | None = None,
+    floor: float = 1.0,
+) -> dict[K, Why]:
+    """The cells to hide, and why. ``sensitive`` names the primary cells when they are
+    not the small values themselves (person-time of a stratum with few persons); then
+    a hidden cell may be as small as ``floor``, else it is at least 1 (zeros are shown)."""
+    _check(values, lines)
+    never = set(unreleased)
+    if sensitive is None:
+        guarded = {k for k, v in values.items() if small(v, threshold)}
+    else:
+        guarded = set(sensitive)
+    why: dict[K, Why] = dict.fromkeys(guarded, Why.SMALL)
+    why.update({k: Why.COMPLEMENT for k in never if k not in why})
+    while True:
+        _complements(values, lines, why)
+        stuck = audit.determined(values, lines, set(why), guarded, never, floor)
+        if not stuck:
+            return why
+        if not _widen(values, lines, why, stuck):
+            raise AssertionError(f"cells {stuck} stay determined with every line hidden")
+
+
+def _check(values: Mapping[K, float], lines: Sequence[Line[K]]) -> None:
     for line in lines:
         missing = [k for k in line.members() if k not in values]
         if missing:
             raise ValueError(f"a line names cells without a value: {missing}")
-        if values[line.total] != sum(values[k] for k in line.parts):
+        total, parts = values[line.total], sum(values[k] for k in line.parts)
+        if abs(total - parts) > 1e-6 * max(abs(total), 1.0):
             raise ValueError(f"the parts of {line.total!r} do not add up to it")
 
 
@@ -101,13 +121,13 @@ def _rounded(value: int, threshold: int, base: int) -> Count:
     return shown(rounded, base)
 
 
-def _candidates(values: Mapping[K, int], line: Line[K], why: Mapping[K, Why]) -> list[K]:
+def _candidates(values: Mapping[K, float], line: Line[K], why: Mapping[K, Why]) -> list[K]:
     """Shown, non-zero cells of a line, the parts first and then the smallest."""
     free = [k for k in line.members() if k not in why and values[k] != 0]
     return sorted(free, key=lambda k: (k == line.total, values[k], str(k)))
 
 
-def _complements(values: Mapping[K, int], lines: Sequence[Line[K]], why: dict[K, Why]) -> None:
+def _complements(values: Mapping[K, float], lines: Sequence[Line[K]], why: dict[K, Why]) -> None:
     changed = True
     while changed:
         changed = False
@@ -121,7 +141,7 @@ def _complements(values: Mapping[K, int], lines: Sequence[Line[K]], why: dict[K,
 
 
 def _widen(
-    values: Mapping[K, int], lines: Sequence[Line[K]], why: dict[K, Why], stuck: list[K]
+    values: Mapping[K, float], lines: Sequence[Line[K]], why: dict[K, Why], stuck: list[K]
 ) -> bool:
     """Hide one more cell on a line through a determined cell; False if none is left."""
     for key in stuck:
