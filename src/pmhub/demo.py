@@ -10,8 +10,8 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -106,7 +106,6 @@ def cohorts_step(registry: SiteRegistry, console: Console) -> None:
     )
     overview = network.library_overview(registry, registry.settings)
     for (_, outcome), (name, combined) in zip(network.DEMO_STUDIES, overview, strict=True):
-        rate = combined.pooled_rate
         table.add_row(
             name,
             library.example(outcome).name if outcome else "(none: a count only)",

@@ -16,6 +16,7 @@ from pmhub.cdm.backends.duckdb import DuckDBBackend
 from pmhub.cohorts import characterize, incidence, report, service, survival
 from pmhub.cohorts.definition import parse
 from pmhub.cohorts.errors import AggregateError, CohortNotGeneratedError
+from pmhub.disclosure import MARK, Why, hidden, shown
 from tests.backends import harness
 
 
@@ -43,27 +44,32 @@ def test_incidence_splits_person_time_across_calendar_years() -> None:
     )
     rates = {(r.stratum, r.level): r for r in incidence.incidence(data, threshold=1)}
     overall = rates["overall", "all"]
-    assert overall.events == 1
+    assert overall.events.value == 1
     assert overall.person_years == pytest.approx((365 + 366) / 365.25)
     assert overall.rate == pytest.approx(1000 / ((365 + 366) / 365.25))
     assert rates["year", "2019"].person_years == pytest.approx(183 / 365.25)
-    assert rates["year", "2019"].events == 0
+    assert rates["year", "2019"].events.value == 0
     assert rates["year", "2020"].person_years == pytest.approx((182 + 366) / 365.25)
-    assert rates["year", "2020"].events == 1
-    assert rates["sex", "female"].events == 1
-    assert rates["sex", "male"].events == 0
-    assert rates["age", "40-49"].persons == 1
-    assert rates["age", "70-79"].persons == 1
+    assert rates["year", "2020"].events.value == 1
+    assert rates["sex", "female"].events.value == 1
+    assert rates["sex", "male"].events.value == 0
+    assert rates["age", "40-49"].persons.value == 1
+    assert rates["age", "70-79"].persons.value == 1
 
 
 def test_incidence_suppresses_small_counts_but_not_zero() -> None:
     data = frame(*[("2020-01-01", "2020-12-31", int(i < 3), 50.0, i % 2) for i in range(12)])
     rates = {(r.stratum, r.level): r for r in incidence.incidence(data, threshold=10)}
-    assert rates["overall", "all"].events is None  # 3 events: below 10
-    assert rates["overall", "all"].rate is None
-    assert rates["sex", "male"].persons is None  # 6 persons
+    overall = rates["overall", "all"]
+    assert overall.events.hidden  # 3 events: below 10
+    assert overall.rate is None
+    assert overall.reason == "events suppressed"
+    assert overall.persons.value == 12  # the row stays: only its events are small
+    assert overall.person_years == pytest.approx(12 * 366 / 365.25)
+    assert rates["sex", "male"].persons.hidden  # 6 persons
+    assert rates["sex", "male"].person_years is None  # few persons' follow-up
     none = frame(*[("2020-01-01", "2020-12-31", 0, 50.0, 1)] * 12)
-    assert incidence.incidence(none, threshold=10)[0].events == 0
+    assert incidence.incidence(none, threshold=10)[0].events.value == 0
 
 
 def test_kaplan_meier_of_a_hand_example() -> None:
@@ -100,9 +106,10 @@ def test_cumulative_incidence_with_death_competing_by_hand() -> None:
 @pytest.mark.parametrize(("fmt", "magic"), [("svg", b"<svg"), ("png", b"\x89PNG")])
 def test_plots_are_files_of_their_format(fmt: str, magic: bytes) -> None:
     data = frame(*[("2020-01-01", f"2020-0{m}-01", m % 2, 50.0, 1) for m in range(2, 9)])
-    curve = survival.kaplan_meier(data, "test")
+    data["competing"] = 0
+    curve, competing = survival.safe_curves(data, "test", threshold=2)
     for kind in ("survival", "incidence"):
-        image = survival.plot([curve], kind, fmt)
+        image = survival.plot([curve, competing], kind, fmt, title="T", outcome="stroke")
         assert magic in image[:400]
     assert survival.plot([curve], "survival", "svg") == survival.plot([curve], "survival", "svg")
     with pytest.raises(ValueError, match="svg or png"):
@@ -139,13 +146,14 @@ def test_pooled_life_tables_censor_a_site_where_its_table_stops() -> None:
 
 
 def test_standardized_mean_differences() -> None:
-    first, other = characterize.Cell(50, 0.5), characterize.Cell(30, 0.3)
+    first, other = characterize.Cell(shown(50), 0.5), characterize.Cell(shown(30), 0.3)
     assert characterize.smd(first, other, "binary") == pytest.approx(
         (0.3 - 0.5) / math.sqrt((0.25 + 0.21) / 2)
     )
-    mean_a, mean_b = characterize.Cell(10, 60.0, 10.0), characterize.Cell(10, 65.0, 14.0)
+    mean_a = characterize.Cell(shown(10), 60.0, 10.0)
+    mean_b = characterize.Cell(shown(10), 65.0, 14.0)
     assert characterize.smd(mean_a, mean_b, "continuous") == pytest.approx(5 / math.sqrt(148))
-    assert characterize.smd(first, characterize.Cell(None, None), "binary") is None
+    assert characterize.smd(first, characterize.Cell(hidden(Why.SMALL), None), "binary") is None
 
 
 TABLE1_DATA = """
@@ -210,19 +218,19 @@ AF = parse(
 def test_table1_features_by_hand(cdw: Backend) -> None:
     table = service.characterize_at(cdw, [AF], threshold=1)
     rows = {r.label: r.cells[0] for r in table.rows}
-    assert table.cohorts == [(31, "AF", 3)]
-    assert rows["Female"] == characterize.Cell(2, 2 / 3)
+    assert table.cohorts == [(31, "AF", shown(3))]
+    assert rows["Female"] == characterize.Cell(shown(2), 2 / 3)
     assert rows["Age (years)"].value == pytest.approx((78 + 68 + 38) / 3)
-    assert rows["Hypertension"].n == 1
-    assert rows["Stroke"].n == 0  # 2016: more than a year before the index
-    assert rows["Anticoagulant (warfarin or a DOAC)"].n == 1
-    assert rows["HbA1c (%)"] == characterize.Cell(1, 7.5, 0.0)  # person 2's is too old
+    assert rows["Hypertension"].n.value == 1
+    assert rows["Stroke"].n.value == 0  # 2016: more than a year before the index
+    assert rows["Anticoagulant (warfarin or a DOAC)"].n.value == 1
+    assert rows["HbA1c (%)"] == characterize.Cell(shown(1), 7.5, 0.0)  # person 2's is too old
     # person 1: CHF, diabetes (Charlson 2); CHA2DS2-VASc: CHF 1, HT 1, age≥75 2, DM 1, F 1 = 6
     # person 2: MI, CKD 3 (Charlson 1 + 2 = 3); CHA2DS2-VASc: age 65-74 1, MI 1 = 2
     # person 3: nothing; CHA2DS2-VASc: female 1
     assert rows["Charlson comorbidity index"].value == pytest.approx(5 / 3)
     assert rows["CHA2DS2-VASc"].value == pytest.approx(3.0)
-    assert rows["CHA2DS2-VASc ≥ 2"].n == 2
+    assert rows["CHA2DS2-VASc ≥ 2"].n.value == 2
 
 
 def test_table1_of_two_cohorts_has_smds_and_suppresses_small_cells(cdw: Backend) -> None:
@@ -232,11 +240,13 @@ def test_table1_of_two_cohorts_has_smds_and_suppresses_small_cells(cdw: Backend)
     table = service.characterize_at(cdw, [AF, women], threshold=1)
     assert len(table.rows[0].smd) == 1
     suppressed = service.characterize_at(cdw, [AF], threshold=10)
-    assert suppressed.cohorts == [(31, "AF", None)]
+    assert suppressed.cohorts == [(31, "AF", hidden(Why.SMALL))]
     assert all(c.value is None for r in suppressed.rows for c in r.cells)
+    assert all(c.n.hidden or c.n.value == 0 for r in suppressed.rows for c in r.cells)
     html = report.render(title="<b>AF</b>", site="s", threshold=10, table1=suppressed)
     assert "&lt;b&gt;AF&lt;/b&gt;" in html  # escaped: a definition name cannot inject HTML
-    assert "&lt;10" in html
+    assert MARK in html
+    assert "fewer than 10" in html
 
 
 def test_characterizing_a_cohort_without_rows(cdw: Backend) -> None:
@@ -266,31 +276,33 @@ def test_outcome_analysis_at_a_site(cdw: Backend) -> None:
     analysis = service.outcome_at(cdw, AF, stroke, threshold=1)
     # person 1 had a stroke before AF: not at risk; person 2's comes 365 days after
     overall = analysis.rates[0]
-    assert (overall.persons, overall.events) == (2, 1)
+    assert (overall.persons.value, overall.events.value) == (2, 1)
     assert overall.person_years == pytest.approx(
         (366 + (dt.date(2020, 12, 31) - dt.date(2018, 1, 1)).days + 1) / 365.25
     )
     assert analysis.curve is not None
-    assert analysis.curve.events == 1
+    assert analysis.events.value == 1
     assert analysis.competing is not None
 
 
 def test_attrition_rows_suppress_small_counts_and_the_shares_they_give() -> None:
-    from pmhub.cohorts.report import attrition_rows
-    from pmhub.cohorts.service import AttritionStep
+    from pmhub.cohorts.released import attrition_rows
 
     steps = [
-        AttritionStep("entry events", 200, 250, 200),
-        AttritionStep("adults", 150, 180, 150),
-        AttritionStep("rare", 4, 4, 9),
-        AttritionStep("none", 0, 0, 120),
+        ("entry events", 200, 250, 200),
+        ("adults", 150, 180, 150),
+        ("rare", 4, 4, 9),
+        ("none", 0, 0, 120),
     ]
     assert attrition_rows(steps, 10) == [
         ("entry events", "200", "250", "—", "—"),
         ("adults", "150", "180", "75.0 %", "150"),
-        ("rare", "<10", "<10", "—", "<10"),
+        ("rare", MARK, MARK, "—", MARK),
         ("none", "0", "0", "—", "120"),
     ]
+    # 150 then 145 would tell that the rule removed 5: one of the two is hidden
+    nested = attrition_rows([("entry", 150, 150, 150), ("rule", 145, 145, 145)], 10)
+    assert MARK in (nested[0][1], nested[1][1])
 
 
 def test_table1_lists_each_charlson_condition() -> None:
@@ -312,5 +324,5 @@ def test_table1_lists_each_charlson_condition() -> None:
     table = characterize.table1([(1, "c", frame)], threshold=1)
     rows = {r.label: r for r in table.rows if r.section == "Charlson conditions (prior year)"}
     assert len(rows) == 17
-    assert rows["CCI: Renal disease"].cells[0] == characterize.Cell(1, 0.5)
-    assert rows["CCI: HIV/AIDS"].cells[0] == characterize.Cell(0, 0.0)
+    assert rows["CCI: Renal disease"].cells[0] == characterize.Cell(shown(1), 0.5)
+    assert rows["CCI: HIV/AIDS"].cells[0] == characterize.Cell(shown(0), 0.0)

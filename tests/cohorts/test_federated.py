@@ -24,12 +24,14 @@ def sites() -> SiteRegistry:
     return registry
 
 
-def test_sites_share_only_suppressed_aggregates_and_the_hub_sums_them(
+def test_sites_share_only_suppressed_aggregates_and_the_hub_pools_exact_counts(
     sites: SiteRegistry,
 ) -> None:
     settings = load_settings()
     af, stroke = library.example("atrial_fibrillation"), library.example("stroke")
-    aggregates = network.site_aggregates(af, stroke, sites, settings)
+    results = network.site_results(af, stroke, sites, settings)
+    aggregates = [a for a, _ in results]
+    contributions = [c for _, c in results]
     by_site = {a.site: a for a in aggregates}
     assert by_site["tiny"].persons is None  # 200 persons: a few AF cases, fewer than 10
     for aggregate in aggregates:
@@ -41,29 +43,48 @@ def test_sites_share_only_suppressed_aggregates_and_the_hub_sums_them(
             table = aggregate.life_table
             assert all(n >= 10 for n in table.at_risk)
             assert all(c == 0 or c >= 10 for c in table.events + table.censored)
-    combined = combine(aggregates)
-    assert combined.persons == sum(a.persons or 0 for a in aggregates)
-    assert combined.persons_suppressed_at == ["tiny"]
-    assert combined.by_sex["female"] == sum(a.by_sex["female"] or 0 for a in aggregates)
-    assert combined.pooled_rate is not None
-    usable = [r for a in aggregates for r in a.rates if r.stratum == "overall" and r.events]
-    assert combined.pooled_rate.events == sum(r.events or 0 for r in usable)
-    assert combined.survival
-    assert all(0.0 <= s <= 1.0 for s in combined.survival)
-    assert combined.survival == sorted(combined.survival, reverse=True)
-    for aggregate in aggregates:
         steps = [s.step for s in aggregate.attrition]
         assert steps == ["entry events", "adult", "no stroke before"]
         cells = [c for s in aggregate.attrition for c in (s.persons, s.events)]
         assert all(c is None or c == 0 or c >= 10 for c in cells)
-    assert by_site["tiny"].attrition[0].persons is None
-    assert [s.persons for s in combined.attrition] == [
-        sum(a.attrition[k].persons or 0 for a in aggregates) for k in range(3)
-    ]
+    combined = combine(aggregates, contributions)
+    exact = sum(c.persons for c in contributions)
+    assert combined.persons.value == exact  # tiny's few persons count, not as 0
+    # tiny is hidden, and so is a partner: the total less the shown sites is not tiny's
+    shown = [c for c in combined.persons_by_site.values() if not c.hidden]
+    assert combined.persons_by_site["tiny"].hidden
+    assert len(shown) <= len(contributions) - 2
+    female = sum(c.by_sex["female"] for c in contributions)
+    assert combined.by_sex["female"].value in (female, None)
+    pooled = combined.pooled_rate
+    assert pooled is not None
+    events = sum(r[3] for c in contributions for r in c.strata if r[0] == "overall")
+    person_years = sum(r[4] for c in contributions for r in c.strata if r[0] == "overall")
+    assert pooled.person_years == pytest.approx(person_years)
+    if events >= 10:
+        assert pooled.events.value == events
+        assert pooled.rate == pytest.approx(events / person_years * 1000)
+    else:
+        assert pooled.events.hidden
+        assert pooled.reason == "not computable: fewer than 10 events across the sites"
+    assert combined.survival
+    assert all(0.0 <= s <= 1.0 for s in combined.survival)
+    assert combined.survival == sorted(combined.survival, reverse=True)
+    assert combined.life_table is not None
+    assert all(n >= 10 for n in combined.life_table.at_risk)
     entry, *_, last = combined.attrition
-    assert entry.persons is not None
-    assert last.persons is not None
-    assert entry.persons >= last.persons > 0
+    assert entry[1].value == sum(c.attrition[0][1] for c in contributions)
+    assert last[1].value is None or 0 < last[1].value <= (entry[1].value or 0)
+
+
+def test_without_every_sites_exact_counts_nothing_is_pooled(sites: SiteRegistry) -> None:
+    results = network.site_results(library.example("type2_diabetes"), None, sites, load_settings())
+    aggregates = [a for a, _ in results]
+    partial = combine(aggregates, [c for _, c in results if c.site != "south"])
+    assert partial.persons.hidden
+    assert partial.not_pooled == "not computable: no exact contribution from south"
+    assert partial.pooled_rate is None
+    assert combine(aggregates).not_pooled is not None
 
 
 def test_the_threshold_is_configurable(

@@ -93,8 +93,9 @@ def hide(
         guarded = set(sensitive)
     why: dict[K, Why] = dict.fromkeys(guarded, Why.SMALL)
     why.update({k: Why.COMPLEMENT for k in never if k not in why})
+    spare = never - guarded  # never shown and not small: no need to hide a partner for it
     while True:
-        _complements(values, lines, why)
+        _complements(values, lines, why, spare)
         stuck = audit.determined(values, lines, set(why), guarded, never, floor)
         if not stuck:
             return why
@@ -127,12 +128,16 @@ def _candidates(values: Mapping[K, float], line: Line[K], why: Mapping[K, Why]) 
     return sorted(free, key=lambda k: (k == line.total, values[k], str(k)))
 
 
-def _complements(values: Mapping[K, float], lines: Sequence[Line[K]], why: dict[K, Why]) -> None:
+def _complements(
+    values: Mapping[K, float], lines: Sequence[Line[K]], why: dict[K, Why], spare: set[K]
+) -> None:
     changed = True
     while changed:
         changed = False
         for line in lines:
             if sum(k in why for k in line.members()) != 1:
+                continue
+            if any(k in spare for k in line.members()):
                 continue
             free = _candidates(values, line, why)
             if free:  # none: the other cells are zeros, the audit widens elsewhere
