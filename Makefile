@@ -42,7 +42,8 @@ bench: install
 # Refresh the lock from pyproject.toml (needs network to PyPI).
 lock:
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra fhir --extra spark --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra fhir --extra spark \
+		--extra predict --extra federation --python-version 3.11 \
 		--no-header --output-file $(LOCK)
 
 clean:

@@ -14,6 +14,9 @@ from pmhub.errors import MissingExtraError
 # module → (extra, what it is for)
 EXTRAS: dict[str, tuple[str, str]] = {
     "flwr": ("federation", "federated learning and analytics (Flower)"),
+    "sklearn": ("predict", "patient-level prediction models (scikit-learn)"),
+    "lightgbm": ("predict", "gradient-boosted tree models (LightGBM)"),
+    "shap": ("predict", "model explanations (SHAP)"),
     "pyspark": ("spark", "the Spark CDW backend"),
     "playwright": ("e2e", "browser tests of the portal"),
     "fhir.resources": ("fhir", "FHIR R4 resource validation"),
