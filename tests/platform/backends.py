@@ -12,18 +12,22 @@ import psycopg
 import pytest
 
 from pmhub.platform.core import Platform, open_platform
+from pmhub.platform.models import Base
+from pmhub.platform.roles import Principal, operator
 from pmhub.settings import load_settings
 
 START = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 
 
 class FakeClock:
-    """A clock the test moves by hand (lockout windows, token expiry)."""
+    """A clock the test moves by hand (lockout windows, token expiry); each reading is a
+    millisecond after the one before, as real time would be."""
 
     def __init__(self, start: dt.datetime = START) -> None:
         self.at = start
 
     def __call__(self) -> dt.datetime:
+        self.at += dt.timedelta(milliseconds=1)
         return self.at
 
     def advance(self, **delta: float) -> dt.datetime:
@@ -54,6 +58,19 @@ class PostgresState:
         with psycopg.connect(server, autocommit=True) as con:
             con.execute(f'CREATE SCHEMA "{schema}"')
         return postgres_state_url(server, schema)
+
+
+def snapshot(pf: Platform) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every platform table: equal before and after means nothing changed."""
+    with pf.db.read() as session:
+        return {
+            name: [tuple(r) for r in session.execute(table.select().order_by(*table.primary_key))]
+            for name, table in Base.metadata.tables.items()
+        }
+
+
+def as_operator() -> Principal:
+    return operator("test")
 
 
 class PlatformFixtures:

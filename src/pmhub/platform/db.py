@@ -101,7 +101,7 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with _state_errors(), Session(self.engine) as session, session.begin():
+        with _state_errors(), Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     @contextmanager
@@ -109,7 +109,7 @@ class Database:
         """One write transaction; functions in ``session.info["after_commit"]`` run after
         it committed (e.g. updating the signed head file outside the database)."""
         writer = self.engine.execution_options(**{WRITE_OPTION: True})
-        with _state_errors(), Session(writer) as session:
+        with _state_errors(), Session(writer, expire_on_commit=False) as session:
             with session.begin():
                 yield session
             after: list[Callable[[], None]] = session.info.pop("after_commit", [])
