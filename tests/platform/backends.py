@@ -13,6 +13,7 @@ import pytest
 
 from pmhub.platform.core import Platform, open_platform
 from pmhub.platform.models import Base
+from pmhub.platform.passwords import Passwords
 from pmhub.platform.roles import Principal, operator
 from pmhub.settings import load_settings
 
@@ -82,6 +83,8 @@ class PlatformFixtures:
 
     @pytest.fixture
     def pf(self, url: str, clock: FakeClock) -> Iterator[Platform]:
-        platform = open_platform(load_settings(), url=url, clock=clock, checkpoint_every=5)
+        platform = open_platform(
+            load_settings(), url=url, clock=clock, checkpoint_every=5, passwords=Passwords.fast()
+        )
         yield platform
         platform.close()

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from pmhub.errors import UnknownSiteError
 from pmhub.platform import audit, auth, projects, tokens, users
+from pmhub.platform.core import Platform
 from pmhub.platform.errors import (
     AuthenticationError,
     ConflictError,
@@ -18,7 +19,7 @@ from pmhub.platform.errors import (
     PlatformInputError,
 )
 from pmhub.platform.models import ApiToken, AuditEntry, LoginAttempt, RoleAssignment, User
-from pmhub.platform.roles import Grant, Role
+from pmhub.platform.roles import Grant, Principal, Role
 from pmhub.sites import SiteRegistry
 from tests.platform.backends import (
     PlatformFixtures,
@@ -35,12 +36,14 @@ OP = as_operator()
 def actions(pf) -> list[tuple[str, str, str]]:
     with pf.db.read() as s:
         rows = s.execute(
-            select(AuditEntry.action, AuditEntry.target, AuditEntry.outcome).order_by(AuditEntry.seq)
+            select(AuditEntry.action, AuditEntry.target, AuditEntry.outcome).order_by(
+                AuditEntry.seq
+            )
         )
         return [tuple(r) for r in rows]
 
 
-def principal(pf, username):
+def principal(pf: Platform, username: str) -> Principal:
     with pf.db.read() as s:
         return users.principal_of(s, users.find_user(s, username))
 
@@ -120,7 +123,9 @@ class PeopleSuite(PlatformFixtures):
         users.revoke_role(pf, OP, "choi", "steward", scope="wonju")
         assert not principal(pf, "choi").has(Role.STEWARD, site="wonju")
         with pf.db.read() as s:
-            revoked = s.scalars(select(RoleAssignment).where(RoleAssignment.role == "steward")).one()
+            revoked = s.scalars(
+                select(RoleAssignment).where(RoleAssignment.role == "steward")
+            ).one()
         assert (revoked.revoked_by, revoked.revoked_at is not None) == ("system:test", True)
 
     @pytest.mark.parametrize(
@@ -215,7 +220,7 @@ class PeopleSuite(PlatformFixtures):
             with pytest.raises(AuthenticationError):
                 auth.login(pf, f"nobody{i}", "whatever it is now", source="203.0.113.7")
         users.create_user(pf, OP, "lim", password=PASSWORD)
-        with pytest.raises(LockedOutError, match="203.0.113.7"):
+        with pytest.raises(LockedOutError, match=r"203\.0\.113\.7"):
             auth.login(pf, "lim", PASSWORD, source="203.0.113.7")
         assert auth.login(pf, "lim", PASSWORD, source="198.51.100.1").secret
 

@@ -320,6 +320,12 @@ def _signer(pf: Platform, session: Session) -> keys.Signer:
     return keys.create_signing_key(pf.home)
 
 
+def ensure_signing_key(pf: Platform) -> keys.Verifier:
+    """The home's key, made now if the trail has no checkpoint yet."""
+    with pf.db.read() as session:
+        return _signer(pf, session).verifier
+
+
 def _sign(pf: Platform, session: Session, seq: int, digest: str) -> Checkpoint:
     signer = _signer(pf, session)
     now = pf.now()  # both backends keep microseconds: iso(now) is what a reader recomputes
@@ -561,8 +567,7 @@ def _home_verifier(pf: Platform) -> keys.Verifier:
         return keys.load_signer(pf.home).verifier
     if (keys.key_dir(pf.home) / keys.PUBLIC_FILE).exists():
         return keys.home_verifier(pf.home)  # an auditor's copy of a home: public key only
-    with pf.db.read() as session:
-        return _signer(pf, session).verifier  # a new trail: its key is made now
+    return ensure_signing_key(pf)  # a new trail: its key is made now
 
 
 def entries(pf: Platform, by: Principal, *, after: int = 0, limit: int = 100) -> list[Entry]:

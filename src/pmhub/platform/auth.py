@@ -21,7 +21,7 @@ from pmhub.platform.audit import append, authorize
 from pmhub.platform.core import Platform
 from pmhub.platform.errors import AuthenticationError, LockedOutError, PlatformError
 from pmhub.platform.models import LoginAttempt, User
-from pmhub.platform.passwords import MAX_LENGTH, hash_password, needs_rehash, verify_password
+from pmhub.platform.passwords import MAX_LENGTH
 from pmhub.platform.policy import Context
 from pmhub.platform.roles import Principal
 from pmhub.platform.tokens import IssuedToken, issue
@@ -39,7 +39,7 @@ FAILED = ("bad_password", "unknown_user", "disabled", "no_password")
 def set_password(pf: Platform, by: Principal, username: str, password: str) -> None:
     """Set a user's password (their own, or anyone's for an admin); this also lifts a lock."""
     username = validate.username(username)
-    hashed = hash_password(password)
+    hashed = pf.passwords.hash(password)
     with pf.db.read() as session:
         owner = find_user(session, username).id
     authorize(pf, "user.passwd", by, Context(owner_id=owner), target=f"user:{username}")
@@ -84,7 +84,7 @@ def _attempt(
     if user is not None and user.locked_until is not None and user.locked_until > now:
         _note(pf, session, user, name, source, "locked")
         return _Outcome(None, _locked(user.locked_until))
-    ok = verify_password(user.password_hash if user else None, password)
+    ok = pf.passwords.verify(user.password_hash if user else None, password)
     if user is None or not ok or user.disabled_at is not None:
         reason = _failure_reason(user, ok)
         _note(pf, session, user, name, source, reason)
@@ -101,8 +101,8 @@ def _attempt(
             return _Outcome(None, _locked(user.locked_until))
         return _Outcome(None, AuthenticationError("wrong username or password"))
     assert user.password_hash is not None
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if pf.passwords.needs_rehash(user.password_hash):
+        user.password_hash = pf.passwords.hash(password)
     token = issue(pf, session, user, "login", "session", SESSION_TTL)
     _note(pf, session, user, name, source, "success", token_id=token.id)
     return _Outcome(token, None)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pmhub.platform.db import Database, default_url, migrate_engine
+from pmhub.platform.passwords import DEFAULT, Passwords
 from pmhub.settings import Settings, load_settings
 
 Clock = Callable[[], dt.datetime]
@@ -24,6 +25,7 @@ class Platform:
     db: Database
     clock: Clock = utcnow
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    passwords: Passwords = DEFAULT
 
     @property
     def home(self) -> Path:
@@ -43,10 +45,17 @@ def open_platform(
     clock: Clock = utcnow,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     migrate: bool = True,
+    passwords: Passwords = DEFAULT,
 ) -> Platform:
     """Open (and by default create or upgrade) the platform state of a home."""
     settings = settings or load_settings()
     db = Database.open(url or default_url(settings))
     if migrate:
         migrate_engine(db.engine)
-    return Platform(settings, db, clock, checkpoint_every)
+    platform = Platform(settings, db, clock, checkpoint_every, passwords)
+    if migrate:
+        # The key exists from the first start, so that it is backed up with the new home.
+        from pmhub.platform.audit import ensure_signing_key  # audit builds on this module
+
+        ensure_signing_key(platform)
+    return platform

@@ -101,7 +101,11 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with _state_errors(), Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with (
+            _state_errors(),
+            Session(self.engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             yield session
 
     @contextmanager

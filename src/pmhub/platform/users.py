@@ -19,7 +19,6 @@ from pmhub.platform.audit import append, authorize
 from pmhub.platform.core import Platform
 from pmhub.platform.errors import ConflictError, NotFoundError, PlatformInputError
 from pmhub.platform.models import ApiToken, Organisation, Project, RoleAssignment, User
-from pmhub.platform.passwords import hash_password
 from pmhub.platform.policy import Context
 from pmhub.platform.roles import SCOPES, Grant, Principal, Role, ScopeKind
 from pmhub.sites import SiteRegistry
@@ -131,7 +130,7 @@ def create_user(
     email = None if email is None else validate.email(email)
     if organisation is not None:
         organisation = validate.text("organisation", organisation, max_len=80)
-    hashed = None if password is None else hash_password(password)
+    hashed = None if password is None else pf.passwords.hash(password)
     authorize(pf, "user.manage", by, None, target=f"user:{username}")
     try:
         with pf.db.write() as session:
