@@ -1,0 +1,1 @@
+"""The data safe zone: applications, approvals, extraction, workspaces and output checking."""
