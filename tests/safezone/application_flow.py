@@ -103,7 +103,13 @@ def vote(member: str, choice: drb.Choice = "approve", **kw: Any) -> drb.Vote:
 class Story:
     """The events of one application so far, and its state."""
 
-    def __init__(self, application_id: str = "proj-2026-001", sites: tuple[str, ...] = SITES):
+    def __init__(
+        self,
+        application_id: str = "proj-2026-001",
+        sites: tuple[str, ...] = SITES,
+        **changes: Any,
+    ) -> None:
+        self.changes = changes  # to the body the applicant drafts
         self.events: list[app.Event] = []
         self.state: app.Application | None = None
         self.clock = T0
@@ -137,7 +143,7 @@ class Story:
 
 
 def _draft(s: Story) -> None:
-    s.do(APPLICANT, "drafted", body=body(sites=list(s.sites)))
+    s.do(APPLICANT, "drafted", body=body(**{"sites": list(s.sites), **s.changes}))
 
 
 def _votes(s: Story) -> None:

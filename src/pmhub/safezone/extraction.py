@@ -51,7 +51,6 @@ from pmhub.privacy import service as privacy
 from pmhub.privacy.keys import ProjectKey
 from pmhub.privacy.policy import ColumnRule, Policy, TablePolicy
 from pmhub.safezone.application import (
-    COHORT_COLUMNS,
     COHORT_TABLE,
     IDENTIFYING_SOURCE_VALUES,
     PERSON,
@@ -216,11 +215,14 @@ def selections(application: Application, engine: SqlEngine) -> dict[str, q.Relat
 
 def _schema(table: str, columns: tuple[str, ...]) -> pa.Schema:
     if table == COHORT_TABLE:
-        return pa.schema([(PERSON, pa.int64()), *((c, pa.date32()) for c in COHORT_COLUMNS[1:])])
-    fields = spec.table(table).fields
-    return pa.schema(
-        [pa.field(f.name, spec.arrow_type(f)) for c in columns for f in fields if f.name == c]
-    )
+        types = {
+            PERSON: pa.int64(),
+            "cohort_start_date": pa.date32(),
+            "cohort_end_date": pa.date32(),
+        }
+    else:
+        types = {f.name: spec.arrow_type(f) for f in spec.table(table).fields}
+    return pa.schema([pa.field(c, types[c]) for c in columns])
 
 
 def _fetch(engine: SqlEngine, relation: q.Relation, schema: pa.Schema) -> pa.Table:
@@ -231,8 +233,10 @@ def _fetch(engine: SqlEngine, relation: q.Relation, schema: pa.Schema) -> pa.Tab
             backend.execute(statement)
         fetched = backend.fetch_arrow(text)
     # both engines' own types (PostgreSQL's are inferred from Python values) become the
-    # CDM specification's, so every site's release has the same schema
-    return fetched.rename_columns(schema.names).cast(schema)
+    # CDM specification's, so every site's release has the same schema; sorted on every
+    # column, so that a rerun writes the same rows in the same order
+    typed = fetched.rename_columns(schema.names).cast(schema)
+    return typed.sort_by([(name, "ascending") for name in schema.names])
 
 
 # --- the job ------------------------------------------------------------------------------
@@ -442,8 +446,33 @@ def deliver_site(application: Application, site: str, extracted: Path, workspace
                 return target
             raise ExtractionError(f"{target} holds another delivery")
         _clear_leftovers(target)
+        policy = site_policy(application, site)
         with _staged(target) as stage:
-            for table in application.body.extracted():
-                shutil.copy2(extracted / DATA / f"{table}.parquet", stage / f"{table}.parquet")
+            for name, rules in policy.tables.items():
+                released = pq.read_table(extracted / DATA / f"{name}.parquet")
+                pq.write_table(_typed(name, released, rules), stage / f"{name}.parquet")
             (stage / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
     return target
+
+
+def _delivered_type(table: str, column: str, action: str) -> pa.DataType | None:
+    if action == "keep":
+        kept: pa.DataType = _schema(table, (column,)).field(0).type
+        return kept
+    if action == "date_shift":
+        return pa.date32() if _datatype(table, column) == "date" else pa.timestamp("us")
+    return None
+
+
+def _typed(name: str, table: pa.Table, rules: TablePolicy) -> pa.Table:
+    """The release holds kept values and shifted dates as text (as the privacy engine
+    writes them); the workspace gets the CDM's types back wherever the values still fit."""
+    columns = []
+    for column_name in table.column_names:
+        column = table[column_name]
+        target = _delivered_type(name, column_name, rules.columns[column_name].action)
+        if target is not None:
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                column = column.cast(target)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
