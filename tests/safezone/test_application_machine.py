@@ -81,7 +81,7 @@ DECIDERS = {
     "activated": {"platform_admin"},
 }
 NEEDS_REASON = {"returned", "irb_rejected", "site_refused", "extraction_failed", "revoked"}
-NEXT_AT_SITE = {
+NEXT_AT_SITE: dict[app.Phase, tuple[app.EventKind, app.StaticActor]] = {
     app.Phase.APPROVED: ("extraction_started", ADMIN),
     app.Phase.FAILED: ("extraction_started", ADMIN),
     app.Phase.EXTRACTING: ("extraction_finished", ADMIN),
@@ -194,7 +194,8 @@ class ApplicationMachine(RuleBasedStateMachine):
             )
             return
         member = data.draw(st.sampled_from(waiting))
-        choice = data.draw(st.sampled_from(("approve", "approve", "approve", "reject", "abstain")))
+        choices: tuple[drb.Choice, ...] = ("approve", "approve", "approve", "reject", "abstain")
+        choice = data.draw(st.sampled_from(choices))
         self.attempt(member, "drb_vote_cast", vote=vote(member.id, choice))
 
     def _site_work(self, state: app.Application, data: st.DataObject) -> None:
@@ -204,9 +205,8 @@ class ApplicationMachine(RuleBasedStateMachine):
             return
         site = data.draw(st.sampled_from(open_sites))
         kind, actor = NEXT_AT_SITE[state.sites[site].phase]
-        if kind == "extraction_finished" and data.draw(st.integers(0, 4)) == 0:
-            kind = "extraction_failed"
-        self.attempt(actor, kind, site=site, reason="disk full")
+        failed = kind == "extraction_finished" and data.draw(st.integers(0, 4)) == 0
+        self.attempt(actor, "extraction_failed" if failed else kind, site=site, reason="disk full")
 
     @invariant()
     def the_state_is_legal(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -13,11 +14,24 @@ from pmhub.safezone import drb
 from pmhub.safezone.errors import DrbError
 
 
-def member(k: int, choice: drb.Choice = "approve", **kw: bool) -> drb.Vote:
-    return drb.Vote(member=f"m{k}", choice=choice, **kw)
+def member(
+    k: int,
+    choice: str = "approve",
+    *,
+    external: bool = False,
+    represents_data_subjects: bool = False,
+    conflict_of_interest: bool = False,
+) -> drb.Vote:
+    return drb.Vote(
+        member=f"m{k}",
+        choice=cast(drb.Choice, choice),
+        external=external,
+        represents_data_subjects=represents_data_subjects,
+        conflict_of_interest=conflict_of_interest,
+    )
 
 
-def panel(choices: list[drb.Choice]) -> list[drb.Vote]:
+def panel(choices: list[str]) -> list[drb.Vote]:
     """Members m0.. voting ``choices``: m0 and m1 external, m1 for the data subjects."""
     return [
         member(k, c, external=k < 2, represents_data_subjects=k == 1) for k, c in enumerate(choices)

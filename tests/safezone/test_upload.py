@@ -6,6 +6,7 @@ import hashlib
 import io
 import struct
 import zlib
+from typing import BinaryIO, cast
 
 import matplotlib
 
@@ -121,7 +122,7 @@ def test_read_capped_stops_one_byte_past_the_cap() -> None:
 
     stream = Endless()
     with pytest.raises(UploadTooLargeError):
-        upload.read_capped(stream, max_bytes=100_000)
+        upload.read_capped(cast(BinaryIO, stream), max_bytes=100_000)
     assert stream.served <= 100_001
     assert upload.read_capped(io.BytesIO(b"abc"), max_bytes=3) == b"abc"
 
