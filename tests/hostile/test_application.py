@@ -24,7 +24,6 @@ from pmhub.safezone import drb, extraction, upload
 from pmhub.safezone.errors import (
     ApplicationInvalidError,
     DrbError,
-    PeriodError,
     ReasonRequiredError,
     RoleDeniedError,
     StateTransitionError,
@@ -77,7 +76,7 @@ def unchecked_body(**changes: Any) -> app.ApplicationBody:
 def invalid(document: dict[str, Any]) -> ApplicationInvalidError:
     with pytest.raises(ApplicationInvalidError) as caught:
         app.parse_body(document)
-    assert caught.value.exit_code == 101
+    assert caught.value.exit_code == 110
     return caught.value
 
 
@@ -142,7 +141,7 @@ def test_an_extraction_of_a_revoked_application_is_refused(tmp_path: Path) -> No
     key = ProjectKey(story.id, b"0123456789abcdef0123456789abcdef")
     with pytest.raises(StateTransitionError) as caught:
         extraction.extract_site(story.now, site, tmp_path / "out", key=key)
-    assert caught.value.exit_code == 103
+    assert caught.value.exit_code == 112
     assert list(tmp_path.iterdir()) == []
 
 
@@ -201,13 +200,13 @@ def test_a_decision_without_quorum_names_the_rule_it_failed() -> None:
 def test_a_workspace_is_not_activated_after_the_period_of_use() -> None:
     story = Story().to(S.DELIVERED)
     late = story.now.body.period.ends_at + dt.timedelta(minutes=1)
-    refused(story, PeriodError, ADMIN, "activated", at=late)
+    refused(story, StateTransitionError, ADMIN, "activated", at=late)
 
 
 def test_an_application_whose_period_has_passed_cannot_be_submitted() -> None:
     story = Story().to(S.DRAFT)
     late = story.now.body.period.ends_at
-    refused(story, PeriodError, APPLICANT, "submitted", at=late)
+    refused(story, StateTransitionError, APPLICANT, "submitted", at=late)
 
 
 def test_a_time_without_a_zone_is_refused() -> None:
@@ -360,7 +359,7 @@ def test_uploads_that_are_not_what_they_claim_are_refused(
     story = Story(irb_document=None).to(S.DRAFT)
     with pytest.raises(UploadTypeError) as caught:
         upload.check_irb_document(data, name)
-    assert caught.value.exit_code == 109
+    assert caught.value.exit_code == 116
     assert says in caught.value.message
     assert story.now.body.irb_document is None
 
@@ -371,7 +370,7 @@ def test_an_oversized_upload_is_refused_before_it_is_read_whole() -> None:
     stream = io.BytesIO(big.getvalue() + b"\0" * (upload.MAX_IRB_BYTES + 10))
     with pytest.raises(UploadTooLargeError) as caught:
         upload.read_capped(stream)
-    assert (caught.value.exit_code, caught.value.http_status) == (108, 413)
+    assert (caught.value.exit_code, caught.value.http_status) == (115, 413)
     assert stream.tell() == upload.MAX_IRB_BYTES + 1
     with pytest.raises(UploadTooLargeError):
         upload.check_irb_document(b"%PDF-1.4" + b"\0" * upload.MAX_IRB_BYTES, "big.pdf")

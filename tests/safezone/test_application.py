@@ -11,7 +11,6 @@ from pmhub.safezone import drb
 from pmhub.safezone.errors import (
     ApplicationInvalidError,
     DrbError,
-    PeriodError,
     RoleDeniedError,
     StateTransitionError,
 )
@@ -182,7 +181,7 @@ def test_the_status_is_the_least_advanced_sites() -> None:
 def test_expiry_waits_for_the_end_of_the_period_and_then_ends_everything() -> None:
     story = Story().to(S.ACTIVE)
     end = story.now.body.period.ends_at
-    with pytest.raises(PeriodError, match="runs until"):
+    with pytest.raises(StateTransitionError, match="runs until"):
         app.act(story.now, ADMIN, "expired", at=story.tick())
     story.do(ADMIN, "expired", at=end)
     assert status(story) == S.EXPIRED

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from pmhub.safezone import application as app
-from pmhub.safezone import drb
-from pmhub.safezone.errors import SafezoneError
+from pmhub.safezone import drb, errors
 
 from .application_flow import (
     ADMIN,
@@ -52,6 +51,13 @@ ACTORS = (
     NOBODY,
     *STEWARDS.values(),
     *DRB_MEMBERS.values(),
+)
+REFUSALS = (
+    errors.ApplicationInvalidError,
+    errors.RoleDeniedError,
+    errors.StateTransitionError,
+    errors.ReasonRequiredError,
+    errors.DrbError,
 )
 REASONS = (None, "", "   ", "the plan names no analysis")
 _STEP = {S.DRB_APPROVED, S.REVOKED, S.EXPIRED}
@@ -104,7 +110,7 @@ class ApplicationMachine(RuleBasedStateMachine):
             stored, after = app.act(
                 before, actor, kind, at=self.clock, application_id="proj-1", **payload
             )
-        except SafezoneError:
+        except REFUSALS:
             assert self.state is before
             assert repr(before) == snapshot  # nothing changed
             return

@@ -16,11 +16,12 @@ from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend
 from pmhub.cdm.backends.duckdb import DuckDBBackend
 from pmhub.cdm.backends.postgres import PostgresBackend
+from pmhub.privacy.errors import OutputExistsError
 from pmhub.privacy.keys import KeyStore, ProjectKey
 from pmhub.privacy.transforms import DATE_SHIFT
 from pmhub.safezone import application as app
 from pmhub.safezone import extraction
-from pmhub.safezone.errors import ExtractionError, StateTransitionError
+from pmhub.safezone.errors import StateTransitionError
 from pmhub.settings import Settings
 from pmhub.sites import Site
 from pmhub.synth import load
@@ -208,7 +209,7 @@ def test_other_inputs_never_overwrite_an_extraction(
     extraction.extract_site(story.now, duck_site, tmp_path / SITE, key=key)
     before = rows(tmp_path / SITE / extraction.DATA)
     other_key = ProjectKey("proj-2026-001", b"another key of 32 bytes, really!")
-    with pytest.raises(ExtractionError, match="another extraction"):
+    with pytest.raises(OutputExistsError, match="another extraction"):
         extraction.extract_site(story.now, duck_site, tmp_path / SITE, key=other_key)
     assert rows(tmp_path / SITE / extraction.DATA) == before
 

@@ -48,7 +48,6 @@ from pmhub.safezone import drb
 from pmhub.safezone.errors import (
     ApplicationInvalidError,
     DrbError,
-    PeriodError,
     ReasonRequiredError,
     RoleDeniedError,
     StateTransitionError,
@@ -684,13 +683,13 @@ def _check_people(step: Step, state: Application, event: Event) -> None:
 def _check_period(step: Step, state: Application, event: Event) -> None:
     period = state.body.period
     if step.forward and event.at >= period.ends_at:
-        raise PeriodError(
+        raise StateTransitionError(
             f"the period of use of {state.id!r} ended on {period.end}; {event.kind!r} is refused"
         )
     if event.kind == "activated" and event.at < period.starts_at:
-        raise PeriodError(f"the period of use of {state.id!r} begins on {period.start}")
+        raise StateTransitionError(f"the period of use of {state.id!r} begins on {period.start}")
     if event.kind == "expired" and event.at < period.ends_at:
-        raise PeriodError(f"the period of use of {state.id!r} runs until {period.end}")
+        raise StateTransitionError(f"the period of use of {state.id!r} runs until {period.end}")
 
 
 def apply(state: Application | None, event: Event) -> Application:

@@ -1,10 +1,10 @@
-"""Errors of the data safe zone (exit codes 100-125).
+"""Errors of the data-use application, its committees, uploads and extraction
+(exit codes 110-116; the workspace and output checks have 117-122).
 
-100-110 are the data-use application, its committees, its uploads and its extraction
-(application.py, drb.py, upload.py, extraction.py). Every one is raised before anything
-changes: the application's state is an immutable value and an event that fails a check is
-never recorded; an upload that fails is never stored; an extraction that fails leaves
-nothing in the workspace.
+Every one is raised before anything changes: an application's state is an immutable
+value and an event that fails a check is never recorded; an upload that fails is never
+stored; an extraction that fails leaves nothing in the workspace (an extraction folder
+that already holds other output is privacy's ``OutputExistsError``).
 """
 
 from __future__ import annotations
@@ -12,15 +12,10 @@ from __future__ import annotations
 from pmhub.errors import PmhubError
 
 
-class SafezoneError(PmhubError):
-    exit_code = 100
-    hint = "Nothing was changed; see `pmhub request show ID` for the application's state."
-
-
-class ApplicationInvalidError(SafezoneError):
+class ApplicationInvalidError(PmhubError):
     """The application's body, or an event's payload, fails validation."""
 
-    exit_code = 101
+    exit_code = 110
     hint = "Fix the fields named in the message; nothing was recorded."
     http_status = 422
 
@@ -29,66 +24,51 @@ class ApplicationInvalidError(SafezoneError):
         super().__init__(message, **kw)
 
 
-class RoleDeniedError(SafezoneError):
+class RoleDeniedError(PmhubError):
     """The actor lacks the role the step needs (or holds it for another site)."""
 
-    exit_code = 102
+    exit_code = 111
     hint = "Ask someone who holds the role named in the message; nothing was recorded."
     http_status = 403
 
 
-class StateTransitionError(SafezoneError):
-    """The step does not apply to the application in its current state."""
+class StateTransitionError(PmhubError):
+    """The step does not apply to the application in its state, or in its period of use."""
 
-    exit_code = 103
-    hint = "See the application's state and the steps it allows (safezone/README.md)."
+    exit_code = 112
+    hint = (
+        "See the application's state and the steps it allows (safezone/README.md); past "
+        "its period of use an application can only expire, close or be revoked."
+    )
     http_status = 409
 
 
-class ReasonRequiredError(SafezoneError):
-    exit_code = 104
-    hint = "Give the reason (--reason TEXT): a return, rejection, refusal or revocation needs one."
+class ReasonRequiredError(PmhubError):
+    exit_code = 113
+    hint = "Give the reason: a return, rejection, refusal, failure or revocation needs one."
     http_status = 422
 
 
-class PeriodError(SafezoneError):
-    """The period of use has ended (or not begun) for the step asked."""
-
-    exit_code = 105
-    hint = "An application past its period of use can only expire, close or be revoked."
-    http_status = 409
-
-
-class DrbError(SafezoneError):
+class DrbError(PmhubError):
     """A committee vote or decision that the committee's policy does not allow."""
 
-    exit_code = 106
+    exit_code = 114
     hint = "See the DRB policy (safezone/README.md): quorum, conflicts of interest, majority."
     http_status = 409
 
 
-class UploadError(SafezoneError):
-    exit_code = 107
-    hint = "Upload the IRB approval as a PDF, PNG or JPEG file; nothing was stored."
-    http_status = 400
-
-
-class UploadTooLargeError(UploadError):
-    exit_code = 108
-    hint = "Upload a smaller file (scan at a lower resolution, or print to PDF)."
+class UploadTooLargeError(PmhubError):
+    exit_code = 115
+    hint = (
+        "Upload a smaller file (scan at a lower resolution, or print to PDF); nothing was stored."
+    )
     http_status = 413
 
 
-class UploadTypeError(UploadError):
-    exit_code = 109
+class UploadTypeError(PmhubError):
+    exit_code = 116
     hint = (
-        "Upload a PDF, PNG or JPEG file as it was made: the content decides its type, "
-        "not its name or the browser's content type."
+        "Upload the IRB approval as a PDF, PNG or JPEG file as it was made: the content "
+        "decides its type, not its name or the browser's content type. Nothing was stored."
     )
     http_status = 415
-
-
-class ExtractionError(SafezoneError):
-    exit_code = 110
-    hint = "Nothing was delivered; fix what the message names and run the extraction again."
-    http_status = 409

@@ -48,6 +48,7 @@ from pmhub.cohorts import query_model as q
 from pmhub.cohorts.engines import SqlEngine
 from pmhub.cohorts.service import as_engine
 from pmhub.privacy import service as privacy
+from pmhub.privacy.errors import OutputExistsError
 from pmhub.privacy.keys import ProjectKey
 from pmhub.privacy.policy import ColumnRule, Policy, TablePolicy
 from pmhub.safezone.application import (
@@ -61,7 +62,7 @@ from pmhub.safezone.application import (
     concept_column,
     is_identifier,
 )
-from pmhub.safezone.errors import ApplicationInvalidError, ExtractionError, StateTransitionError
+from pmhub.safezone.errors import ApplicationInvalidError, StateTransitionError
 from pmhub.sites import Site
 
 Progress = Callable[[str, int, int], None]  # step, done, total (as pmhub.privacy reports)
@@ -302,7 +303,7 @@ def _finished(out_dir: Path, digest: str) -> ExtractionResult | None:
     if marker is None and out_dir.is_dir() and not any(out_dir.iterdir()):
         return None
     if marker is None or marker.get("input_hash") != digest:
-        raise ExtractionError(
+        raise OutputExistsError(
             f"{out_dir} holds another extraction (of other inputs, or not one of pmhub's)",
             hint="Deliver into a new folder, or remove the old extraction if it is not needed.",
         )
@@ -437,14 +438,14 @@ def deliver_site(application: Application, site: str, extracted: Path, workspace
         )
     marker = _read_marker(extracted)
     if marker is None or marker.get("site") != site:
-        raise ExtractionError(f"{extracted} holds no extraction of site {site!r}")
+        raise StateTransitionError(f"{extracted} holds no finished extraction of site {site!r}")
     target = workspace / site
     with _locked(target):
         if target.exists():
             held = _read_marker(target)
             if held is not None and held.get("input_hash") == marker["input_hash"]:
                 return target
-            raise ExtractionError(f"{target} holds another delivery")
+            raise OutputExistsError(f"{target} holds another delivery")
         _clear_leftovers(target)
         policy = site_policy(application, site)
         with _staged(target) as stage:
