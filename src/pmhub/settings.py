@@ -33,6 +33,13 @@ class Settings(BaseSettings):
         default=10, ge=1, description="Aggregates below this count are suppressed."
     )
     seed: int = Field(default=20261122, description="Default seed for generators.")
+    jobs_url: str = Field(
+        default="",
+        description=(
+            "Job queue: redis://host:6379/0 at scale; empty means the SQLite file"
+            " PMHUB_HOME/jobs.db (one worker process: `pmhub worker`)."
+        ),
+    )
     platform_url: str = Field(
         default="",
         description=(

@@ -14,7 +14,19 @@ from typing import Annotated
 import typer
 
 from pmhub import __version__
-from pmhub.cli import cdm, cohort, common, ingest, privacy, quality, sites, synth, vocab
+from pmhub.cli import (
+    cdm,
+    cohort,
+    common,
+    ingest,
+    jobs,
+    privacy,
+    quality,
+    serve,
+    sites,
+    synth,
+    vocab,
+)
 from pmhub.errors import PmhubError
 
 app = typer.Typer(
@@ -32,6 +44,9 @@ app.command("ingest")(ingest.ingest_command)
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(quality.app, name="quality")
 app.add_typer(cohort.app, name="cohort")
+app.command("serve")(serve.serve)
+app.command("worker")(jobs.worker)
+app.add_typer(jobs.app, name="jobs")
 
 
 def version_callback(value: bool) -> None:
