@@ -211,3 +211,22 @@ def test_a_steward_may_also_be_an_admin_and_acts_under_the_specific_role() -> No
     story = Story(sites=("chuncheon_univ",)).to(S.SITES_APPROVED)
     story.do(both, "extraction_started", site="chuncheon_univ")
     assert story.events[-1].role == "steward"
+
+
+class SiteOfficer:
+    """A hospital's own pseudonymization officer: the role holds for that site only."""
+
+    id = "officer.chuncheon"
+
+    def has_role(self, role: str, site: str | None = None) -> bool:
+        return role == "pseudonymization_officer" and site == "chuncheon_univ"
+
+
+def test_a_role_scoped_to_a_site_is_asked_for_with_the_steps_site() -> None:
+    story = Story(sites=SITES[:2]).to(S.SITES_APPROVED)
+    for site in SITES[:2]:
+        for kind in ("extraction_started", "extraction_finished", "pseudonymized"):
+            story.do(ADMIN, kind, site=site)
+    story.do(SiteOfficer(), "adequacy_signed_off", site="chuncheon_univ")
+    with pytest.raises(RoleDeniedError, match="pseudonymization officer"):
+        app.act(story.now, SiteOfficer(), "adequacy_signed_off", at=story.tick(), site=SITES[1])

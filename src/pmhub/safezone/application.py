@@ -871,12 +871,12 @@ _EFFECTS: dict[str, Callable[[Application, Event], Application]] = {
 
 
 def role_for(actor: Actor, kind: str, site: str | None) -> Role:
-    """The first role the step allows that the actor holds (a steward's for this site)."""
+    """The first role the step allows that the actor holds for the step's site (a steward
+    only ever for a site; a role the platform scopes to a site, such as a hospital's own
+    pseudonymization officer, for that site)."""
     step = STEPS[kind]
     for role in step.roles:
-        if role != "steward" and actor.has_role(role):
-            return role
-        if role == "steward" and site is not None and actor.has_role(role, site):
+        if (role != "steward" or site is not None) and actor.has_role(role, site):
             return role
     raise RoleDeniedError(f"{actor.id!r} may not take {kind!r}: it needs {_role_text(step, site)}")
 
