@@ -4,7 +4,11 @@ approved variables only, pseudonymized inside the site, rerun without duplicatin
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +283,43 @@ def test_a_signed_off_release_is_delivered_with_the_cdm_types(
     ]
     assert extraction.deliver_site(story.now, SITE, result.out, tmp_path / "workspace") == target
     assert story.now.sites[SITE].details["persons"] == result.persons
+
+
+WORKER = Path(__file__).with_name("extraction_worker.py")
+KILL_AT = "pseudonymize measurement"  # raw rows written, the release half made
+
+
+def test_a_job_killed_mid_release_resumes_to_what_a_clean_run_makes(
+    duck_site: Site, tmp_path: Path
+) -> None:
+    story = approved()
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(e.to_json() + "\n" for e in story.events), encoding="utf-8")
+    secret = bytes(range(32))
+    out, scratch = tmp_path / "out" / SITE, tmp_path / "scratch"
+    arguments = [str(events), duck_site.cdw_url, str(out), str(scratch), secret.hex(), KILL_AT]
+    process = subprocess.Popen(
+        [sys.executable, str(WORKER), *arguments],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    said = []
+    for line in process.stdout:
+        said.append(line.strip())
+        if said[-1] == KILL_AT:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+    assert process.wait(timeout=60) == -signal.SIGKILL, said
+    staged = [p for p in out.parent.iterdir() if ".staging-" in p.name]
+    assert staged
+    assert any(scratch.iterdir())  # the site's rows, left by the dead job
+    assert not out.exists()
+    key = ProjectKey(story.id, secret)
+    resumed = extraction.extract_site(story.now, duck_site, out, key=key, scratch=scratch)
+    clean = extraction.extract_site(story.now, duck_site, tmp_path / "clean" / SITE, key=key)
+    assert rows(resumed.out / extraction.DATA) == rows(clean.out / extraction.DATA)
+    assert not resumed.reused
+    assert [p for p in out.parent.iterdir() if ".staging-" in p.name] == []
+    assert list(scratch.iterdir()) == []
