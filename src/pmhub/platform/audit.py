@@ -293,6 +293,8 @@ def authorize(
     target: str,
 ) -> None:
     """:func:`policy.require`, and a denied entry on the record when it refuses."""
+    if not isinstance(principal, Principal):
+        raise PlatformInputError(f"the caller must be a principal, not {type(principal).__name__}")
     try:
         policy.require(name, principal, ctx)
     except Forbidden:

@@ -55,7 +55,7 @@ class AuthenticationError(PlatformError):
     http_status = 401
 
 
-class LockedOutError(PlatformError):
+class LockedOutError(AuthenticationError):
     """Too many failed logins: the account (or the source) waits before the next try."""
 
     exit_code = 106
