@@ -15,6 +15,7 @@ import typer
 
 from pmhub import __version__
 from pmhub.cli import (
+    audit,
     cdm,
     cohort,
     common,
@@ -25,6 +26,7 @@ from pmhub.cli import (
     serve,
     sites,
     synth,
+    users,
     vocab,
 )
 from pmhub.errors import PmhubError
@@ -47,6 +49,8 @@ app.add_typer(cohort.app, name="cohort")
 app.command("serve")(serve.serve)
 app.command("worker")(jobs.worker)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(users.app, name="users")
+app.add_typer(audit.app, name="audit")
 
 
 def version_callback(value: bool) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pmhub.platform.db import Database, default_url, migrate_engine
@@ -36,6 +37,16 @@ class Platform:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+@contextmanager
+def opened(settings: Settings | None = None) -> Iterator[Platform]:
+    """The home's platform for the length of one command."""
+    platform = open_platform(settings)
+    try:
+        yield platform
+    finally:
+        platform.close()
 
 
 def open_platform(
