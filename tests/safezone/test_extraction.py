@@ -323,3 +323,18 @@ def test_a_job_killed_mid_release_resumes_to_what_a_clean_run_makes(
     assert not resumed.reused
     assert [p for p in out.parent.iterdir() if ".staging-" in p.name] == []
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.postgres
+def test_duckdb_and_postgresql_sites_of_the_same_data_release_the_same_rows(
+    duck_site: Site, key: ProjectKey, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url, name = request.getfixturevalue("pg_schema")
+    with PostgresBackend(url, name) as backend:
+        loaded_site(backend)
+    pg_site = Site(name=SITE, cdw_url=url, schema_name=name)
+    story = approved()
+    on_duckdb = extraction.extract_site(story.now, duck_site, tmp_path / "duckdb", key=key)
+    on_postgres = extraction.extract_site(story.now, pg_site, tmp_path / "postgresql", key=key)
+    assert on_duckdb.selected == on_postgres.selected
+    assert rows(on_duckdb.out / extraction.DATA) == rows(on_postgres.out / extraction.DATA)
