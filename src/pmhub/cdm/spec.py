@@ -43,6 +43,8 @@ class Field:
         """Row and person ids may pass 2**31 in a large CDW; concept ids never do."""
         if self.is_concept_id or not self.name.endswith("_id"):
             return False
+        if self.name == "subject_id":  # the cohort table's person_id, without a declared key
+            return True
         return self.primary_key or self.fk_table not in (None, "concept")
 
 
