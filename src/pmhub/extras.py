@@ -28,8 +28,9 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        extra, purpose = EXTRAS.get(module, ("", "this feature"))
-        install = f"pip install 'pmhub[{extra}]'" if extra else f"pip install {module}"
+        top = module.split(".")[0]  # sklearn.metrics is installed with sklearn
+        extra, purpose = EXTRAS.get(module, EXTRAS.get(top, ("", "this feature")))
+        install = f"pip install 'pmhub[{extra}]'" if extra else f"pip install {top}"
         raise MissingExtraError(
             f"{purpose} needs the package {module!r}, which is not installed",
             hint=f"Install it with: {install}",

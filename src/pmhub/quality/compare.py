@@ -23,8 +23,6 @@ from typing import Any
 
 from markupsafe import Markup
 
-from pmhub import palette
-from pmhub.disclosure import MARK
 from pmhub.quality import svg
 from pmhub.quality.report import check_document, environment
 from pmhub.quality.suppress import shareable
@@ -50,9 +48,9 @@ class Comparison:
         self.differences: list[Difference] = []
 
     def cell(self, n: int | None) -> str:
-        """A count as shown: the suppressed (None, or below the threshold) marked."""
+        """A count as shown: the suppressed (None, or below the threshold) as "<N"."""
         if n is None or 0 < n < self.min_cell:
-            return MARK
+            return f"<{self.min_cell}"
         return f"{n:,}"
 
     def shown(self, n: int | None) -> int:
@@ -155,7 +153,6 @@ class Comparison:
                     "chart": svg.shares(
                         [(s, list(sh.items())) for s, sh in per_site.items()],
                         f"{table}: source codes by vocabulary",
-                        colour=palette.vocabulary,
                     ),
                 }
             )
@@ -192,9 +189,8 @@ class Comparison:
         for d in self.docs:
             persons = d["profiles"]["persons"]
             by_sex = {g: n for g, _, n in persons["by_gender"]}
-            total, women = persons["total"], by_sex.get(FEMALE, 0)
-            # a share of a hidden count is not computable: never a share of 0
-            female = 100.0 * women / total if total and women is not None else None
+            total = self.shown(persons["total"])
+            female = 100.0 * self.shown(by_sex.get(FEMALE, 0)) / total if total else 0.0
             rows.append(
                 {
                     "site": d["site"],
@@ -202,20 +198,16 @@ class Comparison:
                     "female_pct": female,
                     "median_age": _median(persons["age_at_first_observation"]),
                     "median_birth_year": _median(persons["by_year_of_birth"]),
-                    "sex": [(name, n) for _, name, n in persons["by_gender"]],
+                    "sex": [(name, self.shown(n)) for _, name, n in persons["by_gender"]],
                 }
             )
-        shares = [r["female_pct"] for r in rows if r["female_pct"] is not None]
+        shares = [r["female_pct"] for r in rows]
         if len(shares) > 1 and max(shares) - min(shares) > SEX_POINTS:
             self.differences.append(
                 Difference(
                     "demographics",
                     "share of women",
-                    ", ".join(
-                        f"{r['site']}: {r['female_pct']:.0f} %"
-                        for r in rows
-                        if r["female_pct"] is not None
-                    ),
+                    ", ".join(f"{r['site']}: {r['female_pct']:.0f} %" for r in rows),
                 )
             )
         return rows
@@ -271,14 +263,12 @@ class Comparison:
     def months(self) -> Markup:
         series = []
         for d in self.docs:
-            totals: dict[int, int | None] = {}
+            totals: dict[int, int] = {}
             for table, rows in d["profiles"]["records_per_month"].items():
                 if table == "observation_period":
                     continue
                 for month, n in rows:
-                    before = totals.get(month, 0)
-                    # a month with a hidden part has a hidden total, never a partial sum
-                    totals[month] = None if n is None or before is None else before + n
+                    totals[month] = totals.get(month, 0) + self.shown(n)
             series.append(
                 (
                     d["site"],

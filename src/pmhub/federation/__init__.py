@@ -1,0 +1,1 @@
+"""Federated analytics and learning across sites (see README.md beside this file)."""

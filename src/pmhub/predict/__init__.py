@@ -1,0 +1,1 @@
+"""Patient-level prediction: tasks, covariates, models, evaluation, explanations (see README.md)."""
