@@ -153,3 +153,12 @@ def test_a_cdm_of_another_version_is_refused(empty_backend: Backend):
 def test_status_of_an_empty_database_says_to_init(empty_backend: Backend):
     with pytest.raises(CdwNotInitialisedError, match="no OMOP CDM schema"):
         schema.status(empty_backend)
+
+
+def test_a_cohort_holds_person_ids_past_two_to_the_31(cdm_backend: Backend):
+    # synthetic sites number persons from 5,000,000,000 up: the cohort table must hold them
+    cdm_backend.execute(
+        "INSERT INTO cohort (cohort_definition_id, subject_id, cohort_start_date, "
+        "cohort_end_date) VALUES (1, 5000001137, DATE '2020-01-01', DATE '2020-01-02')"
+    )
+    assert cdm_backend.count("cohort") == 1

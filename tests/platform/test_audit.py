@@ -301,6 +301,23 @@ class AuditSuite(PlatformFixtures):
         assert head is not None
         assert head.seq == (2 * per_process // 7) * 7
 
+    def test_an_append_outside_a_write_transaction_is_refused(self, pf):
+        with pf.db.read() as s, pytest.raises(RuntimeError, match="write"):
+            audit.append(pf, s, actor="user:t", action="x", target="y")
+
+    def test_a_broken_export_is_an_integrity_error_or_a_named_malformed_line(self, pf, tmp_path):
+        fill(pf, 3)
+        out = audit.export(pf, OP, tmp_path / "export").folder
+        public = pf.home / keys.KEY_DIR / keys.PUBLIC_FILE
+        with open(out / audit.ENTRIES_FILE, "a") as handle:
+            handle.write("{not json\n")
+        assert first_problem(audit.verify_export(out, public)) == ("malformed", None)
+        (out / audit.CHECKPOINTS_FILE).unlink()
+        with pytest.raises(AuditIntegrityError, match="unreadable"):
+            audit.verify_export(out, public)
+        with pytest.raises(AuditKeyError):
+            audit.verify_export(out, tmp_path / "no-such-key.pem")
+
 
 class TestAuditSqlite(AuditSuite, SqliteState):
     pass

@@ -40,13 +40,12 @@ class Field:
 
     @property
     def is_wide_id(self) -> bool:
-        """Row and person ids may pass 2**31 in a large CDW; concept ids never do. A cohort's
-        subject_id is a person id that the specification leaves without a foreign key."""
+        """Row and person ids may pass 2**31 in a large CDW; concept ids never do."""
         if self.is_concept_id or not self.name.endswith("_id"):
             return False
-        return (
-            self.primary_key or self.fk_table not in (None, "concept") or self.name == "subject_id"
-        )
+        if self.name == "subject_id":  # the cohort table's person_id, without a declared key
+            return True
+        return self.primary_key or self.fk_table not in (None, "concept")
 
 
 @dataclass(frozen=True)

@@ -88,11 +88,19 @@ def quality_report(
     site: common.SiteOption,
     html: common.HtmlOption,
     run: Annotated[str | None, typer.Option("--run", help="Run id (default: the latest).")] = None,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact",
+            help="Site-internal: exact counts, small cells included (keep it at the site).",
+        ),
+    ] = False,
 ) -> None:
-    """Write a site's stored run as one self-contained HTML report."""
+    """Write a site's stored run as one self-contained HTML report (small cells suppressed,
+    unless --exact)."""
     from pmhub.quality import service
 
-    path = service.write_report(site, html, run_id=run)
+    path = service.write_report(site, html, run_id=run, exact=exact)
     common.console.print(f"site [bold]{site}[/]: report written to {path}")
 
 

@@ -263,8 +263,11 @@ def _binary_counts(
             values[("yes", column)], values[("no", column)] = yes, total - yes
             lines.append(Line(("n", ""), (("yes", column), ("no", column))))
     groups = tuple(("yes", f"age_{label}") for _, _, label in AGE_GROUPS)
-    values[("no", "age group")] = total - sum(values[g] for g in groups)
-    lines.append(Line(("n", ""), (*groups, ("no", "age group"))))
+    outside = total - sum(values[g] for g in groups)
+    if outside:  # else the groups are the whole cohort, as a reader may know
+        values[("no", "age group")] = outside
+        groups = (*groups, ("no", "age group"))
+    lines.append(Line(("n", ""), groups))
     return values, lines
 
 

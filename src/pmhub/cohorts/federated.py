@@ -445,6 +445,15 @@ def combine(
             survival=[],
             not_pooled=f"not computable: no exact contribution from {', '.join(missing)}",
         )
+    for c in contributions or []:
+        for kind in ("sex", "age"):
+            if sum(getattr(c, f"by_{kind}").values()) != c.persons:
+                raise AggregateError(
+                    f"site {c.site!r}'s contribution does not add up: its persons by {kind} "
+                    f"are not its {c.persons} persons",
+                    hint="The site runs another pmhub version, or its aggregate was altered; "
+                    "rerun it there.",
+                )
     order = {name: i for i, name in enumerate(names)}
     parts = sorted((c for c in contributions or [] if c.site in order), key=lambda c: order[c.site])
     persons, by_site, by_sex, by_age = _by_site(parts, threshold)

@@ -26,12 +26,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pmhub.platform import keys, policy
 from pmhub.platform.core import Platform
-from pmhub.platform.db import after_commit, is_postgres
+from pmhub.platform.db import WRITE_OPTION, after_commit, is_postgres
 from pmhub.platform.errors import (
     AuditIntegrityError,
     AuditKeyError,
@@ -128,6 +128,9 @@ def clean_details(details: Mapping[str, object] | None) -> dict[str, Any]:
         return {}
     if not isinstance(details, Mapping):
         raise PlatformInputError("audit details must be a mapping of allowed keys")
+    unknown = sorted(str(k) for k in details if k not in DETAIL_KEYS)
+    if unknown:
+        raise PlatformInputError(f"audit details may not hold {unknown[0]!r} (not an allowed key)")
     return {str(k): _detail_value(str(k), v) for k, v in details.items() if v is not None}
 
 
@@ -210,13 +213,6 @@ class Checkpoint:
 # --- appending -------------------------------------------------------------------------
 
 
-def _lock(session: Session) -> None:
-    # SQLite: the write transaction already began IMMEDIATE and holds the write lock.
-    # PostgreSQL: EXCLUSIVE lets readers read but makes a second appender wait here.
-    if is_postgres(session.get_bind()):
-        session.execute(text("LOCK TABLE audit_entries IN EXCLUSIVE MODE"))
-
-
 def append(
     pf: Platform,
     session: Session,
@@ -227,14 +223,16 @@ def append(
     outcome: str = "allowed",
     details: Mapping[str, object] | None = None,
 ) -> int:
-    """Append one entry inside the caller's write transaction; returns its seq."""
+    """Append one entry inside the caller's ``pf.db.write()`` transaction; returns its seq."""
+    if not session.connection().get_execution_options().get(WRITE_OPTION):
+        # Only a write transaction holds the lock that keeps the chain from forking.
+        raise RuntimeError("audit.append needs a session from pf.db.write()")
     stored = canonical(clean_details(details)).decode()
     _check_field("actor", actor, 80)
     _check_field("action", action, 60)
     _check_field("target", target, 200)
     if outcome not in ("allowed", "denied"):
         raise PlatformInputError(f"audit outcome must be allowed or denied, not {outcome!r}")
-    _lock(session)
     last = session.execute(
         select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
     ).first()

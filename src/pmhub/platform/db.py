@@ -1,9 +1,10 @@
 """The state database: URLs, engines, transactions and migrations.
 
 SQLite (the default, one file in the platform home) and PostgreSQL behave the same to
-the services: every write runs in a transaction that holds the database's write lock
-from its first statement (SQLite ``BEGIN IMMEDIATE``), so that two processes never both
-read the same audit head and then both append after it.
+the services: every write runs in a transaction that holds one write lock from its first
+statement (SQLite ``BEGIN IMMEDIATE``; on PostgreSQL an EXCLUSIVE lock of the audit table,
+which lets readers read), so that two processes never both read the same audit head and
+then both append after it, and writes never deadlock.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -28,6 +29,7 @@ from pmhub.settings import Settings
 STATE_FILE = "platform.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
 WRITE_OPTION = "pmhub_write"
+AUDIT_TABLE = "audit_entries"
 SQLITE_BUSY_SECONDS = 30.0
 
 
@@ -115,6 +117,12 @@ class Database:
         writer = self.engine.execution_options(**{WRITE_OPTION: True})
         with _state_errors(), Session(writer, expire_on_commit=False) as session:
             with session.begin():
+                if is_postgres(self.engine):
+                    # Every write takes the audit lock first, as SQLite's BEGIN IMMEDIATE
+                    # takes its one lock first: a write that locked a row and then waited
+                    # for the audit lock could otherwise deadlock with one that appended
+                    # and then wanted that row.
+                    session.execute(text(f"LOCK TABLE {AUDIT_TABLE} IN EXCLUSIVE MODE"))
                 yield session
             after: list[Callable[[], None]] = session.info.pop("after_commit", [])
         for run in after:

@@ -23,6 +23,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from pmhub import palette
+from pmhub.disclosure import MARK
 from pmhub.quality import svg
 from pmhub.quality.report import check_document, environment
 from pmhub.quality.suppress import shareable
@@ -48,9 +50,9 @@ class Comparison:
         self.differences: list[Difference] = []
 
     def cell(self, n: int | None) -> str:
-        """A count as shown: the suppressed (None, or below the threshold) as "<N"."""
+        """A count as shown: the suppressed (None, or below the threshold) marked."""
         if n is None or 0 < n < self.min_cell:
-            return f"<{self.min_cell}"
+            return MARK
         return f"{n:,}"
 
     def shown(self, n: int | None) -> int:
@@ -153,6 +155,7 @@ class Comparison:
                     "chart": svg.shares(
                         [(s, list(sh.items())) for s, sh in per_site.items()],
                         f"{table}: source codes by vocabulary",
+                        colour=palette.vocabulary,
                     ),
                 }
             )
@@ -189,8 +192,9 @@ class Comparison:
         for d in self.docs:
             persons = d["profiles"]["persons"]
             by_sex = {g: n for g, _, n in persons["by_gender"]}
-            total = self.shown(persons["total"])
-            female = 100.0 * self.shown(by_sex.get(FEMALE, 0)) / total if total else 0.0
+            total, women = persons["total"], by_sex.get(FEMALE, 0)
+            # a share of a hidden count is not computable: never a share of 0
+            female = 100.0 * women / total if total and women is not None else None
             rows.append(
                 {
                     "site": d["site"],
@@ -198,16 +202,20 @@ class Comparison:
                     "female_pct": female,
                     "median_age": _median(persons["age_at_first_observation"]),
                     "median_birth_year": _median(persons["by_year_of_birth"]),
-                    "sex": [(name, self.shown(n)) for _, name, n in persons["by_gender"]],
+                    "sex": [(name, n) for _, name, n in persons["by_gender"]],
                 }
             )
-        shares = [r["female_pct"] for r in rows]
+        shares = [r["female_pct"] for r in rows if r["female_pct"] is not None]
         if len(shares) > 1 and max(shares) - min(shares) > SEX_POINTS:
             self.differences.append(
                 Difference(
                     "demographics",
                     "share of women",
-                    ", ".join(f"{r['site']}: {r['female_pct']:.0f} %" for r in rows),
+                    ", ".join(
+                        f"{r['site']}: {r['female_pct']:.0f} %"
+                        for r in rows
+                        if r["female_pct"] is not None
+                    ),
                 )
             )
         return rows
@@ -263,12 +271,14 @@ class Comparison:
     def months(self) -> Markup:
         series = []
         for d in self.docs:
-            totals: dict[int, int] = {}
+            totals: dict[int, int | None] = {}
             for table, rows in d["profiles"]["records_per_month"].items():
                 if table == "observation_period":
                     continue
                 for month, n in rows:
-                    totals[month] = totals.get(month, 0) + self.shown(n)
+                    before = totals.get(month, 0)
+                    # a month with a hidden part has a hidden total, never a partial sum
+                    totals[month] = None if n is None or before is None else before + n
             series.append(
                 (
                     d["site"],

@@ -9,11 +9,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from pmhub import __version__
+from pmhub import __version__, palette
+from pmhub.disclosure import MARK, note
 from pmhub.quality import svg
 from pmhub.quality.errors import QualityOutputError, QualityResultsError
 from pmhub.quality.profiles import QUANTILE_KEYS
 from pmhub.quality.store import FORMAT, write_atomic
+from pmhub.quality.suppress import shareable
 
 MAX_FAILED_IN_CHART = 25
 
@@ -34,7 +36,9 @@ def pct(value: Any) -> str:
 
 
 @cache
-def environment() -> Environment:
+def environment(mark: str = "–") -> Environment:
+    """The templates; ``mark`` is what a missing number shows: "–" in the site-internal
+    report, the suppression mark in a shareable one (None there is a hidden cell)."""
     env = Environment(
         loader=PackageLoader("pmhub.quality", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -42,8 +46,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["num"] = num
-    env.filters["pct"] = pct
+    env.filters["num"] = lambda value: mark if value is None else num(value)
+    env.filters["pct"] = lambda value: mark if value is None else pct(value)
     env.globals["version"] = __version__
     env.globals["quantile_keys"] = QUANTILE_KEYS
     return env
@@ -81,6 +85,7 @@ def site_charts(p: dict[str, Any]) -> dict[str, Markup]:
         "vocabularies": svg.shares(
             [(t, [(v, n) for v, n in rows]) for t, rows in p["source_vocabularies"].items()],
             "source codes by vocabulary",
+            colour=palette.vocabulary,
         ),
     }
 
@@ -94,12 +99,21 @@ def check_document(document: Any) -> dict[str, Any]:
     return document
 
 
-def render_site(document: dict[str, Any], min_cell: int) -> str:
-    """The site-internal report: exact counts (it says so, and names the threshold)."""
+def render_site(document: dict[str, Any], min_cell: int, *, exact: bool = False) -> str:
+    """The site's report, suppressed as everything shown is (:func:`shareable`); with
+    ``exact``, the site-internal report of exact counts (it says so, and names the
+    threshold)."""
     d = check_document(document)
+    if not exact:
+        d = shareable(d, min_cell)
     failed = sorted(
         (c for c in d["checks"] if c["status"] == "fail"),
-        key=lambda c: (c["category"], -c["pct_violated"], c["id"]),
+        key=lambda c: (
+            c["category"],
+            c["pct_violated"] is None,
+            -(c["pct_violated"] or 0),
+            c["id"],
+        ),
     )
     by_category: dict[str, list[dict[str, Any]]] = {}
     for c in d["checks"]:
@@ -112,7 +126,7 @@ def render_site(document: dict[str, Any], min_cell: int) -> str:
         tips=[f"{c['id']}: {c['description']}" for c in shown],
     )
     return (
-        environment()
+        environment("–" if exact else MARK)
         .get_template("report.html.j2")
         .render(
             d=d,
@@ -123,6 +137,7 @@ def render_site(document: dict[str, Any], min_cell: int) -> str:
             failed_chart=chart,
             charts=site_charts(d["profiles"]),
             min_cell=min_cell,
+            suppression_note=note(min_cell),
         )
     )
 

@@ -223,15 +223,21 @@ def load_run(
 
 
 def write_report(
-    site_name: str, html: Path, *, settings: Settings | None = None, run_id: str | None = None
+    site_name: str,
+    html: Path,
+    *,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    exact: bool = False,
 ) -> Path:
-    """The site's run (the latest, or ``run_id``) as one self-contained HTML file."""
+    """The site's run (the latest, or ``run_id``) as one self-contained HTML file, small
+    cells suppressed; ``exact`` for the site-internal report of exact counts."""
     from pmhub.quality.report import render_site, write_html
 
     settings = settings or load_settings()
     _expect("html", html, Path)
     document = load_run(site_name, settings=settings, run_id=run_id)
-    return write_html(html, render_site(document, settings.small_cell_threshold))
+    return write_html(html, render_site(document, settings.small_cell_threshold, exact=exact))
 
 
 MAX_SITES = 20

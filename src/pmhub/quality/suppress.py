@@ -13,9 +13,13 @@ with every figure that would give it back:
 - a visit type's mean length when its persons are a small cell;
 - a field's percent NULL when its NULL or non-NULL rows are a small cell, or the table's.
 
+Lists that split a total (persons by sex, year of birth and age at first observation;
+periods by length; a table's records by month, by source vocabulary and its top concepts)
+are suppressed with the total as tables with a margin by :mod:`pmhub.disclosure`: a
+small cell is hidden with a partner, so that the total less the shown cells does not
+give it back (what a list leaves out of its total counts as one more cell, never shown).
+
 The CDW's URL and the check file's path, which name machines and folders, are left out.
-Known limit: no complementary suppression — a suppressed cell can sometimes be recovered
-by subtracting the shown cells of a list from a shown total.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import copy
 from pathlib import PurePath
 from typing import Any
 
+from pmhub.disclosure import Line, protect
 from pmhub.quality.profiles import QUANTILE_KEYS
 
 STAT_KEYS = ("count", "min", *QUANTILE_KEYS, "max", "mean", "sd")
@@ -65,12 +70,13 @@ def shareable(document: dict[str, Any], threshold: int) -> dict[str, Any]:
     d = copy.deepcopy(document)
     s = _Suppressor(threshold)
     totals = dict(d.get("row_counts", {}))
-    d["row_counts"] = {t: s.cut(n) for t, n in totals.items()}
     for check in d.get("checks", []):
         _check(s, check)
     p = d.get("profiles", {})
     if p:
         _profiles(s, p, totals)
+    released = {row[0]: row[1] for row in p.get("records_per_domain", [])} if p else {}
+    d["row_counts"] = {t: released.get(t, s.cut(n)) for t, n in totals.items()}
     if isinstance(d.get("cdm"), dict):
         d["cdm"].pop("url", None)
     if d.get("check_file"):
@@ -92,33 +98,117 @@ def _check(s: _Suppressor, c: dict[str, Any]) -> None:
     c["denominator"] = s.cut(denominator)
 
 
+Part = tuple[list[list[Any]], int]  # rows of a list, and the position of its count
+
+
+def _split(
+    s: _Suppressor,
+    totals: dict[str, Any],
+    parts: dict[str, list[Part]],
+    links: list[tuple[str, str]] = (),  # type: ignore[assignment]
+) -> dict[str, Any]:
+    """Suppress totals and the lists that split them together; write the lists back and
+    return the totals as released. ``links`` are (total, part-of-it) pairs between totals
+    (the persons with an observation period are some of the persons)."""
+    values: dict[Any, int] = {}
+    lines: list[Line[Any]] = []
+    never: list[Any] = []
+    for name, total in totals.items():
+        if not isinstance(total, int):
+            continue
+        values[("total", name)] = total
+    for name, lists in parts.items():
+        if ("total", name) not in values:
+            continue
+        for li, (rows, pos) in enumerate(lists):
+            keys = [(name, li, ri) for ri in range(len(rows))]
+            for key, row in zip(keys, rows, strict=True):
+                values[key] = int(row[pos] or 0)
+            other = values[("total", name)] - sum(values[k] for k in keys)
+            if other < 0:  # not a split of this total after all: the cells stand alone
+                continue
+            if other == 0:  # the list is the whole total (a reader may know it is)
+                lines.append(Line(("total", name), tuple(keys)))
+                continue
+            values[(name, li, "other")] = other
+            never.append((name, li, "other"))
+            lines.append(Line(("total", name), (*keys, (name, li, "other"))))
+    for whole, part in links:
+        if ("total", whole) in values and ("total", part) in values:
+            rest = values[("total", whole)] - values[("total", part)]
+            if rest >= 0:
+                values[("link", whole, part)] = rest
+                never.append(("link", whole, part))
+                lines.append(Line(("total", whole), (("total", part), ("link", whole, part))))
+    cells = protect(values, lines, s.threshold, unreleased=never).cells
+    s.cells += sum(1 for c in cells.values() if c.hidden)
+    for name, lists in parts.items():
+        for li, (rows, pos) in enumerate(lists):
+            for ri, row in enumerate(rows):
+                if (name, li, ri) in cells:
+                    row[pos] = cells[(name, li, ri)].value
+    return {
+        name: cells[("total", name)].value if ("total", name) in cells else value
+        for name, value in totals.items()
+    }
+
+
 def _profiles(s: _Suppressor, p: dict[str, Any], totals: dict[str, int]) -> None:
     persons = p.get("persons", {})
-    persons["total"] = s.cut(persons.get("total"))
-    s.column(persons.get("by_year_of_birth", []), 1)
-    s.column(persons.get("by_gender", []), 2)
-    s.column(persons.get("age_at_first_observation", []), 1)
     periods = p.get("observation_periods", {})
-    for key in ("periods", "persons"):
-        periods[key] = s.cut(periods.get(key))
+    shown_persons = _split(
+        s,
+        {
+            "persons": persons.get("total"),
+            "observed": periods.get("persons"),
+            "periods": periods.get("periods"),
+        },
+        {
+            "persons": [
+                (persons.get("by_year_of_birth", []), 1),
+                (persons.get("by_gender", []), 2),
+            ],
+            "observed": [(persons.get("age_at_first_observation", []), 1)],
+            "periods": [(periods.get("length_years", []), 1)],
+        },
+        [("persons", "observed")],
+    )
+    if persons:
+        persons["total"] = shown_persons["persons"]
+    for key, name in (("persons", "observed"), ("periods", "periods")):
+        if key in periods:
+            periods[key] = shown_persons[name]
     if "length_days" in periods:
         s.stats(periods["length_days"])
-    s.column(periods.get("length_years", []), 1)
     for stats in p.get("records_per_person", {}).values():
         s.stats(stats)
-    s.column(p.get("records_per_domain", []), 1, 2)
-    for rows in p.get("top_concepts", {}).values():
-        s.column(rows, 2, 3)
+    tables = set(totals) | set(p.get("top_concepts", {})) | set(p.get("records_per_month", {}))
+    shown_rows: dict[str, Any] = {}
+    for table in sorted(tables | set(p.get("source_vocabularies", {}))):
+        top = p.get("top_concepts", {}).get(table, [])
+        shown_rows.update(
+            _split(
+                s,
+                {table: totals.get(table)},
+                {
+                    table: [
+                        (top, 2),
+                        (p.get("records_per_month", {}).get(table, []), 1),
+                        (p.get("source_vocabularies", {}).get(table, []), 1),
+                    ]
+                },
+            )
+        )
+        s.column(top, 3)  # persons per concept: no list of them adds up to anything shown
+    for row in p.get("records_per_domain", []):
+        row[1] = shown_rows.get(row[0], s.cut(row[1]))  # the table's rows, as released
+        row[2] = s.cut(row[2])
     for row in p.get("visit_types", []):
         if s.small(row[3]):
             row[4] = None  # the mean length of a few persons' visits
         row[2], row[3] = s.cut(row[2]), s.cut(row[3])
-    for rows in p.get("records_per_month", {}).values():
-        s.column(rows, 1)
     for stats in p.get("measurement_values", []):
         s.stats(stats)
-    for rows in p.get("source_vocabularies", {}).values():
-        s.column(rows, 1)
     for table, fields in p.get("missingness", {}).items():
         total = totals.get(table, 0)
         for name, pct in fields.items():

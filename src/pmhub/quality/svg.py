@@ -1,20 +1,31 @@
 """Small inline SVG charts for the offline HTML reports: no JavaScript, no network, no
-plotting dependency. Every text that reaches the SVG is escaped here."""
+plotting dependency. Every text that reaches the SVG is escaped here.
+
+Readable without hovering: bars and columns carry their values (when they fit), stacked
+shares their percents, and legends wrap to as many rows as they need. A series named
+after a site or a vocabulary has its colour from :mod:`pmhub.palette`, the same in every
+chart. A hidden (suppressed) value is ``None``: it is never drawn as 0, but marked.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 from markupsafe import Markup
 
-PALETTE = ("#2f6fb0", "#d9822b", "#3a9a5b", "#b8453c", "#7a5bb0", "#8c6d46", "#c45c9a", "#5f7f8c")
+from pmhub import palette
+from pmhub.disclosure import MARK
+
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
+BAR = palette.PALETTE[0]
+LEGEND_ENTRY = 130  # px per legend entry; entries wrap to the rows the width allows
+Colour = Callable[[str], str]
 
 
-def color(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
+def _per_row(width: int, left: int) -> int:
+    return max(1, (width - left) // LEGEND_ENTRY)
 
 
 # Characters XML cannot hold (controls, lone surrogates, U+FFFE/U+FFFF): a label from a
@@ -42,7 +53,7 @@ def _svg(width: int, height: int, body: list[str], label: str) -> Markup:
 
 
 def hbars(
-    items: Sequence[tuple[str, float]],
+    items: Sequence[tuple[str, float | None]],
     label: str,
     width: int = 560,
     tips: Sequence[str] | None = None,
@@ -52,81 +63,112 @@ def hbars(
     if not items:
         return Markup("")
     row, left, right = 18, 300, 60
-    top = max((v for _, v in items), default=0) or 1
+    top = max((v for _, v in items if v is not None), default=0) or 1
     body = []
     for i, (name, value) in enumerate(items):
         y = i * row
-        w = (width - left - right) * max(value, 0) / top
+        w = 0.0 if value is None else (width - left - right) * max(value, 0) / top
         short = name if len(name) <= 46 else name[:44] + "…"
         body.append(
             f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">'
             f"<title>{_t(tips[i] if tips else name)}</title>"
             f"{_t(short)}</text>"
-            f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" fill="{color(0)}"/>'
-            f'<text x="{left + w + 4:.1f}" y="{y + 13}">{_t(_fmt(value))}</text>'
+            f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" fill="{BAR}"/>'
+            f'<text x="{left + w + 4:.1f}" y="{y + 13}" class="value">{_t(_value(value))}</text>'
         )
     return _svg(width, row * len(items) + 4, body, label)
 
 
+def _value(value: float | None) -> str:
+    return MARK if value is None else _fmt(value)
+
+
 def columns(
-    points: Sequence[tuple[str, float]], label: str, width: int = 560, height: int = 160
+    points: Sequence[tuple[str, float | None]], label: str, width: int = 560, height: int = 170
 ) -> Markup:
-    """Vertical columns (a histogram over ordered labels); first and last label shown."""
+    """Vertical columns (a histogram over ordered labels): each column's value on it when
+    the columns are wide enough, else the tallest one's; first and last label shown; a
+    hidden value is a hatched stub marked (s)."""
     if not points:
         return Markup("")
-    bottom, left = 20, 40
-    top = max((v for _, v in points), default=0) or 1
+    bottom, left, head = 20, 40, 14
+    top = max((v for _, v in points if v is not None), default=0) or 1
     step = (width - left) / len(points)
+    tallest = max(range(len(points)), key=lambda i: points[i][1] or 0)
     body = [
-        f'<text x="{left - 4}" y="10" text-anchor="end">{_t(_fmt(top))}</text>',
+        f'<text x="{left - 4}" y="{head + 10}" text-anchor="end">{_t(_fmt(top))}</text>',
         f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" '
         'stroke="#999"/>',
     ]
     for i, (name, value) in enumerate(points):
-        h = (height - bottom - 6) * max(value, 0) / top
         x = left + i * step
+        if value is None:
+            body.append(
+                f'<rect x="{x:.1f}" y="{height - bottom - 4}" width="{max(step - 1, 1):.1f}" '
+                f'height="4" fill="#bbb"><title>{_t(name)}: {MARK}</title></rect>'
+            )
+            continue
+        h = (height - bottom - head - 6) * max(value, 0) / top
         body.append(
             f'<rect x="{x:.1f}" y="{height - bottom - h:.1f}" width="{max(step - 1, 1):.1f}" '
-            f'height="{h:.1f}" fill="{color(0)}">'
+            f'height="{h:.1f}" fill="{BAR}">'
             f"<title>{_t(name)}: {_t(_fmt(value))}</title></rect>"
         )
+        if step >= 7 * len(_fmt(value)) or i == tallest:
+            body.append(
+                f'<text x="{x + step / 2:.1f}" y="{height - bottom - h - 3:.1f}" '
+                f'text-anchor="middle" class="value">{_t(_fmt(value))}</text>'
+            )
+    if any(v is None for _, v in points):
+        body.append(f'<text x="{width}" y="10" text-anchor="end">grey: {MARK} suppressed</text>')
     body.append(f'<text x="{left}" y="{height - 5}">{_t(points[0][0])}</text>')
     body.append(f'<text x="{width}" y="{height - 5}" text-anchor="end">{_t(points[-1][0])}</text>')
     return _svg(width, height, body, label)
 
 
 def lines(
-    series: Sequence[tuple[str, Sequence[tuple[str, float]]]],
+    series: Sequence[tuple[str, Sequence[tuple[str, float | None]]]],
     label: str,
     width: int = 560,
     height: int = 170,
+    colour: Colour = palette.colour,
 ) -> Markup:
-    """One line per series over the union of their ordered x labels, with a legend."""
+    """One line per series over the union of their ordered x labels, with a legend that
+    wraps to as many rows as it needs; hidden points are left out of the line."""
     xs = sorted({x for _, points in series for x, _ in points})
     if not xs:
         return Markup("")
-    bottom, left, legend = 20, 44, 16 * ((len(series) + 3) // 4)
-    plot = height - bottom - legend
-    top = max((v for _, pts in series for _, v in pts), default=0) or 1
+    bottom, left = 20, 44
+    per_row = _per_row(width, left)
+    legend = 16 * ((len(series) + per_row - 1) // per_row)
+    plot = height - bottom - 12
+    top = max((v for _, pts in series for _, v in pts if v is not None), default=0) or 1
     step = (width - left - 10) / max(len(xs) - 1, 1)
     where = {x: left + i * step for i, x in enumerate(xs)}
     body = [
-        f'<text x="{left - 4}" y="{legend + 10}" text-anchor="end">{_t(_fmt(top))}</text>',
+        f'<text x="{left - 4}" y="{legend + 22}" text-anchor="end">{_t(_fmt(top))}</text>',
         f'<line x1="{left}" y1="{legend + plot}" x2="{width}" y2="{legend + plot}" stroke="#999"/>',
-        f'<text x="{left}" y="{height - 5}">{_t(xs[0])}</text>',
-        f'<text x="{width - 10}" y="{height - 5}" text-anchor="end">{_t(xs[-1])}</text>',
+        f'<text x="{left}" y="{legend + plot + 15}">{_t(xs[0])}</text>',
+        f'<text x="{width - 10}" y="{legend + plot + 15}" text-anchor="end">{_t(xs[-1])}</text>',
     ]
     for i, (name, points) in enumerate(series):
+        shade = colour(name)
         coords = " ".join(
-            f"{where[x]:.1f},{legend + plot - plot * max(v, 0) / top:.1f}" for x, v in points
+            f"{where[x]:.1f},{legend + plot - (plot - 12) * max(v, 0) / top:.1f}"
+            for x, v in points
+            if v is not None
         )
+        lx, ly = left + LEGEND_ENTRY * (i % per_row), 16 * (i // per_row)
         body.append(
-            f'<polyline points="{coords}" fill="none" stroke="{color(i)}" stroke-width="1.5"/>'
-            f'<rect x="{left + 130 * (i % 4)}" y="{16 * (i // 4) + 2}" width="10" height="10" '
-            f'fill="{color(i)}"/><text x="{left + 130 * (i % 4) + 14}" y="{16 * (i // 4) + 11}">'
-            f"{_t(name[:18])}</text>"
+            f'<polyline points="{coords}" fill="none" stroke="{shade}" stroke-width="1.5"/>'
+            f'<rect x="{lx}" y="{ly + 2}" width="10" height="10" fill="{shade}"/>'
+            f'<text x="{lx + 14}" y="{ly + 11}" class="legend">{_t(_short(name))}</text>'
         )
-    return _svg(width, height, body, label)
+    return _svg(width, legend + plot + 20, body, label)
+
+
+def _short(name: str, room: int = 18) -> str:
+    return name if len(name) <= room else name[: room - 1] + "…"
 
 
 def boxes(
@@ -153,7 +195,8 @@ def boxes(
             f'<line x1="{x(s["p10"]):.1f}" y1="{mid}" x2="{x(s["p90"]):.1f}" y2="{mid}" '
             'stroke="#555"/>'
             f'<rect x="{x(s["p25"]):.1f}" y="{y}" width="{max(x(s["p75"]) - x(s["p25"]), 1):.1f}" '
-            f'height="{row - 8}" fill="{color(i)}" opacity="0.7"><title>{_t(name)}: p10 '
+            f'height="{row - 8}" fill="{palette.colour(name)}" opacity="0.7">'
+            f"<title>{_t(name)}: p10 "
             f"{_t(s['p10'])}, p25 {_t(s['p25'])}, median {_t(s['median'])}, p75 "
             f"{_t(s['p75'])}, p90 {_t(s['p90'])}</title></rect>"
             f'<line x1="{x(s["median"]):.1f}" y1="{y}" x2="{x(s["median"]):.1f}" '
@@ -168,35 +211,57 @@ def boxes(
 
 
 def shares(
-    rows: Sequence[tuple[str, Sequence[tuple[str, float]]]], label: str, width: int = 560
+    rows: Sequence[tuple[str, Sequence[tuple[str, float | None]]]],
+    label: str,
+    width: int = 560,
+    colour: Colour = palette.colour,
 ) -> Markup:
-    """100 % stacked bars: each row's parts as shares, with one legend for all rows."""
+    """100 % stacked bars: each row's parts as shares of what is shown (the percent on
+    each part wide enough to hold it), with one legend for all rows that wraps as it
+    needs; a row with hidden parts says so."""
     keys: list[str] = []
     for _, parts in rows:
         keys.extend(k for k, _ in parts if k not in keys)
     if not keys:
         return Markup("")
     row, left = 20, 150
-    legend_rows = (len(keys) + 3) // 4
+    per_row = _per_row(width, left)
+    legend_rows = (len(keys) + per_row - 1) // per_row
     body = []
     for i, (name, parts) in enumerate(rows):
-        total = sum(max(v, 0) for _, v in parts) or 1
+        known = [(k, v) for k, v in parts if v is not None]
+        total = sum(max(v, 0) for _, v in known) or 1
         y, x = i * row, float(left)
-        body.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{_t(name[:24])}</text>')
-        for key, value in parts:
+        hidden = " *" if len(known) < len(parts) else ""
+        body.append(
+            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{_t(name[:24])}{hidden}</text>'
+        )
+        for key, value in known:
             w = (width - left - 10) * max(value, 0) / total
             pct = 100 * max(value, 0) / total
             body.append(
                 f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" '
-                f'fill="{color(keys.index(key))}"><title>{_t(name)} · {_t(key)}: '
+                f'fill="{colour(key)}"><title>{_t(name)} · {_t(key)}: '
                 f"{pct:.1f} %</title></rect>"
             )
+            if w >= 34:
+                body.append(
+                    f'<text x="{x + w / 2:.1f}" y="{y + 14}" text-anchor="middle" fill="#fff" '
+                    f'class="value">{pct:.0f} %</text>'
+                )
             x += w
     base = len(rows) * row + 6
     for j, key in enumerate(keys):
-        lx, ly = left + 130 * (j % 4), base + 16 * (j // 4)
+        lx, ly = left + LEGEND_ENTRY * (j % per_row), base + 16 * (j // per_row)
         body.append(
-            f'<rect x="{lx}" y="{ly}" width="10" height="10" fill="{color(j)}"/>'
-            f'<text x="{lx + 14}" y="{ly + 9}">{_t(key[:18])}</text>'
+            f'<rect x="{lx}" y="{ly}" width="10" height="10" fill="{colour(key)}"/>'
+            f'<text x="{lx + 14}" y="{ly + 9}" class="legend">{_t(_short(key))}</text>'
         )
-    return _svg(width, base + 16 * legend_rows + 4, body, label)
+    note = ""
+    if any(v is None for _, parts in rows for _, v in parts):
+        note = (
+            f'<text x="{left}" y="{base + 16 * legend_rows + 12}">* parts {MARK} suppressed: '
+            "shares of the shown parts</text>"
+        )
+        legend_rows += 1
+    return _svg(width, base + 16 * legend_rows + 4, [*body, note], label)
