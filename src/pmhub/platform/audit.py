@@ -49,6 +49,7 @@ MAX_TEXT = 500
 MAX_REASON = 2000
 MAX_LIST = 50
 MAX_PROBLEMS = 100
+HEAD = "signed head"
 
 # The only keys details may hold, and the type of each. Identifiers, states, counts and
 # digests; never a row value, a query text (log its sql_sha256) or a secret.
@@ -337,8 +338,14 @@ def _sign(pf: Platform, session: Session, seq: int, digest: str) -> Checkpoint:
         )
     )
     session.flush()
-    after_commit(session, lambda: write_head(pf.home, signed))
+    after_commit(session, lambda: _publish(pf, signed))
     return signed
+
+
+def _publish(pf: Platform, head: Checkpoint) -> None:
+    # The head file must never name an entry that a power loss could still take back.
+    pf.db.sync()
+    write_head(pf.home, head)
 
 
 def checkpoint(pf: Platform, by: Principal) -> Checkpoint:
@@ -483,11 +490,12 @@ def _check_signed(
             "(its end was cut off)",
         )
     if chain.hashes.get(cp.seq) != cp.hash:
+        other = " (or the state database is not the one this home signed)" if label == HEAD else ""
         return Problem(
             "rewritten",
             cp.seq,
             f"the trail up to entry {cp.seq} is not the one the {label} signed (entries were "
-            "changed, removed, inserted or reordered and the chain recomputed)",
+            f"changed, removed, inserted or reordered and the chain recomputed){other}",
         )
     return None
 
@@ -511,7 +519,7 @@ def check(
     if head is None and checkpoints:
         problems.append(Problem("head_missing", None, "the signed head file is missing"))
     elif head is not None:
-        found = _check_signed(chain, head, verifier, "signed head")
+        found = _check_signed(chain, head, verifier, HEAD)
         if found:
             problems.append(found)
         elif head.seq not in {cp.seq for cp in checkpoints}:
