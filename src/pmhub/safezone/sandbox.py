@@ -100,11 +100,11 @@ def _in_range(name: str, value: float, low: float, high: float) -> None:
         raise WorkspaceError(f"limit {name}={value!r} is outside {low}..{high}")
 
 
-class WorkerDied(Exception):
+class WorkerDiedError(Exception):
     """The worker's pipe closed: it crashed, was killed by the kernel, or hit a limit."""
 
 
-class WorkerTimedOut(Exception):
+class WorkerTimeoutError(Exception):
     pass
 
 
@@ -140,7 +140,7 @@ class SandboxWorker:
                 }
             )
             self._receive(time.monotonic() + START_TIMEOUT_S)
-        except (WorkerDied, WorkerTimedOut, OSError) as exc:
+        except (WorkerDiedError, WorkerTimeoutError, OSError) as exc:
             self.kill()
             raise WorkspaceError(
                 f"the query worker could not start: {exc}",
@@ -154,7 +154,9 @@ class SandboxWorker:
         self._send({**payload, "id": request_id})
         reply = self._receive(time.monotonic() + timeout_s)
         if reply.get("id") != request_id:
-            raise WorkerDied(f"reply to request {reply.get('id')} while waiting for {request_id}")
+            raise WorkerDiedError(
+                f"reply to request {reply.get('id')} while waiting for {request_id}"
+            )
         return reply
 
     def _send(self, payload: dict[str, Any]) -> None:
@@ -165,13 +167,13 @@ class SandboxWorker:
             stdin.write(FRAME.pack(len(body)) + body)
             stdin.flush()
         except (BrokenPipeError, ValueError) as exc:
-            raise WorkerDied("the worker's input is closed") from exc
+            raise WorkerDiedError("the worker's input is closed") from exc
 
     def _receive(self, deadline: float) -> dict[str, Any]:
         head = self._read_exactly(FRAME.size, deadline)
         (size,) = FRAME.unpack(head)
         if size > MAX_REPLY_BYTES:
-            raise WorkerDied(f"a reply of {size} bytes is over the limit")
+            raise WorkerDiedError(f"a reply of {size} bytes is over the limit")
         reply: dict[str, Any] = orjson.loads(self._read_exactly(size, deadline))
         return reply
 
@@ -182,13 +184,13 @@ class SandboxWorker:
         while len(self._buffer) < size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise WorkerTimedOut()
+                raise WorkerTimeoutError()
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
-                raise WorkerTimedOut()
+                raise WorkerTimeoutError()
             chunk = os.read(fd, max(size - len(self._buffer), 1 << 16))
             if not chunk:
-                raise WorkerDied(self._death())
+                raise WorkerDiedError(self._death())
             self._buffer += chunk
         data, self._buffer = self._buffer[:size], self._buffer[size:]
         return data
@@ -250,12 +252,12 @@ class SandboxPool:
         worker = self._acquire(limits.timeout_s)
         try:
             reply = worker.request(payload, limits.timeout_s)
-        except WorkerTimedOut:
+        except WorkerTimeoutError:
             self._release(worker, keep=False)
             raise QueryTimeoutError(
                 f"the query ran past its limit of {limits.timeout_s:g} s and was stopped"
             ) from None
-        except WorkerDied as exc:
+        except WorkerDiedError as exc:
             self._release(worker, keep=False)
             raise QueryLimitError(
                 f"the query worker died while running the query ({exc}); the query most "

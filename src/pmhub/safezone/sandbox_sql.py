@@ -34,7 +34,9 @@ WORKSPACE_CATALOG = "data"  # DuckDB names the attached file's catalog after its
 # Table functions that only turn values into rows; every other one is refused, since most
 # of DuckDB's read files (read_*, glob, sniff_csv, parquet_*), show its state (duckdb_*,
 # pragma_*) or run SQL hidden in a string (query, query_table, json_execute_serialized_sql).
-ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
+ALLOWED_TABLE_FUNCTIONS = frozenset(
+    {"range", "generate_series", "unnest", "json_each", "json_tree"}
+)
 
 # Scalar functions that reach outside the query's own rows.
 REFUSED_FUNCTIONS: dict[str, str] = {
@@ -56,7 +58,9 @@ REFUSED_PREFIXES: dict[str, str] = {
     "__internal": "is internal to the engine",
 }
 
-ALLOWED_SCHEMA_TABLES = frozenset({("information_schema", "tables"), ("information_schema", "columns")})
+ALLOWED_SCHEMA_TABLES = frozenset(
+    {("information_schema", "tables"), ("information_schema", "columns")}
+)
 SYSTEM_TABLE_PREFIXES = ("duckdb_", "pragma_", "sqlite_", "pg_")
 ALLOWED_SHOW_TYPES = frozenset({"DESCRIBE", "SUMMARY", "SHOW"})
 FILE_MARKS = ("/", "\\", ":", ".", "~")

@@ -16,6 +16,7 @@ locked so that no SET can undo any of it. Results are written by this module's o
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import os
@@ -122,7 +123,7 @@ class Worker:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
             return {"ok": True, **self.run(request)}
-        except ResultLimit as exc:
+        except ResultLimitError as exc:
             return {"ok": False, "kind": "limit", "limit": exc.limit, "message": str(exc)}
         except duckdb.Error as exc:
             return {"ok": False, **classify(exc)}
@@ -141,7 +142,9 @@ class Worker:
             relation = cursor.sql(str(request["sql"]))
             if relation is None:  # only reachable when the SQL check was bypassed
                 return {"columns": [], "rows": [], "truncated": False, "row_count": 0}
-            columns = [[str(n), str(t)] for n, t in zip(relation.columns, relation.types, strict=True)]
+            columns = [
+                [str(n), str(t)] for n, t in zip(relation.columns, relation.types, strict=True)
+            ]
             reader = relation.to_arrow_reader(BATCH_ROWS)
             return {"columns": columns, **collect(reader, request)}
         finally:
@@ -149,7 +152,7 @@ class Worker:
             signal.alarm(0)
 
 
-class ResultLimit(Exception):
+class ResultLimitError(Exception):
     def __init__(self, message: str, limit: str) -> None:
         super().__init__(message)
         self.limit = limit
@@ -253,12 +256,12 @@ class ResultFile:
     def write(self, batch: pa.RecordBatch, rows: int) -> None:
         self.bytes += batch.nbytes
         if rows > self.max_rows:
-            raise ResultLimit(
+            raise ResultLimitError(
                 f"the result has more than {self.max_rows:,} rows, the most a workspace saves",
                 "result_rows",
             )
         if self.bytes > self.max_bytes:
-            raise ResultLimit(
+            raise ResultLimitError(
                 f"the result is over {self.max_bytes:,} bytes, the most a workspace saves",
                 "result_bytes",
             )
@@ -269,10 +272,8 @@ class ResultFile:
         return {"rows": rows, "bytes": self.path.stat().st_size}
 
     def discard(self) -> None:
-        try:
+        with contextlib.suppress(OSError, pa.ArrowException):
             self.writer.close()
-        except (OSError, pa.ArrowException):
-            pass
         self.path.unlink(missing_ok=True)
 
 

@@ -228,7 +228,7 @@ class Workspace:
             format=name.rsplit(".", 1)[1],
             bytes=path.stat().st_size,
             rows=meta.get("rows"),
-            columns=tuple(tuple(c) for c in meta.get("columns", [])),  # type: ignore[misc]
+            columns=tuple((str(c[0]), str(c[1])) for c in meta.get("columns", [])),
             sha256=str(meta.get("sha256") or _sha256(path)),
             created_at=meta.get("created_at"),
             sql=meta.get("sql"),
@@ -525,7 +525,9 @@ _default_pools: dict[Path, SandboxPool] = {}
 _default_lock = threading.Lock()
 
 
-def default_pool(settings: Settings | None = None, limits: SandboxLimits | None = None) -> SandboxPool:
+def default_pool(
+    settings: Settings | None = None, limits: SandboxLimits | None = None
+) -> SandboxPool:
     """The process's shared pool for a home (the service makes its own and passes it)."""
     scratch = (settings or load_settings()).home_dir() / "tmp" / "sandbox"
     with _default_lock:
