@@ -100,6 +100,23 @@ def _in_range(name: str, value: float, low: float, high: float) -> None:
         raise WorkspaceError(f"limit {name}={value!r} is outside {low}..{high}")
 
 
+def query_request(
+    db: Path, sql: str, limits: QueryLimits, save: tuple[Path, str] | None = None
+) -> dict[str, Any]:
+    """The message a worker runs: the database, the (already checked) SQL and the limits."""
+    return {
+        "db": str(db),
+        "sql": sql,
+        "timeout_s": limits.timeout_s,
+        "preview_rows": limits.preview_rows,
+        "preview_bytes": limits.preview_bytes,
+        "cell_chars": limits.cell_chars,
+        "max_rows": limits.max_result_rows,
+        "max_bytes": limits.max_result_bytes,
+        "save": {"path": str(save[0]), "format": save[1]} if save else None,
+    }
+
+
 class WorkerDiedError(Exception):
     """The worker's pipe closed: it crashed, was killed by the kernel, or hit a limit."""
 

@@ -148,10 +148,9 @@ def _one_select(text: str) -> str:
 
 
 def _parse_tree(statement: str) -> dict[str, Any]:
-    row = _parser().execute("SELECT json_serialize_sql($1::VARCHAR)", [statement]).fetchone()
-    assert row is not None  # a scalar SELECT always yields one row
+    rows = _parser().execute("SELECT json_serialize_sql($1::VARCHAR)", [statement]).fetchall()
     try:
-        tree: dict[str, Any] = json.loads(row[0])
+        tree: dict[str, Any] = json.loads(rows[0][0])
     except RecursionError as exc:
         raise SqlRefusedError("the SQL is nested too deeply to check", rule="nesting") from exc
     if tree.get("error"):

@@ -209,9 +209,11 @@ class Preview:
             if len(self.rows) >= self.max_rows:
                 self.full = True
                 return
+            cut_before = self.cells_cut
             row = [self.cell(v) for v in record]
             size = len(orjson.dumps(row, default=_json_default))
             if self.bytes + size > self.max_bytes:
+                self.cells_cut = cut_before  # the row is not shown, nor counted
                 self.full = True
                 return
             self.rows.append(row)

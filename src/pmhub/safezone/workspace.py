@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from pmhub.platform.errors import ConflictError, NotFoundError
 from pmhub.safezone.errors import WorkspaceError
-from pmhub.safezone.sandbox import QueryLimits, SandboxLimits, SandboxPool
+from pmhub.safezone.sandbox import QueryLimits, SandboxLimits, SandboxPool, query_request
 from pmhub.safezone.sandbox_sql import check_sql
 from pmhub.settings import Settings, load_settings
 
@@ -200,7 +200,7 @@ class Workspace:
             try:
                 for name, source in tables.items():
                     loaded[name] = _load_one(con, name, source)
-                con.execute("CHECKPOINT")
+                con.execute("CHECKPOINT").fetchall()
             finally:
                 con.close()
             _fsync(staging)
@@ -272,20 +272,10 @@ class Workspace:
             self._refuse_existing(save_as)
         checked = check_sql(sql, self.table_names(), max_bytes=limits.max_sql_bytes)
         pool = pool or default_pool()
-        staging = self.staging_path("." + save_as.rsplit(".", 1)[1]) if save_as else None
-        request = {
-            "db": str(self.db_path),
-            "sql": checked.sql,
-            "timeout_s": limits.timeout_s,
-            "preview_rows": limits.preview_rows,
-            "preview_bytes": limits.preview_bytes,
-            "cell_chars": limits.cell_chars,
-            "max_rows": limits.max_result_rows,
-            "max_bytes": limits.max_result_bytes,
-            "save": None,
-        }
-        if staging is not None and save_as is not None:
-            request["save"] = {"path": str(staging), "format": save_as.rsplit(".", 1)[1]}
+        fmt = save_as.rsplit(".", 1)[1] if save_as else ""
+        staging = self.staging_path("." + fmt) if save_as else None
+        save = (staging, fmt) if staging is not None else None
+        request = query_request(self.db_path, checked.sql, limits, save)
         started = time.perf_counter()
         try:
             reply = pool.run(request, limits)
@@ -441,14 +431,14 @@ def _load_one(con: duckdb.DuckDBPyConnection, name: str, source: TableSource) ->
     view = f"__pmhub_load_{uuid.uuid4().hex}"
     try:
         con.register(view, reader)
-        con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM "{view}"')
+        con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM "{view}"').fetchall()
     except (duckdb.Error, pa.ArrowException, OSError) as exc:
         raise WorkspaceError(f"table '{name}' cannot be loaded: {_first_line(exc)}") from exc
     finally:
         with contextlib.suppress(duckdb.Error):
             con.unregister(view)
-    row = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
-    loaded = int(row[0]) if row else 0
+    # DuckDB 2 keeps a result open until it is fetched to the end: fetchall, not fetchone
+    loaded = int(con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0])
     if expected is not None and loaded != expected:
         raise WorkspaceError(
             f"table '{name}': {expected} rows were given but {loaded} arrived; nothing loaded"
@@ -490,8 +480,8 @@ def _read_catalog(db_path: Path) -> dict[str, TableInfo]:
             columns.setdefault(str(table), []).append((str(column), str(kind)))
         tables = {}
         for table, cols in columns.items():
-            row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-            tables[table] = TableInfo(table, int(row[0]) if row else 0, tuple(cols))
+            rows = int(con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
+            tables[table] = TableInfo(table, rows, tuple(cols))
         return tables
     finally:
         con.close()
