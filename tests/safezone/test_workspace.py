@@ -132,7 +132,10 @@ def test_a_query_gives_a_capped_preview_with_duckdb_types(
     result = workspace.query(
         "SELECT sex, count(*) AS n FROM person GROUP BY sex ORDER BY sex", pool=pool
     )
-    assert (result.columns, result.rows) == ((("sex", "VARCHAR"), ("n", "BIGINT")), [["F", 100], ["M", 100]])
+    assert (result.columns, result.rows) == (
+        (("sex", "VARCHAR"), ("n", "BIGINT")),
+        [["F", 100], ["M", 100]],
+    )
     assert (result.truncated, result.row_count, result.saved) == (False, 2, None)
     capped = workspace.query("SELECT * FROM visit", QueryLimits(preview_rows=7), pool=pool)
     assert (len(capped.rows), capped.truncated, capped.row_count) == (7, True, None)
@@ -203,7 +206,10 @@ def test_a_result_over_the_row_cap_is_not_saved(workspace: Workspace, pool: Sand
     before = snapshot(workspace.root)
     with pytest.raises(QueryLimitError, match="more than 100 rows") as caught:
         workspace.query(
-            "SELECT * FROM range(1000)", QueryLimits(max_result_rows=100), save_as="big.csv", pool=pool
+            "SELECT * FROM range(1000)",
+            QueryLimits(max_result_rows=100),
+            save_as="big.csv",
+            pool=pool,
         )
     assert caught.value.limit == "result_rows"
     assert snapshot(workspace.root) == before and staged(workspace.root.parent) == []

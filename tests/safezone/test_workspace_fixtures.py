@@ -33,7 +33,8 @@ def visits(n: int) -> pa.Table:
     return pa.table(
         {
             "person_pid": [f"{(i // 3) * 2654435761 % 2**32:08x}" for i in range(n)],
-            "visit_type": ["outpatient", "inpatient", "emergency"] * (n // 3) + ["outpatient"] * (n % 3),
+            "visit_type": ["outpatient", "inpatient", "emergency"] * (n // 3)
+            + ["outpatient"] * (n % 3),
             "cost": [float(10 + i % 97) for i in range(n)],
         }
     )

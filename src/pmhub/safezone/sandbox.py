@@ -130,16 +130,22 @@ class SandboxWorker:
 
     def __init__(self, limits: SandboxLimits, scratch_root: Path) -> None:
         self.limits = limits
+        # DuckDB may touch its spill folder even with external access off; HOME (where it
+        # would look for extensions to install) is kept out of that folder, so that no
+        # INSTALL finds a writable place to download to
         self.temp_dir = scratch_root / f"worker-{uuid.uuid4().hex}"
-        self.temp_dir.mkdir(parents=True)
+        home = self.temp_dir / "home"
+        spill = self.temp_dir / "spill"
+        home.mkdir(parents=True)
+        spill.mkdir()
         self.queries = 0
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pmhub.safezone.sandbox_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=_worker_env(self.temp_dir),
-            cwd=self.temp_dir,
+            env=_worker_env(home),
+            cwd=home,
             close_fds=True,
             start_new_session=True,  # a Ctrl-C to the server's group is the pool's to pass on
         )
@@ -153,7 +159,8 @@ class SandboxWorker:
                     "max_temp_mb": limits.max_temp_mb,
                     "address_space_mb": limits.address_space(),
                     "file_size_mb": limits.file_size(),
-                    "temp_dir": str(self.temp_dir),
+                    "temp_dir": str(spill),
+                    "home_dir": str(home),
                 }
             )
             self._receive(time.monotonic() + START_TIMEOUT_S)
@@ -237,7 +244,7 @@ class SandboxWorker:
         return self.proc.pid
 
 
-def _worker_env(temp_dir: Path) -> dict[str, str]:
+def _worker_env(home: Path) -> dict[str, str]:
     """Only what Python needs: no PMHUB_* settings, tokens or keys reach a worker."""
     package_root = Path(pmhub.__file__).resolve().parents[1]
     return {
@@ -245,8 +252,8 @@ def _worker_env(temp_dir: Path) -> dict[str, str]:
         "PYTHONPATH": str(package_root),
         "PYTHONNOUSERSITE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
-        "HOME": str(temp_dir),
-        "TMPDIR": str(temp_dir),
+        "HOME": str(home),
+        "TMPDIR": str(home),
         "LANG": "C.UTF-8",
     }
 

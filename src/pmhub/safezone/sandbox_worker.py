@@ -78,7 +78,6 @@ def apply_limits(limits: dict[str, Any]) -> None:
 
 def duckdb_config(limits: dict[str, Any]) -> dict[str, Any]:
     return {
-        "enable_external_access": False,
         "autoload_known_extensions": False,
         "autoinstall_known_extensions": False,
         "allow_community_extensions": False,
@@ -90,11 +89,15 @@ def duckdb_config(limits: dict[str, Any]) -> dict[str, Any]:
         "threads": int(limits["threads"]),
         "max_temp_directory_size": f"{int(limits['max_temp_mb'])}MB",
         "temp_directory": str(limits["temp_dir"]),
+        "extension_directory": str(Path(str(limits["home_dir"])) / "no-extensions"),
     }
 
 
 def open_workspace_db(path: str, limits: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(path, read_only=True, config=duckdb_config(limits))
+    # set after opening: DuckDB 2.0 refuses a start-up configuration that names both the
+    # spill and the extension folders with external access already off
+    con.execute("SET enable_external_access = false")
     con.execute("SET enable_progress_bar = false")
     con.execute("SET lock_configuration = true")  # last: nothing can be SET after this
     return con
@@ -318,7 +321,7 @@ def main() -> int:
         return 1
     limits = orjson.loads(first)
     apply_limits(limits)
-    os.chdir(str(limits["temp_dir"]))
+    os.chdir(str(limits["home_dir"]))
     worker = Worker(limits)
     write_frame(proto_out, {"ok": True, "ready": os.getpid()})
     while (frame := read_frame(proto_in, MAX_REQUEST_BYTES)) is not None:
