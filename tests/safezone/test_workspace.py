@@ -1,5 +1,7 @@
 """The workspace: creating and opening, loading delivered tables, queries, saved results."""
 
+# ruff: noqa: F811  # the fixtures imported below are taken again as parameters
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,11 +21,11 @@ from pmhub.safezone.sandbox import QueryLimits, SandboxPool
 from pmhub.safezone.workspace import Workspace, create_workspace, open_workspace
 from tests.safezone.test_workspace_fixtures import (
     persons,
-    pool,  # noqa: F401  # a fixture
+    pool,  # noqa: F401
     snapshot,
     staged,
     visits,
-    workspace,  # noqa: F401  # a fixture
+    workspace,  # noqa: F401
 )
 
 
@@ -149,7 +151,8 @@ def test_exactly_the_preview_size_is_not_truncated(workspace: Workspace, pool: S
 def test_the_preview_is_capped_in_bytes_and_cells(workspace: Workspace, pool: SandboxPool) -> None:
     limits = QueryLimits(preview_rows=1000, preview_bytes=4096, cell_chars=50)
     result = workspace.query("SELECT repeat('x', 200) AS s FROM range(1000)", limits, pool=pool)
-    assert result.truncated and 0 < len(result.rows) < 1000
+    assert result.truncated
+    assert 0 < len(result.rows) < 1000
     assert all(row[0] == "x" * 50 + "…" for row in result.rows)
     assert result.cells_cut == len(result.rows)
     assert sum(len(orjson.dumps(row)) for row in result.rows) <= 4096
@@ -157,16 +160,21 @@ def test_the_preview_is_capped_in_bytes_and_cells(workspace: Workspace, pool: Sa
 
 def test_every_value_type_comes_back_as_json(workspace: Workspace, pool: SandboxPool) -> None:
     sql = (
-        "SELECT DATE '2024-02-29' AS d, TIMESTAMP '2024-01-01 10:00:00' AS ts, 1.25::DECIMAL(5,2) AS dec,"
+        "SELECT DATE '2024-02-29' AS d, TIMESTAMP '2024-01-01 10:00:00' AS ts,"
+        " 1.25::DECIMAL(5,2) AS dec,"
         " 170141183460469231731687303715884105727::HUGEINT AS huge, '\\x01\\x02'::BLOB AS b,"
         " [1, 2] AS l, {'a': 1} AS s, MAP {'k': 'v'} AS m, INTERVAL 3 DAY AS i, 'nan'::DOUBLE AS f,"
         " NULL AS n, 1 AS dup, 2 AS dup"
     )
     result = workspace.query(sql, pool=pool)
     row = dict(zip((c[0] for c in result.columns), result.rows[0], strict=False))
-    assert row["d"] == "2024-02-29" and row["ts"].startswith("2024-01-01T10:00:00")
-    assert row["dec"] == str(decimal.Decimal("1.25")) and row["huge"] == str(2**127 - 1)
-    assert row["b"].startswith("base64:") and row["l"] == [1, 2] and row["s"] == {"a": 1}
+    assert row["d"] == "2024-02-29"
+    assert row["ts"].startswith("2024-01-01T10:00:00")
+    assert row["dec"] == str(decimal.Decimal("1.25"))
+    assert row["huge"] == str(2**127 - 1)
+    assert row["b"].startswith("base64:")
+    assert row["l"] == [1, 2]
+    assert row["s"] == {"a": 1}
     assert result.rows[0][-2:] == [1, 2]  # a repeated column name keeps both values
     json.dumps(result.to_dict())
     assert dt.date.fromisoformat(row["d"]).year == 2024
@@ -178,7 +186,8 @@ def test_a_whole_result_is_saved_as_a_workspace_file(
 ) -> None:
     sql = "SELECT visit_type, count(*) AS n, sum(cost) AS cost FROM visit GROUP BY 1 ORDER BY 1"
     result = workspace.query(sql, QueryLimits(preview_rows=1), save_as=f"by_type.{fmt}", pool=pool)
-    assert result.saved is not None and result.truncated
+    assert result.saved is not None
+    assert result.truncated
     assert (result.saved.rows, result.saved.format, result.saved.sql) == (3, fmt, sql)
     saved = workspace.read_file(f"by_type.{fmt}")
     assert saved.column("n").to_pylist() == [200, 200, 200]
@@ -212,7 +221,8 @@ def test_a_result_over_the_row_cap_is_not_saved(workspace: Workspace, pool: Sand
             pool=pool,
         )
     assert caught.value.limit == "result_rows"
-    assert snapshot(workspace.root) == before and staged(workspace.root.parent) == []
+    assert snapshot(workspace.root) == before
+    assert staged(workspace.root.parent) == []
 
 
 def test_csv_cannot_hold_nested_values(workspace: Workspace, pool: SandboxPool) -> None:
@@ -228,7 +238,7 @@ def test_a_worker_sees_a_new_delivery(workspace: Workspace, pool: SandboxPool) -
 
 
 def test_a_missing_file_is_not_found(workspace: Workspace) -> None:
-    with pytest.raises(NotFoundError, match="no file 'gone.csv'"):
+    with pytest.raises(NotFoundError, match=r"no file 'gone\.csv'"):
         workspace.read_file("gone.csv")
 
 

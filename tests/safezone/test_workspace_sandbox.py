@@ -5,6 +5,8 @@ worker's configuration (read-only, external access off, configuration locked) mu
 refuse it, and the workspace must stay as it was.
 """
 
+# ruff: noqa: F811  # the fixtures imported below are taken again as parameters
+
 from __future__ import annotations
 
 import os
@@ -19,9 +21,9 @@ from pmhub.safezone.sandbox import QueryLimits, SandboxPool, query_request
 from pmhub.safezone.sandbox_sql import check_sql
 from pmhub.safezone.workspace import Workspace
 from tests.safezone.test_workspace_fixtures import (
-    pool,  # noqa: F401  # a fixture
+    pool,  # noqa: F401
     snapshot,
-    workspace,  # noqa: F401  # a fixture
+    workspace,  # noqa: F401
 )
 
 
@@ -140,7 +142,8 @@ def test_an_endless_query_is_killed_and_its_worker_replaced(
         )
     assert not set(old) & set(pool.pids())
     assert unchecked(pool, workspace, "SELECT 42")["rows"] == [[42]]
-    assert pool.pids() and not set(old) & set(pool.pids())
+    assert pool.pids()
+    assert not set(old) & set(pool.pids())
     assert snapshot(workspace.root.parent) == before
 
 
