@@ -48,10 +48,14 @@ QUERIES = (
 )
 
 
+def arrow(columns: dict[str, np.ndarray[Any, Any]]) -> pa.Table:
+    return pa.table({name: pa.array(values) for name, values in columns.items()})
+
+
 def tables(persons: int, seed: int) -> dict[str, pa.Table]:
     rng = np.random.default_rng(seed)
     pids = np.array([f"{x:016x}" for x in rng.integers(0, 2**63, persons)])
-    person = pa.table(
+    person = arrow(
         {
             "person_pid": pids,
             "gender": rng.choice(["F", "M"], persons),
@@ -62,7 +66,7 @@ def tables(persons: int, seed: int) -> dict[str, pa.Table]:
     conditions = rng.poisson(5, persons)
     owner = np.repeat(pids, conditions)
     start = np.datetime64("2015-01-01") + rng.integers(0, 3650, owner.size).astype("timedelta64[D]")
-    condition = pa.table(
+    condition = arrow(
         {
             "person_pid": owner,
             "condition_concept_id": rng.choice(np.arange(201826, 201826 + 400), owner.size),
@@ -71,7 +75,7 @@ def tables(persons: int, seed: int) -> dict[str, pa.Table]:
     )
     measures = rng.poisson(3, persons)
     measured = np.repeat(pids, measures)
-    measurement = pa.table(
+    measurement = arrow(
         {
             "person_pid": measured,
             "measurement_concept_id": rng.choice([3004410, 3013682, 3027018], measured.size),
