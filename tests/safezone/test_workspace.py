@@ -81,6 +81,10 @@ def test_parquet_files_and_folders_load(workspace: Workspace, tmp_path: Path) ->
     pq.write_table(persons(30), folder / "cohort.parquet")
     pq.write_table(visits(9), folder / "cohort_visit.parquet")
     assert workspace.load_folder(folder) == {"cohort": 30, "cohort_visit": 9}
+    assert workspace.load_folder(folder, prefix="wonju_") == {
+        "wonju_cohort": 30,
+        "wonju_cohort_visit": 9,
+    }
     assert workspace.load_tables({"again": folder / "cohort.parquet"}) == {"again": 30}
 
 

@@ -182,14 +182,17 @@ class Workspace:
                 )
             return self._load_staged(tables)
 
-    def load_folder(self, folder: Path, *, replace: bool = False) -> dict[str, int]:
-        """Every ``NAME.parquet`` in ``folder`` as table NAME (an extraction's delivery)."""
+    def load_folder(
+        self, folder: Path, *, prefix: str = "", replace: bool = False
+    ) -> dict[str, int]:
+        """Every ``NAME.parquet`` in ``folder`` as table ``prefix + NAME`` (a site's
+        delivery: ``prefix=f"{site}_"`` keeps the sites' tables apart)."""
         if not folder.is_dir():
             raise WorkspaceError(f"{folder} is not a folder of Parquet files")
         files = sorted(folder.glob("*.parquet"))
         if not files:
             raise WorkspaceError(f"{folder} holds no .parquet files")
-        return self.load_tables({f.stem: f for f in files}, replace=replace)
+        return self.load_tables({prefix + f.stem: f for f in files}, replace=replace)
 
     def _load_staged(self, tables: Mapping[str, TableSource]) -> dict[str, int]:
         staging = self.staging_path(".duckdb")
