@@ -14,6 +14,7 @@ from pmhub.safezone.sdc import (
     ReleasedTable,
     RiskAppetite,
     TableSpec,
+    check_file,
     check_table,
     evidence_from_contributions,
     read_output_table,
@@ -356,3 +357,11 @@ def test_spec_round_trips_through_a_dict() -> None:
         dimensions=("a",), counts=("n",), total_label="All", structural_zeros=({"a": "x"},)
     )
     assert TableSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_a_saved_result_and_its_evidence_are_checked_from_files(tmp_path: Path) -> None:
+    table, evidence = cost_table({"a": [80.0, 15.0] + [1.0] * 10})
+    pacsv.write_csv(table, tmp_path / "cost.csv")
+    pacsv.write_csv(evidence, tmp_path / "cost_evidence.csv")
+    report = check_file(tmp_path / "cost.csv", COST, evidence=tmp_path / "cost_evidence.csv")
+    assert (report.output, [f.rule for f in report.flags]) == ("cost.csv", ["nk-rule"])

@@ -492,6 +492,23 @@ def check_table(
     return _report(output, kind, parsed, appetite, found, releases)
 
 
+def check_file(
+    path: Path,
+    spec: TableSpec,
+    *,
+    evidence: Path | None = None,
+    earlier: Sequence[ReleasedTable] = (),
+    appetite: RiskAppetite | None = None,
+    kind: OutputKind = "table",
+) -> OutputReport:
+    """:func:`check_table` of a saved result (and its evidence) read from CSV or Parquet."""
+    table = read_output_table(path)
+    cells = read_output_table(evidence) if evidence is not None else None
+    return check_table(
+        path.name, table, spec, evidence=cells, earlier=earlier, appetite=appetite, kind=kind
+    )
+
+
 def _report(
     output: str,
     kind: OutputKind,
