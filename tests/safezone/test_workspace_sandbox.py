@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,29 @@ def test_a_worker_killed_while_idle_is_restarted(workspace: Workspace, pool: San
         time.sleep(0.01)
     assert unchecked(pool, workspace, "SELECT 7")["rows"] == [[7]]
     assert pid not in pool.pids()
+
+
+def test_queries_from_many_threads_each_get_their_own_answer(
+    workspace: Workspace, pool: SandboxPool
+) -> None:
+    def ask(i: int) -> object:
+        return unchecked(pool, workspace, f"SELECT {i} AS i, count(*) FROM person")["rows"]
+
+    with ThreadPoolExecutor(8) as threads:
+        answers = list(threads.map(ask, range(40)))
+    assert answers == [[[i, 200]] for i in range(40)]
+
+
+def test_a_query_waits_for_a_busy_worker_no_longer_than_its_timeout(
+    workspace: Workspace, pool: SandboxPool
+) -> None:
+    endless = "SELECT count(*) FROM range(100000) a, range(100000) b, range(100000) c"
+    with ThreadPoolExecutor(1) as thread:
+        running = thread.submit(unchecked, pool, workspace, endless, timeout_s=3)
+        while pool.idle():  # the one worker is taken
+            time.sleep(0.01)
+        with pytest.raises(QueryTimeoutError, match=r"stayed busy for 0\.5 s"):
+            unchecked(pool, workspace, "SELECT 1", timeout_s=0.5)
+        with pytest.raises(QueryTimeoutError):
+            running.result()
+    assert unchecked(pool, workspace, "SELECT 1")["rows"] == [[1]]

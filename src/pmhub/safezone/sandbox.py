@@ -369,6 +369,10 @@ class SandboxPool:
         for worker in workers:
             worker.kill()
 
+    def idle(self) -> int:
+        """How many workers (started or not) are free for a query now."""
+        return self._idle.qsize()
+
     def pids(self) -> list[int]:
         """Process ids of the running workers (for tests and operators)."""
         with self._lock:
