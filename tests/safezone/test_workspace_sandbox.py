@@ -153,7 +153,7 @@ def test_a_query_out_of_memory_ends_with_a_limit_error(
 ) -> None:
     unchecked(pool, workspace, "SELECT 1")
     old = pool.pids()
-    with pytest.raises(QueryLimitError, match="256 MB of memory") as caught:
+    with pytest.raises(QueryLimitError, match="MB") as caught:
         unchecked(pool, workspace, "SELECT string_agg(repeat('x', 1000000), ',') FROM range(3000)")
     assert caught.value.limit == "memory"
     assert unchecked(pool, workspace, "SELECT 1")["ok"] is True

@@ -286,7 +286,8 @@ def classify(exc: duckdb.Error) -> dict[str, Any]:
     """DuckDB's error as the parent needs it: refused by the configuration, a limit, or a bug."""
     message = str(exc).strip()
     if isinstance(exc, duckdb.OutOfMemoryException):
-        limit = "temp" if "temp" in message.lower() else "memory"
+        # DuckDB names the setting when spill space, not memory, ran out
+        limit = "temp" if "max_temp_directory_size" in message else "memory"
         return {"kind": "limit", "limit": limit, "message": message}
     if isinstance(exc, duckdb.PermissionException):
         return {"kind": "refused", "rule": "engine:external-access", "message": message}
