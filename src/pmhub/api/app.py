@@ -60,8 +60,8 @@ def create_app(platform: Platform | None = None) -> FastAPI:
         app.state.platform = platform
     problems.install(app)
     app.add_middleware(limits.BodyLimit)
-    from pmhub.api import audit, people, system
+    from pmhub.api import audit, people, safezone, system
 
-    for module in (system, people, audit):
+    for module in (system, people, safezone, audit):
         app.include_router(module.routes.router)
     return app
