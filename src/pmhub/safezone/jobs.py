@@ -32,6 +32,8 @@ STALE_AFTER = dt.timedelta(minutes=2)
 Progress = Callable[[float, str], None]
 JobFunction = Callable[[Platform, Job, Progress], dict[str, Any]]
 KINDS: dict[str, JobFunction] = {}
+# modules whose import registers more kinds (a worker imports them before it runs a job)
+KIND_MODULES = ("pmhub.safezone.service",)
 
 
 def job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
@@ -118,8 +120,7 @@ def _run_in_worker(settings: Settings) -> Callable[[int], str]:
 
 def enqueue(platform: Platform, queue: JobQueue, *, key: str, kind: str, **fields: Any) -> JobView:
     """The job with this key: created and queued once; asking again returns the same job."""
-    if kind not in KINDS:
-        raise LookupError(f"no job kind {kind!r}")
+    kind_function(kind)
     now = platform.now()
     with platform.db.write() as session:
         found = session.scalars(select(Job).where(Job.key == key)).first()
@@ -143,6 +144,17 @@ def enqueue(platform: Platform, queue: JobQueue, *, key: str, kind: str, **field
         made = view(job)
     queue.send(made.id)
     return made
+
+
+def kind_function(kind: str) -> JobFunction:
+    if kind not in KINDS:
+        import importlib
+
+        for module in KIND_MODULES:
+            importlib.import_module(module)
+    if kind not in KINDS:
+        raise LookupError(f"no job kind {kind!r}")
+    return KINDS[kind]
 
 
 def claim(platform: Platform, job_id: int) -> bool:
@@ -169,7 +181,7 @@ def run(platform: Platform, job_id: int) -> str:
         job = session.get(Job, job_id)
         assert job is not None
         session.expunge(job)
-    function = KINDS[job.kind]
+    function = kind_function(job.kind)
 
     def progress(fraction: float, _message: str = "") -> None:
         _beat(platform, job_id, min(max(fraction, 0.0), 1.0))

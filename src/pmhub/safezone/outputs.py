@@ -128,10 +128,7 @@ def query(
     as a workspace file when ``save_as`` names one."""
     _, space = _workspace(pf, by, project_id, "workspace.query")
     digest = hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
-    details: dict[str, object] = {
-        "sql_sha256": digest,
-        "sql_bytes": len(sql.encode("utf-8", "surrogatepass")),
-    }
+    details: dict[str, object] = {"sql_sha256": digest}
     try:
         result = space.query(sql, save_as=save_as)
     except Exception as exc:
@@ -141,11 +138,11 @@ def query(
             action="workspace.query",
             target=f"workspace:{project_id}",
             outcome="denied",
-            details={**details, "error": type(exc).__name__},
+            details={**details, "kind": type(exc).__name__},
         )
         raise
     if save_as:
-        details["saved"] = save_as
+        details["file"] = save_as
     audit.record(
         pf,
         actor=by.actor,
@@ -215,8 +212,8 @@ def request_output(
             details={
                 "project_id": project_id,
                 "file": file,
-                "verdict": report.verdict,
-                "flags": len(report.flags),
+                "decision": report.verdict,
+                "count": len(report.flags),
             },
         )
         return _view(session, row)
@@ -427,7 +424,7 @@ def download_output(pf: Platform, by: Principal, output_id: int) -> tuple[str, b
         actor=by.actor,
         action="output.download",
         target=f"output:{output_id}",
-        details={"project_id": project, "bytes": len(data)},
+        details={"project_id": project, "file": name},
     )
     return name, data
 

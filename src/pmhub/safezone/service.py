@@ -270,7 +270,7 @@ def _store(
             f"application {row.id} changed while this step was taken",
             hint="Reload the application and take the step again if it still applies.",
         ) from exc
-    details: dict[str, object] = {"application_id": row.id, "status": state.status.value}
+    details: dict[str, object] = {"application_id": row.id, "state": state.status.value}
     if event.site:
         details["site"] = event.site
     audit.append(
@@ -433,9 +433,10 @@ def run_extraction(pf: Platform, job: Any, progress: jobs.Progress) -> dict[str,
     application_id, site_name = int(job.payload["application_id"]), str(job.payload["site"])
     view = _system_step(pf, application_id, "extraction_started", site=site_name)
     site = SiteRegistry(pf.settings).get(site_name)
+    # the pseudonyms are the application's own: its key, made when the first site extracts
     store = KeyStore(pf.settings)
-    project = view.project_id
-    key = store.get(project) if store.exists(project) else store.get(_create_key(store, project))
+    owner = view.state.id
+    key = store.get(owner) if store.exists(owner) else store.get(_create_key(store, owner))
 
     def report(step: str, done: int, total: int) -> None:
         progress(done / total if total else 0.0, step)
@@ -475,7 +476,9 @@ def adequacy_report(pf: Platform, by: Principal, application_id: int, site: str)
         Context(project_id=view.project_id, site=site, application_state=view.state.status.value),
         target=_target(application_id),
     )
-    report = extraction_dir(pf, application_id, site) / "report.html"
+    from pmhub.safezone.extraction import DATA
+
+    report = extraction_dir(pf, application_id, site) / DATA / "report.html"
     if not report.exists():
         raise NotFoundError(f"site {site!r} of application {application_id} has no report yet")
     return report
@@ -613,7 +616,7 @@ def store_irb_document(
         actor=by.actor,
         action="irb.upload",
         target=f"irb:{document.sha256[:16]}",
-        details={"sha256": document.sha256, "size": document.size},
+        details={"sha256": document.sha256, "count": document.size},
     )
     assert hashlib.sha256(data).hexdigest() == document.sha256
     return document
