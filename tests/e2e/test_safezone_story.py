@@ -120,7 +120,7 @@ def network(
     request: pytest.FixtureRequest, pmhub_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
     if request.param == "postgresql":
-        url = os.environ.get("PMHUB_TEST_POSTGRES_URL")
+        url = os.environ.get("PMHUB_TEST_POSTGRES_URL", "")
         if not url:
             pytest.skip("PMHUB_TEST_POSTGRES_URL is not set; PostgreSQL tests need a server")
         import psycopg
@@ -144,6 +144,9 @@ def network(
         worker.terminate()
         worker.wait(timeout=30)
         server.stop()
+        if request.param == "postgresql":
+            with psycopg.connect(url, autocommit=True) as con:
+                con.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
 def signed_in(server: Server, name: str) -> httpx.Client:
@@ -182,7 +185,9 @@ def test_the_whole_story_over_http(network: tuple[Server, subprocess.Popen[bytes
     kim = signed_in(server, "kim")
     ok(kim.post("/v1/projects", json={"id": "t2dm-2026", "title": "T2DM in Gangwon"}), 201)
     irb_doc = ok(
-        kim.post("/v1/irb-documents", files={"file": ("irb-approval.pdf", irb_pdf(), "application/pdf")}),
+        kim.post(
+            "/v1/irb-documents", files={"file": ("irb-approval.pdf", irb_pdf(), "application/pdf")}
+        ),
         201,
     )
     body = {**application_body(), "irb_document": irb_doc}

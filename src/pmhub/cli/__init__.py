@@ -23,6 +23,7 @@ from pmhub.cli import (
     jobs,
     privacy,
     quality,
+    safezone,
     serve,
     sites,
     synth,
@@ -51,6 +52,10 @@ app.command("worker")(jobs.worker)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
+app.add_typer(safezone.request_app, name="request")
+app.add_typer(safezone.review_app, name="review")
+app.add_typer(safezone.workspace_app, name="workspace")
+app.add_typer(safezone.output_app, name="output")
 
 
 def version_callback(value: bool) -> None:
