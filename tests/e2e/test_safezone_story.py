@@ -179,20 +179,20 @@ def wait_status(client: httpx.Client, app_id: int, wanted: str, seconds: float =
     raise AssertionError(f"application {app_id} never reached {wanted}: {found}")
 
 
-@pytest.mark.slow
-def test_the_whole_story_over_http(network: tuple[Server, subprocess.Popen[bytes]]) -> None:
-    server, _ = network
+def approved_by_every_site(server: Server) -> tuple[httpx.Client, int]:
+    """An application through IRB, DRB and the three stewards: extraction starts."""
     kim = signed_in(server, "kim")
     ok(kim.post("/v1/projects", json={"id": "t2dm-2026", "title": "T2DM in Gangwon"}), 201)
     irb_doc = ok(
         kim.post(
-            "/v1/irb-documents", files={"file": ("irb-approval.pdf", irb_pdf(), "application/pdf")}
+            "/v1/irb-documents",
+            files={"file": ("irb-approval.pdf", irb_pdf(), "application/pdf")},
         ),
         201,
     )
     body = {**application_body(), "irb_document": irb_doc}
     made = ok(kim.post("/v1/applications", json={"project_id": "t2dm-2026", "body": body}), 201)
-    app_id = made["id"]
+    app_id = int(made["id"])
     assert made["status"] == "draft"
     assert step(kim, app_id, "submitted")["status"] == "submitted"
 
@@ -202,9 +202,17 @@ def test_the_whole_story_over_http(network: tuple[Server, subprocess.Popen[bytes
         step(signed_in(server, name), app_id, "drb_vote_cast", vote={"choice": "approve"})
     decided = step(signed_in(server, "drb1"), app_id, "drb_decided")
     assert decided["status"] == "drb_approved"
+    assert decided["decision"]["outcome"] == "approved"
 
     for site in SITES:
         step(signed_in(server, f"steward_{site}"), app_id, "site_approved", site=site)
+    return kim, app_id
+
+
+@pytest.mark.slow
+def test_the_whole_story_over_http(network: tuple[Server, subprocess.Popen[bytes]]) -> None:
+    server, _ = network
+    kim, app_id = approved_by_every_site(server)
     done = wait_status(kim, app_id, "pseudonymized")
     assert set(done["sites"]) == set(SITES)
 
@@ -286,3 +294,75 @@ def test_the_whole_story_over_http(network: tuple[Server, subprocess.Popen[bytes
         "output.download",
     } <= actions
     assert not any("SELECT" in str(e.get("details")) for e in trail)  # SQL only by its hash
+
+
+def start_worker() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from pmhub.cli import main; main(['worker'])"],
+        env=dict(os.environ),
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.slow
+def test_a_server_and_worker_killed_mid_extraction_end_as_a_clean_run(
+    pmhub_home: Path,
+) -> None:
+    """SIGKILL to the service and the worker while a site extracts; after a restart the
+    job runs again, and every site's release is what a clean extraction of the same
+    application gives, byte for byte."""
+    import signal
+
+    from pmhub.platform.core import open_platform
+    from pmhub.privacy.keys import KeyStore
+    from pmhub.safezone import extraction, jobs
+    from pmhub.safezone import service as safezone
+    from pmhub.sites import SiteRegistry
+
+    build_network(pmhub_home)
+    people()
+    server, worker = start_server(), start_worker()
+    try:
+        kim, app_id = approved_by_every_site(server)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = ok(kim.get(f"/v1/applications/{app_id}"))
+            if any(s["phase"] == "extracting" for s in found["sites"].values()):
+                break
+            time.sleep(0.05)
+        for process in (worker, server.process):
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        server, worker = start_server(), start_worker()
+        kim = signed_in(server, "kim")
+        done = wait_status(kim, app_id, "pseudonymized")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        server.stop()
+    history = [(h["kind"], h["site"]) for h in done["history"]]
+    for site in SITES:  # finished once per site, whatever was started twice
+        assert history.count(("extraction_finished", site)) == 1
+        assert history.count(("pseudonymized", site)) == 1
+    pf = open_platform(load_settings())
+    try:
+        states = {j.site: j for j in jobs.list_jobs(pf) if j.kind == "extract"}
+        assert {j.state for j in states.values()} == {jobs.DONE}
+        assert max(j.attempts for j in states.values()) >= 2  # one was run again
+        view = safezone.get_application(pf, operator_admin(pf), app_id)
+        key = KeyStore(pf.settings).get(view.state.id)
+        for site in SITES:
+            clean = pmhub_home / "clean" / site
+            extraction.extract_site(view.state, SiteRegistry(pf.settings).get(site), clean, key=key)
+            recovered = safezone.extraction_dir(pf, app_id, site) / extraction.DATA
+            for table in sorted((clean / extraction.DATA).glob("*.parquet")):
+                assert table.read_bytes() == (recovered / table.name).read_bytes(), table.name
+    finally:
+        pf.close()
+
+
+def operator_admin(pf: Any) -> Any:
+    from pmhub.platform.users import find_user, principal_of
+
+    with pf.db.read() as session:
+        return principal_of(session, find_user(session, "admin"))
