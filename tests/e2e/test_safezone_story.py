@@ -167,7 +167,7 @@ def step(client: httpx.Client, app_id: int, kind: str, **fields: Any) -> dict[st
     return result
 
 
-def wait_status(client: httpx.Client, app_id: int, wanted: str, seconds: float = 240) -> Any:
+def wait_status(client: httpx.Client, app_id: int, wanted: str, seconds: float = 900) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         found = ok(client.get(f"/v1/applications/{app_id}"))
@@ -222,7 +222,7 @@ def test_the_whole_story_over_http(network: tuple[Server, subprocess.Popen[bytes
         assert report.status_code == 200
         assert "<html" in report.text.lower()
         step(officer, app_id, "adequacy_signed_off", site=site)
-    active = wait_status(kim, app_id, "active", seconds=60)
+    active = wait_status(kim, app_id, "active", seconds=300)
     assert "park" in active["members"]
 
     park = signed_in(server, "park")
