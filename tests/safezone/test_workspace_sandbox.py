@@ -203,3 +203,12 @@ def test_a_query_waits_for_a_busy_worker_no_longer_than_its_timeout(
         with pytest.raises(QueryTimeoutError):
             running.result()
     assert unchecked(pool, workspace, "SELECT 1")["rows"] == [[1]]
+
+
+def test_a_workspace_destroyed_under_a_query_is_a_query_error(
+    workspace: Workspace, pool: SandboxPool
+) -> None:
+    request = query_request(workspace.db_path, "SELECT 1", QueryLimits())
+    workspace.destroy()
+    with pytest.raises(QueryError, match="database is gone"):
+        pool.run(request, QueryLimits())

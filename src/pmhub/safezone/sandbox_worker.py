@@ -130,6 +130,8 @@ class Worker:
             return {"ok": False, "kind": "limit", "limit": exc.limit, "message": str(exc)}
         except duckdb.Error as exc:
             return {"ok": False, **classify(exc)}
+        except FileNotFoundError:  # destroyed (at expiry) between the check and the query
+            return {"ok": False, "kind": "query", "message": "the workspace's database is gone"}
         except MemoryError:
             return {"ok": False, "kind": "limit", "limit": "memory", "message": "out of memory"}
         except OSError as exc:
