@@ -12,14 +12,8 @@ from pmhub.cdm.backends import Backend
 from pmhub.cdm.backends.duckdb import DuckDBBackend
 from pmhub.predict import package, service, task
 from pmhub.predict.errors import ModelPackageError, PredictError, TooFewEventsError
-from tests.predict import network
 
 pytestmark = pytest.mark.xdist_group("predict-network")
-
-
-@pytest.fixture(scope="module")
-def cdws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return network.build(tmp_path_factory.mktemp("network"))
 
 
 @pytest.fixture

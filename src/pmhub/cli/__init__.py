@@ -21,6 +21,7 @@ from pmhub.cli import (
     common,
     ingest,
     jobs,
+    predict,
     privacy,
     quality,
     safezone,
@@ -47,6 +48,8 @@ app.command("ingest")(ingest.ingest_command)
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(quality.app, name="quality")
 app.add_typer(cohort.app, name="cohort")
+app.add_typer(predict.app, name="predict")
+app.command("federate")(predict.federate)
 app.command("serve")(serve.serve)
 app.command("worker")(jobs.worker)
 app.add_typer(jobs.app, name="jobs")
