@@ -20,7 +20,7 @@ PALETTE = (
     "#56b4e9",  # sky blue
     "#8c564b",  # brown
     "#7f7f7f",  # grey
-    "#bcbd22",  # olive
+    "#6a3d9a",  # plum
     "#17becf",  # teal
     "#9467bd",  # violet
     "#1f3a93",  # navy

@@ -89,8 +89,8 @@ def test_compare_highlights_units_checks_and_suppresses_small_cells(
     assert "recorded in clean: mg/dL, defects: mg/dL, mmol: mmol/L" in html
     assert "fails at defects only" in html
     # one result of glucose in kg at the defects site: a small cell
-    assert "kg: (s)" in html
-    assert "kg: 1<" not in html
+    assert 'kg: <span class="count">(s)</span>' in html
+    assert 'kg: <span class="count">1<' not in html
 
 
 def test_compare_from_documents_lists_each_difference():

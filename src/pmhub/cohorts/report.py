@@ -39,7 +39,8 @@ inclusion rule in order (before the limit after the rules, the exit and era coll
 <table><tr><th>step</th><th>persons</th><th>events</th><th>% of persons kept</th>
 <th>persons meeting the rule alone</th></tr>
 {% for step, persons, events, kept, alone in attrition %}<tr><td>{{ step }}</td>
-<td>{{ persons }}</td><td>{{ events }}</td><td>{{ kept }}</td><td>{{ alone }}</td></tr>
+<td class="count">{{ persons }}</td><td class="count">{{ events }}</td><td>{{ kept }}</td>
+<td class="count">{{ alone }}</td></tr>
 {% endfor %}</table>
 {% endif %}
 {% if table1 %}
@@ -48,14 +49,16 @@ inclusion rule in order (before the limit after the rules, the exit and era coll
 {{ table1.window_days }} days before; SMD against the first cohort.</p>
 <table>
 <tr><th></th>
-{% for c in table1.cohorts %}<th>{{ c[1] }}<br>n = {{ c[2].text() }}</th>{% endfor %}
+{% for c in table1.cohorts %}<th>{{ c[1] }}<br>n = <span class="count">{{ c[2].text() }}</span></th>
+{% endfor %}
 {% for c in table1.cohorts[1:] %}<th>SMD</th>{% endfor %}</tr>
 {% for row in table1.rows %}
 {% if loop.first or row.section != table1.rows[loop.index0 - 1].section %}
 <tr class="section"><td colspan="{{ 2 * table1.cohorts|length }}">{{ row.section }}</td></tr>
 {% endif %}
 <tr><td>{{ row.label }}</td>
-{% for cell in row.cells %}<td>{{ cell_text(row.kind, cell) }}</td>{% endfor %}
+{% for cell in row.cells %}<td{% if row.kind == "binary" %} class="count"{% endif %}>
+{{- cell_text(row.kind, cell) }}</td>{% endfor %}
 {% for s in row.smd %}<td>{{ "%.3f"|format(s) if s is not none else "—" }}</td>{% endfor %}</tr>
 {% endfor %}
 </table>
@@ -65,10 +68,11 @@ inclusion rule in order (before the limit after the rules, the exit and era coll
 <table><tr><th>stratum</th><th>level</th><th>persons</th><th>events</th><th>person-years</th>
 <th>rate / 1,000 PY</th><th>95 % CI (exact)</th></tr>
 {% for r in rates %}<tr><td>{{ r.stratum }}</td><td>{{ r.level }}</td>
-{% for text in rate_cells(r) %}<td>{{ text }}</td>{% endfor %}</tr>
+{% for text in rate_cells(r) %}<td{% if loop.index <= 2 %} class="count"{% endif %}>
+{{- text }}</td>{% endfor %}</tr>
 {% endfor %}</table>
 {% endif %}
-{% if summary %}<p>{{ summary }}</p>{% endif %}
+{% if summary %}<p class="count">{{ summary }}</p>{% endif %}
 {% for title, svg in plots %}<figure><h2>{{ title }}</h2>{{ svg | safe }}</figure>{% endfor %}
 {% if at_risk %}
 <h2>Number at risk</h2>
@@ -77,7 +81,7 @@ a curve stops where fewer than {{ threshold }} remain at risk (—).</p>
 <table><tr><th>curve</th>{% for t in at_risk[0] %}<th>{{ t }}</th>{% endfor %}</tr>
 {% for label, cells in at_risk[1] %}<tr><td><span class="swatch"
 style="background: {{ colour(label) }}"></span>{{ label }}</td>
-{% for c in cells %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
+{% for c in cells %}<td class="count">{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 {% endif %}
 </body></html>

@@ -131,14 +131,15 @@ def plot(
         raise ValueError(f"plot format must be svg or png, not {fmt!r}")
     matplotlib.use("Agg")  # no display: files only
     matplotlib.rcParams["svg.hashsalt"] = "pmhub"  # same curve, same SVG bytes (no random ids)
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text as text: readable, searchable, selectable
     import matplotlib.pyplot as plt
 
     rows = max(len(curves), 1)
     figure, (axes, table_axes) = plt.subplots(
         2,
         1,
-        figsize=(7.5, 4.6 + 0.28 * rows),
-        gridspec_kw={"height_ratios": [4.2, 0.55 + 0.28 * rows]},
+        figsize=(7.5, 4.6 + 0.5 * rows),
+        gridspec_kw={"height_ratios": [4.2, 0.4 + 0.5 * rows]},
     )
     try:
         _draw_curves(axes, curves, kind, outcome)
@@ -191,31 +192,33 @@ def _draw_curves(axes: Any, curves: list[SafeCurve], kind: str, outcome: str) ->
 
 
 def _draw_at_risk(table_axes: Any, axes: Any, curves: list[SafeCurve]) -> None:
-    """Numbers at risk (rounded) at each year, one row per curve, under the plot."""
+    """Numbers at risk (rounded) at each year under the plot: per curve its name on one
+    line, in its colour, and its counts under the year ticks on the next."""
     table_axes.axis("off")
     table_axes.set_xlim(axes.get_xlim())
-    table_axes.set_ylim(-len(curves) - 0.4, 1)
+    table_axes.set_ylim(-2 * len(curves) - 0.2, 1)
+    where = table_axes.get_yaxis_transform()
     table_axes.text(
         0,
-        0.35,
+        0.3,
         "Number at risk (rounded; stops below the threshold)",
         fontsize="small",
         fontweight="bold",
-        transform=table_axes.get_yaxis_transform(),
+        transform=where,
     )
-    for row, curve in enumerate(curves, start=1):
+    for row, curve in enumerate(curves):
+        y = -2 * row - 0.6
         table_axes.text(
-            -0.01,
-            -row + 0.35,
-            curve.label[:28],
-            ha="right",
+            0,
+            y,
+            curve.label,
             fontsize="x-small",
             color=palette.colour(curve.label),
-            transform=table_axes.get_yaxis_transform(),
+            transform=where,
         )
         for day, count in curve.at_risk:
             if day <= axes.get_xlim()[1]:
-                table_axes.text(day, -row + 0.35, f"{count:,}", ha="center", fontsize="x-small")
+                table_axes.text(day, y - 1, f"{count:,}", ha="center", fontsize="x-small")
 
 
 # --- life tables for federation ------------------------------------------------------------

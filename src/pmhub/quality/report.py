@@ -124,6 +124,7 @@ def render_site(document: dict[str, Any], min_cell: int, *, exact: bool = False)
         [(c["id"].split("/", 1)[1], c["pct_violated"]) for c in shown],
         "percent of rows violating, failed checks",
         tips=[f"{c['id']}: {c['description']}" for c in shown],
+        unit=" %",
     )
     return (
         environment("–" if exact else MARK)

@@ -57,9 +57,12 @@ def hbars(
     label: str,
     width: int = 560,
     tips: Sequence[str] | None = None,
+    unit: str = "",
 ) -> Markup:
-    """Horizontal bars, one per item, value at the end of the bar; ``tips`` (one per item)
-    replace the names as hover text."""
+    """Horizontal bars, one per item, value (and ``unit``) at the end of the bar; ``tips``
+    (one per item) replace the names as hover text. Bars of counts (no unit) carry
+    ``class="value count"`` on their labels."""
+    kind = "value" if unit else "value count"
     if not items:
         return Markup("")
     row, left, right = 18, 300, 60
@@ -74,7 +77,8 @@ def hbars(
             f"<title>{_t(tips[i] if tips else name)}</title>"
             f"{_t(short)}</text>"
             f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" fill="{BAR}"/>'
-            f'<text x="{left + w + 4:.1f}" y="{y + 13}" class="value">{_t(_value(value))}</text>'
+            f'<text x="{left + w + 4:.1f}" y="{y + 13}" class="{kind}">'
+            f"{_t(_value(value))}{_t(unit) if value is not None else ''}</text>"
         )
     return _svg(width, row * len(items) + 4, body, label)
 
@@ -117,7 +121,7 @@ def columns(
         if step >= 7 * len(_fmt(value)) or i == tallest:
             body.append(
                 f'<text x="{x + step / 2:.1f}" y="{height - bottom - h - 3:.1f}" '
-                f'text-anchor="middle" class="value">{_t(_fmt(value))}</text>'
+                f'text-anchor="middle" class="value count">{_t(_fmt(value))}</text>'
             )
     if any(v is None for _, v in points):
         body.append(f'<text x="{width}" y="10" text-anchor="end">grey: {MARK} suppressed</text>')
