@@ -83,6 +83,16 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tupl
                 "--site",
                 "chuncheon_univ",
             ],
+            "network": [
+                "cohort",
+                "survival",
+                "type2_diabetes",
+                "stroke",
+                "--all-sites",
+                "--plot",
+                str(out / "network.png"),
+            ],
+            "network-attrition": ["cohort", "run", "atrial_fibrillation", "--all-sites"],
             "quality": ["quality", "report", "--site", "jeongseon_county"],
             "quality-sites": ["quality", "compare", "--sites", "chuncheon_univ,jeongseon_county"],
         }
@@ -142,7 +152,16 @@ PAGE = """() => {
   };
 }"""
 
-NAMES = ("attrition", "table1", "incidence", "survival", "quality", "quality-sites")
+NAMES = (
+    "attrition",
+    "table1",
+    "incidence",
+    "survival",
+    "network",
+    "network-attrition",
+    "quality",
+    "quality-sites",
+)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -189,6 +208,19 @@ def test_the_survival_report_names_its_outcome_and_has_a_band_and_numbers_at_ris
     assert "Number at risk" in seen["text"]
     assert "subjects" in terminal
     assert " events" in terminal
+
+
+def test_the_network_report_and_plot_are_written_with_all_sites(
+    reports: dict[str, tuple[Path, str]],
+) -> None:
+    path, terminal = reports["network"]
+    html = path.read_text(encoding="utf-8")
+    assert "Persons by site" in html
+    assert "Pooled survival (life table)" in html
+    assert "pooled incidence" in html
+    assert (path.parent / "network.png").read_bytes()[:4] == b"\x89PNG"
+    assert "plot written to" in terminal
+    assert "Persons by site" in reports["network-attrition"][0].read_text(encoding="utf-8")
 
 
 def test_the_comparison_gives_each_site_one_colour(

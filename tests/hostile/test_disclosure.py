@@ -228,3 +228,14 @@ def test_a_contribution_that_does_not_add_up_is_refused() -> None:
             [_aggregate("a", 100, None), _aggregate("b", 100, None)],
             [_contribution("a", 100, 20), odd],
         )
+
+
+def test_a_pooled_life_table_is_released_rounded_and_stopped() -> None:
+    exact = survival.LifeTable(90, [100, 97, 60, 12, 8], [3, 0, 1, 0, 0], [0, 37, 47, 4, 8])
+    table = survival.released_life_table(exact, THRESHOLD)
+    assert all(n >= THRESHOLD and n % 5 == 0 for n in table.at_risk)
+    assert table.events[0] == 5  # 3 events show as a step of the midpoint, never 3
+    assert len(table.at_risk) < len(exact.at_risk)  # stopped before 8 at risk
+    curve = survival.pooled_curve(table, "all sites", THRESHOLD)
+    assert curve.at_risk[0] == (0.0, table.at_risk[0])
+    assert all(n >= THRESHOLD for _, n in curve.at_risk)

@@ -196,8 +196,8 @@ def test_compare_with_a_site_of_a_few_persons(defects_site: Site, tmp_path: Path
     html = service.write_comparison(["defects", "tiny"], tmp_path / "c.html").read_text()
     tiny = shareable(service.load_run("tiny"), 10)
     assert tiny["profiles"]["persons"]["total"] is None
-    assert f'<td class="n">{MARK}</td>' in html  # the tiny site's persons
-    assert '<td class="n">3</td>' not in html
+    assert f'<td class="n count">{MARK}</td>' in html  # the tiny site's persons
+    assert '<td class="n count">3</td>' not in html
     assert ">None<" not in html
     from pmhub.quality.compare import Comparison
 

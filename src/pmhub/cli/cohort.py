@@ -91,9 +91,9 @@ def cohort_run(
     _one_place(site, all_sites)
     parsed = _definition(definition)
     if site is None:
-        _print_network(
-            cohorts_network.run_network(parsed, None, common.registry(), common.settings())
-        )
+        combined = cohorts_network.run_network(parsed, None, common.registry(), common.settings())
+        _print_network(combined)
+        _network_files(combined, f"Attrition: {parsed.name}", "", html, None)
         return
     threshold = common.settings().small_cell_threshold
     with cohorts_service.open_engine(common.site(site)) as engine:
@@ -168,16 +168,9 @@ def _print_network(result: Combined) -> None:
             steps.add_row(name, persons.text(), events.text())
         common.console.print(steps)
     if result.pooled_rate is not None:
-        r = result.pooled_rate
-        common.console.print(
-            f"pooled incidence: {r.events} events / {r.person_years:,.1f} PY = "
-            f"{r.rate:.2f} per 1,000 PY (95 % CI {r.lower:.2f}–{r.upper:.2f})"
-            if r.rate is not None
-            and r.lower is not None
-            and r.upper is not None
-            and r.person_years is not None
-            else f"pooled incidence: {r.reason}"
-        )
+        from pmhub.cohorts.released import pooled_rate_text
+
+        common.console.print(pooled_rate_text(result.pooled_rate))
     if result.survival:
         interval = result.life_table.interval_days if result.life_table else 0
         points = ", ".join(
@@ -232,25 +225,79 @@ OutcomeArgument = Annotated[
 
 
 def _outcome_analysis(
-    target: str, outcome: str, site: str | None, all_sites: bool
+    target: str,
+    outcome: str,
+    site: str | None,
+    all_sites: bool,
+    html: Path | None = None,
+    plot: Path | None = None,
 ) -> tuple[OutcomeAnalysis, int] | None:
     """The target and outcome at one site (with the small-cell threshold), or None after
-    printing what the hub sees of every site."""
+    printing what the hub sees of every site (and writing its report and plot)."""
     from pmhub.cohorts import network as cohorts_network
     from pmhub.cohorts import service as cohorts_service
 
     _one_place(site, all_sites)
     target_def, outcome_def = _definition(target), _definition(outcome)
     if site is None:
-        _print_network(
-            cohorts_network.run_network(
-                target_def, outcome_def, common.registry(), common.settings()
-            )
+        combined = cohorts_network.run_network(
+            target_def, outcome_def, common.registry(), common.settings()
+        )
+        _print_network(combined)
+        _network_files(
+            combined, f"{outcome_def.name} after {target_def.name}", outcome_def.name, html, plot
         )
         return None
     threshold = common.settings().small_cell_threshold
     with cohorts_service.open_engine(common.site(site)) as engine:
         return cohorts_service.outcome_at(engine, target_def, outcome_def, threshold), threshold
+
+
+def _network_files(
+    combined: Combined, title: str, outcome: str, html: Path | None, plot: Path | None
+) -> None:
+    """The hub's report (pooled counts, rate, attrition and the pooled survival curve) and
+    its survival plot, as released."""
+    from pmhub.cohorts import report as cohorts_report
+    from pmhub.cohorts import survival as cohorts_survival
+
+    curves = []
+    if combined.life_table is not None and combined.life_table.at_risk:
+        table = cohorts_survival.LifeTable(**combined.life_table.model_dump())
+        curves.append(cohorts_survival.pooled_curve(table, "all sites", combined.threshold))
+    if plot is not None:
+        if not curves:
+            common.console.print("no pooled survival to plot: no outcome, or too few at risk")
+        else:
+            fmt = plot.suffix.lower().lstrip(".")
+            plot.write_bytes(
+                cohorts_survival.plot(curves, "survival", fmt, title=title, outcome=outcome)
+            )
+            common.console.print(f"plot written to {plot}")
+    if html is not None:
+        plots = (
+            [
+                (
+                    "Pooled survival (life table)",
+                    cohorts_survival.plot(curves, "survival", "svg", title=title, outcome=outcome),
+                )
+            ]
+            if curves
+            else []
+        )
+        steps = [(n, p.text(), e.text(), "—", "—") for n, p, e in combined.attrition]
+        page = cohorts_report.render(
+            title=f"{title}: all sites" if outcome else title,
+            site=", ".join(combined.sites),
+            threshold=combined.threshold,
+            outcome=outcome,
+            plots=plots,
+            curves=curves,
+            attrition=steps,
+            network=combined,
+        )
+        cohorts_report.write(html, page)
+        common.console.print(f"report written to {html}")
 
 
 @app.command("incidence")
@@ -266,7 +313,7 @@ def cohort_incidence(
     from pmhub.cohorts.released import rate_cells
     from pmhub.disclosure import note
 
-    found = _outcome_analysis(target, outcome, site, all_sites)
+    found = _outcome_analysis(target, outcome, site, all_sites, html)
     if found is None:
         return
     analysis, threshold = found
@@ -311,7 +358,7 @@ def cohort_survival(
 
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         raise typer.BadParameter(f"--plot {plot} must end in .png or .svg")
-    found = _outcome_analysis(target, outcome, site, all_sites)
+    found = _outcome_analysis(target, outcome, site, all_sites, html, plot)
     if found is None:
         return
     analysis, threshold = found

@@ -10,6 +10,7 @@ from pmhub.disclosure import Count, Line, protect
 
 if TYPE_CHECKING:
     from pmhub.cohorts.characterize import Cell
+    from pmhub.cohorts.federated import PooledRate
     from pmhub.cohorts.incidence import Rate
     from pmhub.disclosure.km import SafeCurve
 
@@ -117,3 +118,13 @@ def survival_lines(curve: SafeCurve, days: tuple[int, ...] = (365, 730, 1825)) -
             else f"survival at {day} days: {NOT_SHOWN} (fewer than {curve.step} at risk)"
         )
     return out
+
+
+def pooled_rate_text(rate: PooledRate) -> str:
+    """The pooled incidence as one sentence, or why it is not shown."""
+    if rate.rate is None or rate.lower is None or rate.upper is None or rate.person_years is None:
+        return f"pooled incidence: {rate.reason}"
+    return (
+        f"pooled incidence: {rate.events} events / {rate.person_years:,.1f} PY = "
+        f"{rate.rate:.2f} per 1,000 PY (95 % CI {rate.lower:.2f}–{rate.upper:.2f})"
+    )

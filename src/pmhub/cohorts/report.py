@@ -15,6 +15,7 @@ from pmhub.disclosure import note
 
 if TYPE_CHECKING:
     from pmhub.cohorts.characterize import Table1
+    from pmhub.cohorts.federated import Combined
     from pmhub.cohorts.incidence import Rate
     from pmhub.disclosure.km import SafeCurve
 
@@ -32,6 +33,26 @@ figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
 </style></head><body>
 <h1>{{ title }}</h1>
 <p class="note">Site: {{ site }}. {{ note }}</p>
+{% if network %}
+<h2>Persons by site</h2>
+<p class="note">Pooled from each site's exact counts and suppressed as one table of sites
+and strata: a small site is hidden with a partner, so that the total less the shown sites
+does not give it back.{% if network.not_pooled %} {{ network.not_pooled }}.{% endif %}</p>
+<table><tr><th>site</th><th>persons</th></tr>
+{% for name, c in network.persons_by_site.items() %}<tr><td><span class="swatch"
+style="background: {{ colour(name) }}"></span>{{ name }}</td>
+<td class="count">{{ c.text() }}</td></tr>{% endfor %}
+<tr><td>all sites</td><td class="count">{{ network.persons.text() }}</td></tr></table>
+{% if network.by_sex or network.by_age %}
+<h2>Persons by sex and age band (pooled)</h2>
+<table><tr><th>stratum</th><th>persons</th></tr>
+{% for key, c in network.by_sex.items() %}<tr><td>{{ key }}</td>
+<td class="count">{{ c.text() }}</td></tr>{% endfor %}
+{% for key, c in network.by_age.items() %}<tr><td>age {{ key }}</td>
+<td class="count">{{ c.text() }}</td></tr>{% endfor %}</table>
+{% endif %}
+{% if pooled %}<h2>Pooled incidence of {{ outcome }}</h2><p>{{ pooled }}</p>{% endif %}
+{% endif %}
 {% if attrition %}
 <h2>Attrition</h2>
 <p class="note">Index events and persons left after the entry criteria, then after each
@@ -100,6 +121,7 @@ def render(
     attrition: list[AttritionRow] | None = None,
     curves: list[SafeCurve] | None = None,
     summary: str = "",
+    network: Combined | None = None,
 ) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(TEMPLATE)
@@ -116,6 +138,10 @@ def render(
         plots=svgs,
         at_risk=released.at_risk_rows(curves) if curves else None,
         summary=summary,
+        network=network,
+        pooled=released.pooled_rate_text(network.pooled_rate)
+        if network is not None and network.pooled_rate is not None
+        else "",
         colour=palette.colour,
         cell_text=released.table1_cell,
         rate_cells=released.rate_cells,

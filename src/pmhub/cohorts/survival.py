@@ -299,6 +299,31 @@ def released_life_table(table: LifeTable, threshold: int) -> LifeTable:
     return LifeTable(table.interval_days, steps.at_risk, steps.events["event"], steps.censored)
 
 
+def pooled_curve(table: LifeTable, label: str, threshold: int) -> SafeCurve:
+    """A released (rounded, stopped) life table as a curve to plot: actuarial survival at
+    each interval's end, a log-log band from Greenwood's variance of the same counts, and
+    its numbers at risk at the year ticks."""
+    xs, surv, low, high = [0.0], [1.0], [1.0], [1.0]
+    s, greenwood = 1.0, 0.0
+    for i, (n, d, c) in enumerate(zip(table.at_risk, table.events, table.censored, strict=True)):
+        exposed = n - c / 2
+        if d and exposed > d:
+            s *= 1 - d / exposed
+            greenwood += d / (exposed * (exposed - d))
+            lo, hi = km.loglog(s, greenwood)
+            xs.append(float((i + 1) * table.interval_days))
+            surv.append(s)
+            low.append(lo)
+            high.append(hi)
+    end = float(len(table.at_risk) * table.interval_days)
+    at_risk = []
+    for tick in TICKS:  # each year's count: at the start of the first interval from then
+        i = math.ceil(tick / table.interval_days)
+        if i < len(table.at_risk):
+            at_risk.append((float(tick), table.at_risk[i]))
+    return SafeCurve(label, xs, surv, low, high, end, True, at_risk, threshold)
+
+
 def pool(tables: list[LifeTable]) -> LifeTable:
     """The sum of the sites' life tables. Where a site's table stops (fewer than the
     threshold left at risk), its remaining subjects count as censored there."""

@@ -141,7 +141,7 @@ def kaplan_meier(
             continue
         s *= 1 - d / n
         greenwood += d / (n * (n - d)) if n > d else math.inf
-        lo, hi = _loglog(s, greenwood)
+        lo, hi = loglog(s, greenwood)
         xs.append(t)
         surv.append(s)
         low.append(lo)
@@ -191,7 +191,7 @@ def cumulative_incidence(
     )
 
 
-def _loglog(s: float, greenwood: float) -> tuple[float, float]:
+def loglog(s: float, greenwood: float) -> tuple[float, float]:
     """The log-log 95 % interval of a survival estimate (as OpenSAFELY's action)."""
     if s <= 0 or s >= 1 or not math.isfinite(greenwood):
         return (0.0, 1.0) if s <= 0 or not math.isfinite(greenwood) else (1.0, 1.0)
