@@ -8,12 +8,13 @@ verb answer without loading DuckDB, pandas or SciPy.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Annotated
 
 import typer
 
-from pmhub import __version__
+from pmhub import __version__, interrupts
 from pmhub.cli import (
     audit,
     cdm,
@@ -85,16 +86,20 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors as one message and a stable exit code, no traceback."""
     err = common.err_console
     try:
-        app(args=argv, standalone_mode=False)
+        # Ctrl-C and SIGTERM end the work as an exception: a load marks itself interrupted
+        with interrupts.signals_raise():
+            app(args=argv, standalone_mode=False)
     except PmhubError as exc:
         if os.environ.get("PMHUB_DEBUG") == "1" or "--debug" in (argv or sys.argv):
             err.print_exception()
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+        # work stopped by a signal exits as the shell expects of it (130, 143)
+        signum = getattr(exc, "signum", None)
+        sys.exit(interrupts.exit_status(signum) if isinstance(signum, int) else exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt) as exc:
         err.print("aborted")
-        sys.exit(130)
+        sys.exit(interrupts.exit_status(interrupts.stopped_by(exc) or signal.SIGINT))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:

@@ -65,6 +65,13 @@ def _print_ingest(site: str, report: IngestReport) -> None:
         common.console.print(f"  {name}: {rows:,} rows with codes no vocabulary maps (concept 0)")
     for name, why in report.ignored.items():
         common.console.print(f"  ignored {name}: {why}")
+    for other in report.unfinished:
+        common.err_console.print(
+            f"[yellow]warning:[/] load {other['load_id']} ({other['format']} from "
+            f"{other['source']}) stopped unfinished ({other['status']}) after "
+            f"{other['steps']} committed step(s); load the same input again to finish it",
+            highlight=False,
+        )
     state = "already loaded; nothing changed" if report.already_loaded else "loaded"
     common.console.print(
         f"site [bold]{site}[/]: load {report.load_id} {state} "

@@ -354,8 +354,10 @@ class Transform:
                 "zip": "zip",
                 "county": "county",
                 "location_source_value": "concat_ws(' ', address, city, state, zip)",
-                "latitude": "pmhub_num(lat)",
-                "longitude": "pmhub_num(lon)",
+                # (a coordinate that is not a finite number is left out, as one that is
+                # not a number: the place is kept, the person too)
+                "latitude": "CASE WHEN isfinite(pmhub_num(lat)) THEN pmhub_num(lat) END",
+                "longitude": "CASE WHEN isfinite(pmhub_num(lon)) THEN pmhub_num(lon) END",
             },
         )
         self.engine.run(f"CREATE OR REPLACE VIEW {S}.out_location AS SELECT {select} FROM {S}.loc")
@@ -960,7 +962,7 @@ class Transform:
             f"LEFT JOIN {S}.cm_{name} m ON {code_match} "
             f"LEFT JOIN {S}.unit_map u ON u.code = {units}"
         )
-        rules = self._event_rules(start, has_stop=has_stop, hashed=hashed)
+        rules = self._event_rules(start, has_stop=has_stop, hashed=hashed) + _finite_rules(name)
         self._validate(
             name,
             rules,
@@ -1161,6 +1163,30 @@ def _event_constants(name: str) -> dict[str, str]:
     if extra == "NULL":
         fixed["extra"] = "CAST(NULL AS VARCHAR)"
     return fixed
+
+
+def _finite_rules(name: str) -> list[Rule]:
+    """NaN, Infinity and 1e999 parse as numbers (DuckDB's cast takes them): an event
+    whose value or quantity is such a number is set aside, never loaded as a value that
+    would make every statistic of its concept NaN."""
+    rules = []
+    if _EVENT_COLUMNS[name][1] != "NULL":  # (a file with a VALUE column)
+        rules.append(
+            Rule(
+                "VALUE",
+                "NOT isfinite(ev_number)",
+                f"'not a finite number: ' || {quote_value('value')}",
+            )
+        )
+    if name == "medications":
+        rules.append(
+            Rule(
+                "DISPENSES",
+                "NOT isfinite(pmhub_num(extra))",
+                f"'not a finite number: ' || {quote_value('extra')}",
+            )
+        )
+    return rules
 
 
 def _event_text(name: str) -> tuple[str, str, str, str, str]:

@@ -51,3 +51,20 @@ class NotFhirError(InputFormatError):
 class IngestTargetError(IngestError):
     exit_code = 58
     hint = "Create the site's CDM first with `pmhub cdm init --site NAME`, then import."
+
+
+class LoadInterruptedError(IngestError):
+    """A load stopped by Ctrl-C or SIGTERM: what had committed stays, and the same input
+    again resumes it. The CLI exits as a shell expects of that signal (130, 143)."""
+
+    exit_code = 59
+    hint = (
+        "Run the same command again: the load resumes where it stopped, with the same ids; "
+        "the step that was running was rolled back, nothing of it was kept."
+    )
+    http_status = 503
+
+    def __init__(self, message: str, *, load_id: int, signum: int) -> None:
+        super().__init__(message)
+        self.load_id = load_id
+        self.signum = signum

@@ -34,7 +34,7 @@ import pyarrow as pa
 from pmhub.ingest import clinical
 from pmhub.ingest.engine import STAGE, Engine
 from pmhub.ingest.errors import EmptyInputError, InputNotFoundError, NotFhirError
-from pmhub.ingest.files import SourceFile, fingerprint
+from pmhub.ingest.files import SourceFile, fingerprint, folder_files
 from pmhub.ingest.plan import Plan
 from pmhub.ingest.sqlgen import RAW_LIMIT
 from pmhub.ingest.stage import QUARANTINE_DDL, Staged
@@ -70,6 +70,9 @@ RACES = {
 }
 ETHNICITIES = {"hispanic or latino": "hispanic", "not hispanic or latino": "nonhispanic"}
 SUFFIXES = (".json", ".ndjson")
+# Python's JSON reader recurses once per level and stops at its recursion limit (1,000):
+# FHIR R4 resources nest a few dozen levels, so a deeper one is not a resource to map
+TOO_DEEP = "JSON nested too deeply to read (FHIR resources nest a few dozen levels)"
 
 
 @dataclass
@@ -90,7 +93,7 @@ def discover(path: Path, encoding: str) -> Plan:
     if not path.exists():
         raise InputNotFoundError(f"{path} does not exist")
     plan = Plan(fmt="fhir", root=path if path.is_dir() else path.parent)
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    files = folder_files(path, plan.ignored) if path.is_dir() else [path]
     for file in files:
         if file.suffix.lower() in SUFFIXES:
             plan.sources[file.name] = fingerprint(file, file.name, encoding)
@@ -135,7 +138,11 @@ def _rows(parsed: Parsed) -> dict[str, list[Row]]:
         type_name = str(entry.resource.get("resourceType"))
         if type_name in LOOKUP_ONLY:
             continue
-        raw = json.dumps(entry.resource, ensure_ascii=False)[:RAW_LIMIT]
+        try:
+            raw = json.dumps(entry.resource, ensure_ascii=False)[:RAW_LIMIT]
+        except (RecursionError, ValueError):  # (ValueError: a circular structure)
+            parsed.rejected.append((entry.file, entry.line, type_name, TOO_DEEP, ""))
+            continue
         try:
             flat = list(_flatten(entry, index))
         except (AttributeError, TypeError, IndexError, KeyError, ValueError) as exc:
@@ -205,6 +212,10 @@ def _parse_file(source: SourceFile, parsed: Parsed) -> None:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise NotFhirError(f"{source.name} is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError:
+        # one document: nothing in it can be read, and it is accounted as one rejected row
+        parsed.rejected.append((source.name, 1, "", TOO_DEEP, text[:RAW_LIMIT]))
+        return
     if not isinstance(document, dict) or "resourceType" not in document:
         raise NotFhirError(f"{source.name} is JSON but not a FHIR resource (no resourceType)")
     if document["resourceType"] != "Bundle":
@@ -230,6 +241,9 @@ def _take(file: str, number: int, line: str, parsed: Parsed) -> None:
         resource = json.loads(line)
     except json.JSONDecodeError as exc:
         parsed.rejected.append((file, number, "", f"invalid JSON: {exc.msg}", line[:RAW_LIMIT]))
+        return
+    except RecursionError:
+        parsed.rejected.append((file, number, "", TOO_DEEP, line[:RAW_LIMIT]))
         return
     if not isinstance(resource, dict) or "resourceType" not in resource:
         reason = "not a FHIR resource (no resourceType)"

@@ -10,7 +10,6 @@ with bad bytes are quarantined by the reader, never dropped.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
@@ -20,15 +19,13 @@ from pathlib import Path
 
 import blake3
 
+from pmhub import textcodec
 from pmhub.ingest.errors import EncodingError, InputFormatError
 
 CHECKSUM = "blake3"
 CHUNK = 8 * 1024 * 1024
-SAMPLE = 16 * 1024 * 1024
+SAMPLE = textcodec.SAMPLE
 DELIMITERS = (",", "\t", ";", "|")
-ENCODINGS = ("auto", "utf-8", "cp949")
-ALIASES = {"utf8": "utf-8", "euc-kr": "cp949", "euckr": "cp949", "ms949": "cp949", "uhc": "cp949"}
-BOM = codecs.BOM_UTF8
 
 
 @dataclass(frozen=True)
@@ -47,9 +44,7 @@ def fingerprint(path: Path, name: str, declared: str = "auto") -> SourceFile:
     still loses nothing, since the CSV reader quarantines each line that is not UTF-8 (and
     the reason suggests --encoding cp949).
     """
-    declared = ALIASES.get(declared.lower(), declared.lower())
-    if declared not in ENCODINGS:
-        raise EncodingError(f"unknown encoding {declared!r}; use one of {', '.join(ENCODINGS)}")
+    declared = textcodec.declared(declared, EncodingError)
     with path.open("rb") as fh:
         sample = fh.read(SAMPLE + 1)
     size = path.stat().st_size
@@ -63,8 +58,39 @@ def fingerprint(path: Path, name: str, declared: str = "auto") -> SourceFile:
         digest = blake3.blake3()
         for chunk in _chunks(path):
             digest.update(chunk)
-    encoding = _choose(declared, sample[:SAMPLE], complete=len(sample) <= SAMPLE)
+    complete = len(sample) <= SAMPLE
+    encoding = textcodec.choose(declared, sample[:SAMPLE], complete=complete)
+    if encoding == "cp949" and declared == "cp949" and _utf8_text(sample[:SAMPLE], complete):
+        raise EncodingError(
+            f"{name} was given as CP949, but its Korean text is UTF-8 (read as CP949 it "
+            "would load as garbled text); nothing was loaded",
+            hint="Run the same command with --encoding auto (or utf-8).",
+        )
     return SourceFile(path, name, f"{CHECKSUM}:{digest.hexdigest()}", size, encoding)
+
+
+def _utf8_text(sample: bytes, complete: bool) -> bool:
+    """Whether bytes beyond ASCII read as UTF-8: CP949 text almost never does."""
+    return not sample.isascii() and textcodec.choose("utf-8", sample, complete=complete) in (
+        "utf-8",
+        "utf-8-sig",
+    )
+
+
+def folder_files(folder: Path, ignored: dict[str, str]) -> list[Path]:
+    """The files in ``folder``, in name order (links followed); a folder or a link to
+    nothing among them is noted in ``ignored``, so that no input goes unmentioned."""
+    files = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file():
+            files.append(entry)
+        elif entry.is_dir():
+            ignored[entry.name] = "a folder, not a file"
+        elif entry.is_symlink():
+            ignored[entry.name] = "a link to nothing"
+        else:
+            ignored[entry.name] = "not a regular file"
+    return files
 
 
 def sha256_of(path: Path) -> str:
@@ -80,26 +106,6 @@ def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             yield chunk
-
-
-def _decodes(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool = False) -> bool:
-    try:
-        decoder.decode(chunk, final)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _choose(declared: str, sample: bytes, *, complete: bool) -> str:
-    if declared == "cp949":
-        return "cp949"
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    if _decodes(utf8, sample, final=complete):
-        return "utf-8-sig" if sample.startswith(BOM) else "utf-8"
-    cp949 = codecs.getincrementaldecoder("cp949")()
-    if declared == "auto" and _decodes(cp949, sample, final=complete):
-        return "cp949"
-    return "utf-8-invalid"
 
 
 def readable_utf8(source: SourceFile, workdir: Path) -> Path:
@@ -119,9 +125,25 @@ def readable_utf8(source: SourceFile, workdir: Path) -> Path:
             while text := src.read(CHUNK):
                 dst.write(text)
     except UnicodeDecodeError as exc:
-        raise EncodingError(f"{source.name} is not valid CP949: {exc.reason}") from exc
+        line = _first_bad_line(source.path, "cp949")
+        raise EncodingError(
+            f"{source.name} line {line:,} is neither CP949 nor UTF-8 (its first lines are "
+            "CP949); nothing was loaded",
+            hint="Fix or remove the bytes on that line, then run the same command again.",
+        ) from exc
     partial.replace(target)
     return target
+
+
+def _first_bad_line(path: Path, codec: str) -> int:
+    """The number of the first line that does not decode (0 if none does not)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode(codec)
+            except UnicodeDecodeError:
+                return number
+    return 0
 
 
 @dataclass(frozen=True)

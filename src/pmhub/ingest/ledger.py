@@ -117,11 +117,18 @@ def _json(text: str | None) -> dict[str, Any] | None:
 
 
 def begin(backend: Backend, key: str, fmt: str, source: str) -> Load:
-    """A new load, or the unfinished one with the same key (resumed with its id bases)."""
+    """A new load, or the unfinished one with the same key (resumed with its id bases):
+    one that runs, was interrupted, failed, or was left 'running' by a process that died."""
     with backend.transaction():
         existing = find(backend, key)
-        if existing is not None and existing.status in ("running", "done"):
+        if existing is not None and existing.status == "done":
             return existing
+        if existing is not None:
+            backend.execute(
+                "UPDATE pmhub_load_log SET status = 'running', report = NULL WHERE load_id = ?",
+                [existing.load_id],
+            )
+            return Load(existing.load_id, key, "running", existing.bases, None)
         # steps outlive a log row someone deleted: never reuse their load id
         rows = backend.fetchall(
             "SELECT coalesce(max(load_id), 0) + 1 FROM (SELECT load_id FROM pmhub_load_log "
@@ -135,6 +142,37 @@ def begin(backend: Backend, key: str, fmt: str, source: str) -> Load:
             [load_id, key, fmt, source, _now(), json.dumps(bases)],
         )
     return Load(load_id, key, "running", bases, None)
+
+
+def stop(backend: Backend, load_id: int, status: str, why: str, at: str) -> None:
+    """Mark a load that ended before its accounting: ``interrupted`` or ``failed``, with
+    the reason and the phase it was in (its committed steps stay, and resume)."""
+    with backend.transaction():
+        backend.execute(
+            "UPDATE pmhub_load_log SET status = ?, finished_at = ?, report = ? WHERE load_id = ?",
+            [status, _now(), json.dumps({"stopped": why, "at": at}), load_id],
+        )
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    load_id: int
+    format: str
+    source: str
+    status: str  # running (its process died, or it still runs), interrupted, failed
+    steps: int  # steps committed: rows of it are in the CDW
+
+
+def unfinished(backend: Backend, but: int) -> list[Unfinished]:
+    """Loads other than ``but`` that never finished yet committed steps: their rows are
+    in the CDW without their accounting, until the same input is loaded again."""
+    rows = backend.fetchall(
+        "SELECT l.load_id, l.format, l.source, l.status, count(s.step) FROM pmhub_load_log l "
+        "JOIN pmhub_load_step s ON s.load_id = l.load_id WHERE l.status <> 'done' "
+        "AND l.load_id <> ? GROUP BY l.load_id, l.format, l.source, l.status ORDER BY 1",
+        [but],
+    )
+    return [Unfinished(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
 
 
 def done_steps(backend: Backend, load_id: int) -> dict[str, int]:

@@ -19,7 +19,7 @@ from pmhub.cdm.ddl import quote
 from pmhub.cdm.spec import VOCABULARY_TABLES, Field, Table, tables
 from pmhub.ingest.engine import STAGE, Engine
 from pmhub.ingest.errors import EmptyInputError, InputFormatError, InputNotFoundError
-from pmhub.ingest.files import Header, fingerprint, read_header
+from pmhub.ingest.files import Header, fingerprint, folder_files, read_header
 from pmhub.ingest.plan import Plan
 from pmhub.ingest.sqlgen import (
     Rule,
@@ -76,7 +76,7 @@ def discover(path: Path, encoding: str) -> Plan:
         )
     plan = Plan(fmt="omop-csv", root=path)
     known = _cdm_tables()
-    for file in sorted(p for p in path.iterdir() if p.is_file()):
+    for file in folder_files(path, plan.ignored):
         stem = file.stem.lower()
         if file.suffix.lower() not in EXTENSIONS:
             plan.ignored[file.name] = "not a CSV or TSV file"
@@ -186,14 +186,7 @@ def _rules(spec: Table, now: str, present: set[str]) -> list[Rule]:
             rules.append(Rule(label, blank(column), "'missing'"))
         typed = _typed(f)
         if f.datatype in ("integer", "float"):
-            kind = "an integer" if f.datatype == "integer" else "a number"
-            rules.append(
-                Rule(
-                    label,
-                    f"{column} IS NOT NULL AND {typed} IS NULL",
-                    f"'not {kind}: ' || {quote_value(column)}",
-                )
-            )
+            rules.extend(_number_rules(f, column, typed))
         elif f.datatype in ("date", "datetime"):
             rules.append(
                 Rule(
@@ -223,6 +216,41 @@ def _rules(spec: Table, now: str, present: set[str]) -> list[Rule]:
     for column, referenced in REFERENCES:
         if column in spec.column_names and not (pk is not None and pk.name == column):
             rules.append(_reference_rule(column, referenced, present))
+    return rules
+
+
+# Digits only: DuckDB's cast to an integer also takes 1.5 (as 2), 1e3, 0x10 and 1_000.
+_INTEGER_TEXT = r"^\s*[+-]?[0-9]+\s*$"
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _number_rules(f: Field, column: str, typed: str) -> list[Rule]:
+    """A number column holds a number, an integer column digits that fit its type (32
+    bits but for row and person ids), a float column a finite number."""
+    if f.datatype == "float":
+        return [
+            Rule(f.name, f"{column} IS NOT NULL AND {typed} IS NULL",
+                 f"'not a number: ' || {quote_value(column)}"),
+            Rule(f.name, f"NOT isfinite({typed})",
+                 f"'not a finite number: ' || {quote_value(column)}"),
+        ]  # fmt: skip
+    rules = [
+        Rule(
+            f.name,
+            f"{column} IS NOT NULL AND ({typed} IS NULL OR NOT "
+            f"regexp_matches({column}, {literal(_INTEGER_TEXT)}))",
+            f"'not an integer: ' || {quote_value(column)}",
+        )
+    ]
+    if not f.is_wide_id:
+        low, high = _INT32
+        rules.append(
+            Rule(
+                f.name,
+                f"{typed} NOT BETWEEN {low} AND {high}",
+                f"'out of range for {f.name} (a 32-bit integer): ' || {quote_value(column)}",
+            )
+        )
     return rules
 
 
@@ -271,7 +299,8 @@ def _existing_keys(engine: Engine, order: list[str], known: dict[str, Table]) ->
             sources.append(f"SELECT try_cast(trim({pk.name}) AS BIGINT) AS id FROM {S}.{name}")
         for other in order:
             if name != other and pk.name in known[other].column_names:
-                sources.append(f"SELECT try_cast(trim({pk.name}) AS BIGINT) FROM {S}.{other}")
+                # (named: the first source may be another table's, when this one is absent)
+                sources.append(f"SELECT try_cast(trim({pk.name}) AS BIGINT) AS id FROM {S}.{other}")
         nothing = "SELECT CAST(NULL AS BIGINT) AS id"
         keys = _keys(engine, " UNION ".join(sources) if sources else nothing)
         found = engine.target_lookup(

@@ -11,8 +11,11 @@ changes nothing; a load killed at any point resumes where it stopped, with the s
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
+import shlex
+import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -22,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pmhub import interrupts
 from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend
 from pmhub.ingest import derived, ledger
@@ -30,6 +34,7 @@ from pmhub.ingest.errors import (
     EncodingError,
     IngestError,
     InputNotFoundError,
+    LoadInterruptedError,
     RowsQuarantinedError,
     UnknownFormatError,
 )
@@ -79,6 +84,8 @@ class IngestReport:
     seconds: float = 0.0
     already_loaded: bool = False
     resumed: bool = False
+    # other loads that never finished but committed rows (see ``ledger.unfinished``)
+    unfinished: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def read(self) -> int:
@@ -120,10 +127,12 @@ def ingest(
     *,
     encoding: str = "auto",
     progress: Progress | None = None,
+    resume: str = "a load of the same input",
 ) -> IngestReport:
     """Load ``path`` (a ``fmt`` export) into the CDW behind ``backend``; return the
     accounting. Rows set aside are in ``pmhub_quarantine``; the caller decides whether
-    quarantined rows make the command fail."""
+    quarantined rows make the command fail. A load stopped by a signal raises
+    :class:`LoadInterruptedError`, whose message says to resume with ``resume``."""
     say = progress or (lambda _message: None)
     started = time.perf_counter()
     importer = _importer(fmt)
@@ -148,22 +157,24 @@ def ingest(
     load = ledger.begin(backend, key, fmt, str(path))
     resumed = load.status == "running" and bool(ledger.done_steps(backend, load.load_id))
     plan.load_id = load.load_id
-    engine = Engine(backend)
+    phase = ["starting"]
+
+    def note(message: str) -> None:
+        phase[0] = message
+        say(message)
+
     try:
-        say("staging source files")
-        importer.stage(engine, plan)
-        engine.unordered()  # lines are numbered; nothing after staging reads row order
-        say("mapping to OMOP")
-        importer.transform(engine, plan, load.bases, _load_time(backend, load.load_id))
-        order = importer.publish_order(engine)
-        one_step = bool(getattr(importer, "ONE_STEP", False))
-        tables = _publish(engine, load.load_id, order, say, one_step=one_step)
-        tables.update(_derive(backend, load.load_id, importer.derived(plan), say))
-        files = _accounting(engine, plan)
-        unmapped = _unmapped(engine)
-        reasons = _reasons(engine)
-    finally:
-        engine.close()
+        tables, files, unmapped, reasons = _run(backend, importer, plan, load, note)
+    except BaseException as exc:
+        _stopped(backend, load.load_id, phase[0], exc, resume)
+        if _from_database(exc):  # a value the checks let through, refused by the CDW
+            raise IngestError(
+                f"load {load.load_id} failed while {phase[0]}: {_first_line(exc)}",
+                hint="The steps that committed are kept and the same input again resumes "
+                "the load; the database refused a value pmhub's checks let through, so "
+                "please report this message.",
+            ) from exc
+        raise
     report = IngestReport(
         load_id=load.load_id,
         format=fmt,
@@ -175,10 +186,79 @@ def ingest(
         reasons=reasons,
         seconds=round(time.perf_counter() - started, 3),
         resumed=resumed,
+        unfinished=[asdict(u) for u in ledger.unfinished(backend, load.load_id)],
     )
     _record_source(backend, fmt)
     ledger.finish(backend, load.load_id, report.to_dict())
     return report
+
+
+Accounts = tuple[
+    dict[str, int], list["FileAccount"], dict[str, int], list[tuple[str, str, str, int]]
+]
+
+
+def _run(backend: Backend, importer: Any, plan: Plan, load: ledger.Load, say: Progress) -> Accounts:
+    """Stage, transform and publish a load; its rows written, files' accounts, unmapped
+    rows and commonest reasons."""
+    engine = Engine(backend)
+    try:
+        say("staging source files")
+        importer.stage(engine, plan)
+        engine.unordered()  # lines are numbered; nothing after staging reads row order
+        say("mapping to OMOP")
+        importer.transform(engine, plan, load.bases, _load_time(backend, load.load_id))
+        order = importer.publish_order(engine)
+        one_step = bool(getattr(importer, "ONE_STEP", False))
+        tables = _publish(engine, load.load_id, order, say, one_step=one_step)
+        tables.update(_derive(backend, load.load_id, importer.derived(plan), say))
+        return tables, _accounting(engine, plan), _unmapped(engine), _reasons(engine)
+    finally:
+        engine.close()
+
+
+def _from_database(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0].lstrip("_") in ("duckdb", "psycopg")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _stopped(backend: Backend, load_id: int, phase: str, exc: BaseException, resume: str) -> None:
+    """A load that ended early: marked interrupted (Ctrl-C, SIGTERM) or failed, with
+    where it was. The step in flight was rolled back by its transaction; the committed
+    ones stay and the same input resumes the load. A signal becomes
+    :class:`LoadInterruptedError`; the layer's own errors and the database's refusals
+    are re-raised by the caller as they are."""
+    signum = interrupts.stopped_by(exc)
+    status = "failed" if signum is None else "interrupted"
+    why = _first_line(exc)
+    # the connection may be in a failed transaction (PostgreSQL) or a broken one: the
+    # marking is worth trying, and a load left 'running' is resumed all the same
+    with contextlib.suppress(Exception):
+        _reset(backend)
+        ledger.stop(backend, load_id, status, why if signum is None else "signal", phase)
+    if signum is not None:
+        name = signal.Signals(signum).name
+        raise LoadInterruptedError(
+            f"load {load_id} interrupted ({name}) while {phase}; resume with {resume}",
+            load_id=load_id,
+            signum=signum,
+        ) from None
+
+
+def _reset(backend: Backend) -> None:
+    """A connection fit to record the interruption: reopened if the interruption closed
+    it (psycopg closes one on Ctrl-C in a statement), out of any transaction left open."""
+    reopen = getattr(backend, "reopen", None)
+    if callable(reopen):
+        reopen()
+    rollback = getattr(getattr(backend, "con", None), "rollback", None)
+    if callable(rollback):
+        with contextlib.suppress(Exception):
+            rollback()
 
 
 def _checksum_named(account: dict[str, Any]) -> dict[str, Any]:
@@ -360,8 +440,12 @@ def ingest_site(
     from pmhub.sites import SiteRegistry
 
     entry = SiteRegistry(load_settings()).get(site)
+    command = ["pmhub", "ingest", "--site", site, "--format", str(fmt), str(path)]
+    if encoding != "auto":
+        command[-1:-1] = ["--encoding", str(encoding)]
+    again = f"`{shlex.join(command)}`"
     with entry.connect() as backend:
-        report = ingest(backend, fmt, path, encoding=encoding, progress=progress)
+        report = ingest(backend, fmt, path, encoding=encoding, progress=progress, resume=again)
     if report.quarantined and not allow_quarantine:
         raise RowsQuarantinedError(
             f"{report.quarantined:,} of {report.read:,} source rows were quarantined "

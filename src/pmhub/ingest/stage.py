@@ -32,6 +32,7 @@ from pmhub.cdm.ddl import quote
 from pmhub.ingest.engine import STAGE, Engine
 from pmhub.ingest.errors import InputFormatError
 from pmhub.ingest.files import Header, SourceFile, readable_utf8
+from pmhub.ingest.lines import Fitted, fit
 from pmhub.ingest.sqlgen import RAW_LIMIT, literal
 
 MAX_LINE_BYTES = 2_000_000
@@ -45,7 +46,7 @@ _REJECT_REASONS = {
     "MISSING COLUMNS": "too few fields (a wrong delimiter or a truncated line)",
     "TOO MANY COLUMNS": "too many fields (a wrong delimiter or an unquoted delimiter)",
     "UNQUOTED VALUE": "unterminated or misplaced quote (a truncated file?)",
-    "LINE SIZE OVER MAXIMUM": f"line longer than {MAX_LINE_BYTES:,} bytes",
+    "LINE SIZE OVER MAXIMUM": f"line longer than {MAX_LINE_BYTES:,} bytes",  # (a stub's: its size)
     "INVALID ENCODING": "bytes that are not UTF-8 (a CP949 file? try --encoding cp949)",
     "INVALID UNICODE": "bytes that are not UTF-8 (a CP949 file? try --encoding cp949)",
 }
@@ -83,7 +84,8 @@ def stage_csv(
     as their hash, unless a line is rejected."""
     started = time.perf_counter()
     engine.run(QUARANTINE_DDL)
-    path = readable_utf8(source, engine.workdir / "transcoded")
+    fitted = readable(engine, source)
+    path = fitted.path
     target = f"{STAGE}.{name}"
     staged, done = header.columns, False
     # (a file seen to hold bytes that are not UTF-8 is read whole, so that the reader
@@ -103,9 +105,28 @@ def stage_csv(
     if rejected:
         _shift_lines(engine, target)
         _quarantine_rejects(engine, source.name)
+        _explain_stubs(engine, source.name, fitted)
     good = int(engine.scalar(f"SELECT count(*) FROM {target}"))
     seconds = time.perf_counter() - started
     return Staged(source, name, staged, good, rejected, seconds, header)
+
+
+def readable(engine: Engine, source: SourceFile) -> Fitted:
+    """What the reader reads for ``source``: UTF-8 (transcoded once if need be), its
+    lines past the size limit replaced by stubs (:mod:`pmhub.ingest.lines`)."""
+    path = readable_utf8(source, engine.workdir / "transcoded")
+    name = source.checksum.partition(":")[2][:16]
+    return fit(path, engine.workdir / "fitted", name, limit=MAX_LINE_BYTES, raw_chars=RAW_LIMIT)
+
+
+def _explain_stubs(engine: Engine, file: str, fitted: Fitted) -> None:
+    """A stub's reject says the line it stands for: its length and first characters."""
+    for key, line in fitted.stubs.items():
+        engine.run(
+            f"UPDATE {STAGE}.quarantine SET field = NULL, reason = ?, raw = ? "
+            "WHERE file = ? AND position(? IN left(raw, 100)) > 0",
+            [f"{_REJECT_REASONS['LINE SIZE OVER MAXIMUM']} ({line.size:,})", line.raw, file, key],
+        )
 
 
 def _stage(
@@ -186,7 +207,7 @@ def restore_raw(engine: Engine, staged: Staged, file: str) -> None:
     if not engine.scalar(f"SELECT count(*) FROM {STAGE}.quarantine WHERE file = ?", [file]):
         return
     target = f"{STAGE}.pmhub_whole"
-    path = readable_utf8(staged.source, engine.workdir / "transcoded")
+    path = readable(engine, staged.source).path
     with engine.ordered():
         rejected = _stage(engine, staged.source, path, target, header, header.columns)
     if rejected:

@@ -8,7 +8,7 @@ from pathlib import Path
 from pmhub.ingest import clinical
 from pmhub.ingest.engine import Engine
 from pmhub.ingest.errors import EmptyInputError, InputFormatError, InputNotFoundError
-from pmhub.ingest.files import Header, SourceFile, fingerprint, read_header
+from pmhub.ingest.files import Header, SourceFile, fingerprint, folder_files, read_header
 from pmhub.ingest.mapping import earlier_persons
 from pmhub.ingest.plan import Plan
 from pmhub.ingest.stage import restore_raw, stage_csv
@@ -25,7 +25,7 @@ def discover(path: Path, encoding: str) -> Plan:
         )
     plan = Plan(fmt="synthea-csv", root=path)
     wanted: dict[str, Path] = {}
-    for file in sorted(p for p in path.iterdir() if p.is_file()):
+    for file in folder_files(path, plan.ignored):
         stem = file.stem.lower()
         if file.suffix.lower() != ".csv":
             plan.ignored[file.name] = "not a CSV file"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,9 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+RESERVED_PREFIX = "pg_"  # PostgreSQL's own schemas (pg_catalog, pg_toast, …)
+
+
 class PostgresBackend(Backend):
     dialect = POSTGRES
 
@@ -63,10 +67,25 @@ class PostgresBackend(Backend):
             self.con.close()
             raise CdwError(
                 f"cannot use schema {schema!r} in {redact(url)}: {exc}",
-                hint="The user needs CREATE on the database, or ask an administrator "
-                "to create the schema.",
+                hint=_schema_hint(schema),
             ) from exc
         self._transaction: psycopg.Transaction | None = None
+        self._conninfo = conninfo  # (kept, never shown: it may hold a password)
+
+    def reopen(self) -> None:
+        """A fresh connection in place of one an interruption left unusable: closed, or
+        still inside a transaction block (a signal that lands while psycopg commits or
+        rolls back leaves one open, and a later transaction would only be a savepoint
+        in it, lost when the process ends), so that work can still record how it ended.
+        The server rolls the old connection's open transaction back."""
+        idle = psycopg.pq.TransactionStatus.IDLE
+        if not self.con.closed and self.con.info.transaction_status == idle:
+            return
+        with contextlib.suppress(psycopg.Error):
+            self.con.close()
+        self.con = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        self.con.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(self.schema)))
+        self._transaction = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.con.execute(_placeholders(sql), list(params) or None)
@@ -170,3 +189,14 @@ class PostgresBackend(Backend):
 def _placeholders(sql: str) -> str:
     """Service code writes ``?`` placeholders (DuckDB's); psycopg wants ``%s``."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _schema_hint(schema: str) -> str:
+    """What to do when PostgreSQL refuses a site's schema."""
+    if schema.lower().startswith(RESERVED_PREFIX):
+        return (
+            f"PostgreSQL keeps schema names starting with {RESERVED_PREFIX} for itself, and a "
+            "site's schema is its name: register the site again under a name without it "
+            "(`pmhub sites remove NAME`, then `pmhub sites add NEWNAME --cdw URL`)."
+        )
+    return "The user needs CREATE on the database, or ask an administrator to create the schema."
