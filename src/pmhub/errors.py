@@ -163,6 +163,14 @@ class VocabularyFormatError(VocabularyError):
     )
 
 
+class VocabularyTooSmallError(VocabularyError):
+    exit_code = 43
+    hint = (
+        "Check that the folder is the whole unzipped Athena download; to replace the "
+        "vocabulary with it all the same, give --force."
+    )
+
+
 def all_error_classes() -> list[type[PmhubError]]:
     """Every error class, depth first, for the exit-code registry and its test."""
     found: list[type[PmhubError]] = [PmhubError]

@@ -89,11 +89,18 @@ def _refresh_vocabulary_version(backend: Backend) -> None:
 
 
 def load_vocabulary(
-    backend: Backend, folder: Path, progress: vocab.TableProgress | None = None
+    backend: Backend,
+    folder: Path,
+    progress: vocab.TableProgress | None = None,
+    *,
+    min_concepts: int = 1,
+    force: bool = False,
 ) -> vocab.LoadResult:
-    """Replace the vocabulary with an Athena download; all tables or none."""
+    """Replace the vocabulary with an Athena download; all tables or none (and none
+    when it is smaller than ``min_concepts`` or a required table is empty, unless
+    ``force``)."""
     require_cdm(backend)
-    result = vocab.load_athena(backend, folder, progress)
+    result = vocab.load_athena(backend, folder, progress, min_concepts=min_concepts, force=force)
     _refresh_vocabulary_version(backend)
     return result
 

@@ -20,7 +20,12 @@ from pmhub.cdm import athena, ddl
 from pmhub.cdm.backends import Backend
 from pmhub.cdm.backends.base import CsvSource
 from pmhub.cdm.spec import arrow_schema, table
-from pmhub.errors import CdwLoadError, PmhubError, VocabularyFileMissingError
+from pmhub.errors import (
+    CdwLoadError,
+    PmhubError,
+    VocabularyFileMissingError,
+    VocabularyTooSmallError,
+)
 
 # Athena's file for each vocabulary table; the first group must be present.
 REQUIRED_FILES = {
@@ -114,9 +119,23 @@ def rows_step(table_name: str, rows: list[dict[str, object]]) -> Step:
 
 
 def load_athena(
-    backend: Backend, folder: Path, progress: TableProgress | None = None
+    backend: Backend,
+    folder: Path,
+    progress: TableProgress | None = None,
+    *,
+    min_concepts: int = 1,
+    force: bool = False,
 ) -> LoadResult:
-    """Replace the CDW's vocabulary with the Athena download in ``folder``."""
+    """Replace the CDW's vocabulary with the Athena download in ``folder``.
+
+    Unless ``force``, a download that would leave fewer than ``min_concepts`` concepts,
+    or any required table empty (a header-only file, a cut download), is refused and
+    the vocabulary kept as it was."""
+    if min_concepts < 0:
+        raise VocabularyTooSmallError(
+            f"the minimum number of concepts cannot be negative ({min_concepts:,})",
+            hint="Give --min-concepts as 0 or more.",
+        )
     files = athena_files(folder)
     steps: dict[str, list[Step]] = {
         name: [csv_step(name, athena.sniff(path, table(name)), progress)]
@@ -125,12 +144,37 @@ def load_athena(
     for name in (*REQUIRED_FILES, *OPTIONAL_FILES):
         if name not in steps and name not in KEEP_WHEN_ABSENT:
             steps[name] = []  # emptied: no stale rows from an older vocabulary
-    rows = replace_tables(backend, steps)
+
+    def enough(rows: dict[str, int]) -> None:
+        if not force:
+            _check_size(folder, files, rows, min_concepts)
+
+    rows = replace_tables(backend, steps, check=enough)
     return LoadResult(rows=rows, source=f"{folder} ({_vocabulary_version(backend)})")
 
 
-def replace_tables(backend: Backend, steps: dict[str, list[Step]]) -> dict[str, int]:
-    """Recreate each table and fill it by its steps, indexes built after; all or none."""
+def _check_size(folder: Path, files: dict[str, Path], rows: dict[str, int], minimum: int) -> None:
+    """Refuse a vocabulary smaller than asked, or with a required table empty."""
+    empty = [files[name].name for name in REQUIRED_FILES if rows.get(name, 0) == 0]
+    if empty:
+        raise VocabularyTooSmallError(
+            f"{folder}: {', '.join(empty)} {'holds' if len(empty) == 1 else 'hold'} no rows "
+            "(a header only?); the vocabulary was left as it was"
+        )
+    if rows["concept"] < minimum:
+        raise VocabularyTooSmallError(
+            f"{folder} holds {rows['concept']:,} concepts, fewer than the {minimum:,} asked "
+            "for; the vocabulary was left as it was"
+        )
+
+
+def replace_tables(
+    backend: Backend,
+    steps: dict[str, list[Step]],
+    check: Callable[[dict[str, int]], None] | None = None,
+) -> dict[str, int]:
+    """Recreate each table and fill it by its steps, indexes built after; all or none.
+    ``check`` sees the rows of each table before the commit, and may refuse them."""
     rows: dict[str, int] = {}
     try:
         with backend.transaction():
@@ -142,6 +186,8 @@ def replace_tables(backend: Backend, steps: dict[str, list[Step]]) -> dict[str, 
                 rows[name] = sum(step(backend) for step in table_steps)
                 for statement in ddl.create_indexes(spec):
                     backend.execute(statement)
+            if check is not None:
+                check(rows)
     except PmhubError:
         raise
     except Exception as exc:  # a database refusal: duplicate key, constraint, type
