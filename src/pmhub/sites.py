@@ -10,6 +10,7 @@ import json
 import os
 import re
 import tempfile
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -87,6 +88,12 @@ class SiteRegistry:
         if name in sites:
             raise SiteExistsError(f"site {name!r} is already registered ({sites[name].cdw_url})")
         url = validate_url(cdw_url) if cdw_url else self.default_url(name)
+        if urlsplit(url).scheme.lower().startswith("postgres") and name.startswith("pg_"):
+            raise InvalidSiteNameError(
+                f"site name {name!r} cannot be a PostgreSQL schema (the pg_ prefix is "
+                "PostgreSQL's own)",
+                hint="Pick a name that does not start with pg_ (e.g. the hospital's town).",
+            )
         site = Site(name=name, cdw_url=url, title_ko=title_ko, title_en=title_en)
         sites[name] = site
         self._write(sites)

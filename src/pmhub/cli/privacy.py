@@ -126,14 +126,10 @@ def privacy_deid_text(
     max_days: Annotated[int, typer.Option(help="Largest date shift in days.")] = 30,
 ) -> None:
     """De-identify Korean clinical notes: identifiers replaced, dates shifted per person."""
-    from pmhub.privacy.errors import PrivacyInputError
     from pmhub.privacy.keys import KeyStore
-    from pmhub.privacy.text.notes import deidentify_notes
+    from pmhub.privacy.text.notes import check_options, deidentify_notes
 
-    if mode not in ("tag", "surrogate"):
-        raise PrivacyInputError(f"--mode must be tag or surrogate, not {mode!r}")
-    if not 1 <= max_days <= 3650:
-        raise PrivacyInputError(f"--max-days must be between 1 and 3650, not {max_days}")
+    check_options(mode, max_days)  # before the key store is opened
     key = KeyStore(common.settings()).get(project)
     release = deidentify_notes(
         input_path,

@@ -56,7 +56,10 @@ class OutputExistsError(PrivacyError):
 
 class NotesFormatError(PrivacyError):
     exit_code = 78
-    hint = "Notes are CSV with columns note_id,person_id,note_date,note_title,note_text (UTF-8)."
+    hint = (
+        "Notes are CSV with columns note_id,person_id,note_date,note_title,note_text"
+        " (UTF-8 or CP949)."
+    )
 
 
 class EngineMemoryError(PrivacyError):

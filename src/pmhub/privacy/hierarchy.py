@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pmhub import textcodec
 from pmhub.privacy.errors import HierarchyError
 
 TOP = "*"
@@ -127,7 +128,7 @@ def from_rows(name: str, rows: Iterable[Sequence[str]]) -> Hierarchy:
 def load_csv(path: Path, name: str | None = None) -> Hierarchy:
     """An ARX hierarchy file: one row per value, one column per level, ';' or ',' separated."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding=textcodec.codec_of(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise HierarchyError(f"cannot read hierarchy file {path}: {exc}") from exc
     lines = [line for line in text.splitlines() if line.strip()]
@@ -242,6 +243,8 @@ class Regions:
     province_of: dict[str, str]  # "강원특별자치도 춘천시", unique bare "춘천시", short forms → 시도
     provinces: tuple[str, ...]
     short_names: dict[str, str]
+    by_code: dict[str, str]  # 시도 code, current and former ("51", "42") → 시도
+    bare: dict[str, tuple[str, ...]]  # every bare 시군구 name → the 시도 that have it
 
 
 @cache
@@ -250,32 +253,68 @@ def regions() -> Regions:
     rows = list(csv.DictReader(text.splitlines()))
     bare: dict[str, set[str]] = {}
     province_of: dict[str, str] = {}
+    by_code: dict[str, str] = {}
     for row in rows:
         for unit in row["sigungu"].split():
             bare.setdefault(unit, set()).add(row["sido"])
             province_of[f"{row['sido']} {unit}"] = row["sido"]
             province_of[f"{row['sido_short']} {unit}"] = row["sido"]
         province_of[row["sido"]] = row["sido"]
+        by_code.update({c: row["sido"] for c in (row["code"], row["old_code"]) if c})
     for unit, sidos in bare.items():
         if len(sidos) == 1:  # "중구" is in six cities: only the full form says which
             province_of[unit] = next(iter(sidos))
     short = {row["sido_short"]: row["sido"] for row in rows}
-    return Regions(province_of, tuple(row["sido"] for row in rows), short)
+    names = {unit: tuple(sorted(sidos)) for unit, sidos in bare.items()}
+    return Regions(province_of, tuple(row["sido"] for row in rows), short, by_code, names)
+
+
+def province(value: str, table: Regions, within: str | None = None) -> str | None:
+    """The 시도 of a 시군구 name (bare, after its 시도 or its short name), of a 시도 name,
+    or of an administrative code (2-digit 시도, 5-digit 시군구, 10-digit 법정동: the 시도
+    is its first two digits, as pmhub's generator writes in location). An ambiguous bare
+    name ("고성군", "중구") is read in ``within`` when that 시도 has it."""
+    key = " ".join(value.split())
+    if key.isdigit() and len(key) in (2, 5, 10):
+        return table.by_code.get(key[:2])
+    if key in table.province_of:
+        return table.province_of[key]
+    if within is not None and within in table.bare.get(key, ()):
+        return within
+    return None
 
 
 def region(name: str, values: Iterable[str]) -> Hierarchy:
-    """Korean city/county/district (시·군·구, optionally after its province) → province → '*'."""
-    table = regions().province_of
+    """Korean city/county/district (시·군·구, optionally after its province), province or
+    administrative code → province → '*'. Names that several provinces have (고성군 is
+    in 강원 and 경남) are read in the one province every other value of the column lies
+    in, if there is one: pmhub's own generated locations are all in Gangwon."""
+    table = regions()
+    distinct = sorted(set(values))
+    known = {v: province(v, table) for v in distinct}
+    found = {p for p in known.values() if p is not None}
+    within = next(iter(found)) if len(found) == 1 else None
     rows = []
-    for value in sorted(set(values)):
-        key = " ".join(value.split())
-        if key not in table:
-            raise HierarchyError(
-                f"hierarchy {name!r}: {value!r} is not a known city/county/district;"
-                " ambiguous names such as '중구' need their province ('서울특별시 중구')"
-            )
-        rows.append([value, table[key]])
+    for value in distinct:
+        sido = known[value] or province(value, table, within)
+        if sido is None:
+            raise HierarchyError(_unknown_region(name, value, table))
+        rows.append([value, sido])
     return _with_top(name, rows)
+
+
+def _unknown_region(name: str, value: str, table: Regions) -> str:
+    key = " ".join(value.split())
+    if key in table.bare:
+        places = " or ".join(f"'{p} {key}'" for p in table.bare[key])
+        return (
+            f"hierarchy {name!r}: {value!r} is in several provinces and the column's other "
+            f"values lie in more than one; write it with its province ({places})"
+        )
+    return (
+        f"hierarchy {name!r}: {value!r} is not a known city/county/district, province or "
+        "administrative code"
+    )
 
 
 GENERATED: dict[str, Callable[..., Hierarchy]] = {

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pmhub import textcodec
 from pmhub.privacy.errors import PolicyError
 
 Action = Literal[
@@ -217,7 +218,7 @@ def load(path: Path) -> Policy:
     try:
         if path.stat().st_size > MAX_POLICY_BYTES:
             raise PolicyError(f"policy {path} is larger than 1 MiB; is it the right file?")
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(path.read_text(encoding=textcodec.codec_of(path)))
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"cannot read policy {path}: {exc}") from exc
     except yaml.YAMLError as exc:

@@ -7,6 +7,7 @@ leading zeros, postcodes and codes stay exactly as written.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from pmhub import textcodec
 from pmhub.privacy.errors import OutputExistsError, PrivacyInputError
 
 SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
@@ -99,7 +101,7 @@ def file_source(
         # 8 MiB read buffers (DuckDB's default is 16 lines of 2 MiB, 32 MiB per thread)
         # so a small --memory-limit still reads a large file; lines may still be 2 MiB.
         reader = (
-            f"read_csv({literal(str(path))}, header = true, all_varchar = true,"
+            f"read_csv({literal(str(utf8(path)))}, header = true, all_varchar = true,"
             f" buffer_size = {CSV_BUFFER})"
         )
         if not materialize:
@@ -116,6 +118,36 @@ def file_source(
             raise PrivacyInputError(f"cannot read {path} as CSV: {message}") from exc
         return describe(con, name, table, "csv")
     raise PrivacyInputError(f"input {path} is neither CSV nor Parquet nor DuckDB")
+
+
+_TRANSCODED: dict[tuple[str, int, int], Path] = {}
+
+
+def utf8(path: Path) -> Path:
+    """A path DuckDB's CSV reader can read: the file, or for a CP949 file (as Korean
+    exports often are) a UTF-8 copy made once per process in a private folder."""
+    if textcodec.sniff(path) != "cp949":
+        return path
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _TRANSCODED:
+        folder = Path(tempfile.mkdtemp(prefix="pmhub-privacy-cp949-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        target = folder / f"{path.stem}.csv"
+        try:
+            with (
+                path.open(encoding="cp949", newline="") as source,
+                target.open("w", encoding="utf-8", newline="") as copy,
+            ):
+                shutil.copyfileobj(source, copy, CSV_BUFFER)
+        except UnicodeDecodeError as exc:
+            raise PrivacyInputError(
+                f"input {path} starts as CP949 text but holds bytes that are neither CP949 "
+                f"nor UTF-8 ({exc.reason})",
+                hint="Save the file again as UTF-8 or CP949, then run again.",
+            ) from exc
+        _TRANSCODED[key] = target
+    return _TRANSCODED[key]
 
 
 def open_sources(

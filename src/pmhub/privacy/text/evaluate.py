@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pmhub import textcodec
 from pmhub.privacy.text.detect import TYPES, Span, detect
 from pmhub.privacy.text.notes import read_notes
 
@@ -49,7 +50,7 @@ class Score:
 
 def read_spans(path: Path) -> dict[str, list[Span]]:
     gold: dict[str, list[Span]] = defaultdict(list)
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding=textcodec.codec_of(path), newline="") as handle:
         for row in csv.DictReader(handle):
             gold[row["note_id"]].append(
                 Span(int(row["start"]), int(row["end"]), row["type"], row["text"])

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pmhub.privacy.errors import NotesFormatError
+from pmhub import textcodec
+from pmhub.privacy.errors import NotesFormatError, PrivacyInputError
 from pmhub.privacy.keys import ProjectKey
 from pmhub.privacy.sources import staging
 from pmhub.privacy.text import patterns as p
@@ -43,24 +44,60 @@ class Note:
 
 
 def read_notes(path: Path) -> Iterator[Note]:
-    """Notes one by one (a file of any size), checking the format as they come."""
+    """Notes one by one (a file of any size), checking the format as they come.
+
+    A file cut short is refused, not read up to the cut: a note cut inside a name would
+    leave the name's first characters, which no detector can tell for a name, in the
+    output. A file whose last line has no line break, or ends inside a quoted field, is
+    taken to be cut (strict CSV parsing also refuses a stray quote)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
-        handle = path.open(encoding="utf-8", newline="")
+        _check_complete(path)
+        handle = path.open(encoding=textcodec.codec_of(path), newline="")
     except OSError as exc:
-        raise NotesFormatError(f"cannot read notes {path}: {exc.strerror}") from exc
+        raise NotesFormatError(f"cannot read notes {path}: {exc.strerror or exc}") from exc
     with handle:
+        line = 1
         try:
-            reader = csv.DictReader(handle)
+            reader = csv.DictReader(handle, strict=True)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise NotesFormatError(f"notes {path} lack the column(s) {missing}")
-            for line, row in enumerate(reader, start=2):
+            for row in reader:
+                line = reader.line_num
                 yield note_of(row, path, line)
         except UnicodeDecodeError as exc:
-            raise NotesFormatError(f"notes {path} are not UTF-8 text: {exc.reason}") from exc
+            raise NotesFormatError(
+                f"notes {path} are neither UTF-8 nor CP949 text: {exc.reason}"
+            ) from exc
         except csv.Error as exc:
-            raise NotesFormatError(f"notes {path} are not valid CSV: {exc}") from exc
+            raise NotesFormatError(
+                f"notes {path} are not valid CSV after line {line:,}: {exc}",
+                hint=TRUNCATED_HINT if "end of data" in str(exc) else None,
+            ) from exc
+
+
+TRUNCATED_HINT = (
+    "The file ends inside a note: copy the whole file again (nothing was written). If it "
+    "is complete, end it with a line break."
+)
+
+
+def _check_complete(path: Path) -> None:
+    """Refuse a file whose last line has no line break: cut short, most likely."""
+    if path.is_dir():
+        raise NotesFormatError(f"notes {path} is a folder, not a CSV file")
+    size = path.stat().st_size
+    if size == 0:
+        raise NotesFormatError(f"notes {path} are empty (not even a header row)")
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        last = handle.read(1)
+    if last not in (b"\n", b"\r"):
+        raise NotesFormatError(
+            f"notes {path} end without a line break, in the middle of a line: cut short?",
+            hint=TRUNCATED_HINT,
+        )
 
 
 def note_of(row: dict[str, str | None], path: Path, line: int) -> Note:
@@ -200,7 +237,7 @@ def read_names(path: Path | None) -> dict[str, list[str]]:
         return {}
     names: dict[str, list[str]] = {}
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding=textcodec.codec_of(path), newline="") as handle:
             reader = csv.DictReader(handle)
             if not {"person_id", "name"} <= set(reader.fieldnames or []):
                 raise NotesFormatError(f"names file {path} needs columns person_id,name")
@@ -229,6 +266,7 @@ def deidentify_notes(
     max_days: int = 30,
 ) -> TextRelease:
     """Write ``out/notes.csv`` (same columns, de-identified) and ``out/summary.json``."""
+    check_options(mode, max_days)
     known = read_names(names_csv)
     counts: Counter[str] = Counter()
     total = 0
@@ -250,6 +288,24 @@ def deidentify_notes(
             json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
         )
     return TextRelease(total, dict(counts), out)
+
+
+MAX_DAYS = 3650
+
+
+def check_options(mode: str, max_days: object) -> None:
+    """The replacement mode and the date shift's bound, each refused with what to give."""
+    if mode not in ("tag", "surrogate"):
+        raise PrivacyInputError(
+            f"the mode must be tag or surrogate, not {mode!r}",
+            hint="Give --mode tag (identifiers become [NAME], [RRN], …) or --mode surrogate "
+            "(made-up values).",
+        )
+    if isinstance(max_days, bool) or not isinstance(max_days, int) or not 1 <= max_days <= MAX_DAYS:
+        raise PrivacyInputError(
+            f"the largest date shift must be 1 to {MAX_DAYS:,} days, not {max_days!r}",
+            hint=f"Give --max-days between 1 and {MAX_DAYS:,} (30 unless the project says more).",
+        )
 
 
 def deidentified_row(
