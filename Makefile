@@ -19,7 +19,7 @@ $(STAMP): $(LOCK) pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m pmhub.demo --home $(PMHUB_HOME) --port $(PORT)
+	$(BIN)/python -m pmhub.demo --home $(PMHUB_HOME) --port $(PORT) --serve
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -4,6 +4,9 @@ from pathlib import Path
 
 from pmhub import demo
 from pmhub.cdm import schema
+from pmhub.platform.core import open_platform
+from pmhub.safezone import demo as safezone_demo
+from pmhub.safezone import outputs
 from pmhub.settings import load_settings
 from pmhub.sites import SiteRegistry
 
@@ -27,8 +30,16 @@ def test_demo_builds_three_initialised_sites_idempotently(pmhub_home: Path, caps
     assert "for 2,000 people" in out
     assert "counted once at each" in out
     assert "source .venv/bin/activate" in out
-
-
-def test_the_linkage_note_gives_records_and_people():
-    note = demo.linkage_note(11_860, 10_000)
-    assert note.startswith("11,860 person records across the sites for 10,000 people")
+    # the safe zone: a user of every role with a password, and one finished project
+    assert "demo users (safe zone)" in out
+    assert "pmhub-demo-checker.oh" in out
+    assert "already finished" in out  # the second run found the first run's project
+    pf = open_platform(load_settings())
+    try:
+        park = safezone_demo.principal(pf, "park.member")
+        released = [o for o in outputs.list_outputs(pf, park) if o.state == "released"]
+        assert [o.file for o in released] == ["t2dm-by-sex.csv"]
+        _, data = outputs.download_output(pf, park, released[0].id)
+        assert data.splitlines()[0] == b'"gender_concept_id","n"'
+    finally:
+        pf.close()

@@ -174,10 +174,60 @@ def quality_step(sites: list[Site], home: Path) -> list[Path]:
     return reports
 
 
+def safezone_step(sites: list[Site], console: Console) -> None:
+    """People of every role, and one project taken to a released output."""
+    from pmhub.platform.core import open_platform
+    from pmhub.safezone import demo as safezone_demo
+
+    pf = open_platform(load_settings())
+    try:
+        everyone = safezone_demo.people([s.name for s in sites])
+        made = safezone_demo.ensure_people(pf, everyone)
+        done = safezone_demo.finished_project(pf, [s.name for s in sites])
+    finally:
+        pf.close()
+    table = Table("user", "role", "scope", "password", title="demo users (safe zone)")
+    for person in everyone:
+        table.add_row(person.username, person.role, person.scope or "", person.password)
+    console.print(table)
+    if made:
+        console.print(f"  {len(made)} demo users created")
+    state = "finished now" if done["created"] else "already finished"
+    console.print(
+        f"  project {safezone_demo.PROJECT}: application {done['application_id']} {state}"
+        " (IRB, DRB, three stewards, extraction, sign-off, a released output)"
+    )
+
+
+def serve(port: int, console: Console) -> None:
+    """The service and a job worker, until Ctrl-C."""
+    import subprocess
+
+    console.print(
+        f"serving the safe zone on http://127.0.0.1:{port} (API docs at /docs); "
+        "sign in with a demo user above; Ctrl-C stops it"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from pmhub.cli import main; main(['worker'])"]
+    )
+    try:
+        from pmhub.cli import main as cli
+
+        cli(["serve", "--port", str(port)])
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=None, help="platform home (PMHUB_HOME)")
-    parser.add_argument("--port", type=int, default=8765, help="portal port (later issues)")
+    parser.add_argument("--port", type=int, default=8765, help="port of the service")
+    parser.add_argument(
+        "--serve", action="store_true", help="then serve the safe zone until Ctrl-C"
+    )
     args = parser.parse_args(argv)
     if args.home is not None:
         os.environ["PMHUB_HOME"] = str(args.home)
@@ -198,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(linkage_note(records, DEMO_PATIENTS))
         for report in quality_step(sites, registry.settings.home_dir()):
             console.print(f"data quality: {report}")
+        safezone_step(sites, console)
     except PmhubError as exc:
         console.print(f"[bold red]error:[/] {exc.message}\n[yellow]hint:[/] {exc.hint}")
         return exc.exit_code
@@ -206,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         "`pmhub sites list`, `pmhub cdm status --site chuncheon_univ` or "
         "`pmhub cohort incidence atrial_fibrillation stroke --all-sites`"
     )
+    if args.serve:
+        serve(args.port, console)
     return 0
 
 

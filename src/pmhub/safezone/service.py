@@ -418,6 +418,11 @@ def queue_extraction(pf: Platform, application_id: int, site: str) -> jobs.JobVi
     )
 
 
+def delivery_dir(pf: Platform, application_id: int) -> Path:
+    """Where signed-off releases wait to be loaded, beside (not in) the workspace."""
+    return pf.home / "safezone" / "delivered" / str(application_id)
+
+
 def extraction_dir(pf: Platform, application_id: int, site: str) -> Path:
     """Where a site's pseudonymized release waits for sign-off (the site's side)."""
     return pf.home / "safezone" / "extractions" / str(application_id) / site
@@ -499,7 +504,7 @@ def deliver(pf: Platform, application_id: int) -> ApplicationView:
     parts: dict[str, list[pa.Table]] = {}
     for site in state.approved_sites:
         target = extraction.deliver_site(
-            state, site, extraction_dir(pf, application_id, site), space.root / "delivered"
+            state, site, extraction_dir(pf, application_id, site), delivery_dir(pf, application_id)
         )
         for path in sorted(target.glob("*.parquet")):
             table = pq.read_table(path)
