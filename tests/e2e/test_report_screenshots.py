@@ -11,6 +11,7 @@ test's temporary folder (its path is printed).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from pmhub.cdm import schema
 from pmhub.cohorts import benchdata
+from pmhub.disclosure import MARK
 from pmhub.settings import load_settings
 from pmhub.sites import SiteRegistry
 from tests.clirun import run_cli
@@ -96,10 +98,12 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tupl
             "quality": ["quality", "report", "--site", "jeongseon_county"],
             "quality-sites": ["quality", "compare", "--sites", "chuncheon_univ,jeongseon_county"],
         }
+        runs = []
         for site in ("chuncheon_univ", "jeongseon_county"):
-            code, _, err = run_cli("quality", "run", "--site", site)
+            code, stdout, err = run_cli("quality", "run", "--site", site)
             assert code == 0, err
-        made = {}
+            runs.append(stdout)
+        made = {"quality-runs": (out, "\n".join(runs))}
         for name, args in verbs.items():
             path = out / f"{name}.html"
             code, stdout, err = run_cli(*args, "--html", str(path))
@@ -223,6 +227,19 @@ def test_the_network_report_and_plot_are_written_with_all_sites(
     assert "Persons by site" in reports["network-attrition"][0].read_text(encoding="utf-8")
 
 
+def test_the_quality_runs_print_no_small_count(reports: dict[str, tuple[Path, str]]) -> None:
+    terminal = reports["quality-runs"][1]
+    assert "failed" in terminal  # the small site fails checks on a few rows
+    assert scan.in_text(terminal, THRESHOLD) == []
+    for line in terminal.splitlines():
+        found = re.search(r"failed \S+: (\S+) of", line)
+        if found and found.group(1) != MARK:
+            assert (
+                int(found.group(1).replace(",", "")) == 0
+                or int(found.group(1).replace(",", "")) >= THRESHOLD
+            ), line
+
+
 def test_the_comparison_gives_each_site_one_colour(
     reports: dict[str, tuple[Path, str]],
 ) -> None:
@@ -238,5 +255,7 @@ def test_each_report_is_kept_beside_its_screenshot(
     artifacts: Path, reports: dict[str, tuple[Path, str]]
 ) -> None:
     for path, _ in reports.values():
+        if path.is_dir():
+            continue
         shutil.copy(path, artifacts / path.name)
         assert "fewer than 10" in (artifacts / path.name).read_text(encoding="utf-8")

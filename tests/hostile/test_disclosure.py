@@ -239,3 +239,14 @@ def test_a_pooled_life_table_is_released_rounded_and_stopped() -> None:
     curve = survival.pooled_curve(table, "all sites", THRESHOLD)
     assert curve.at_risk[0] == (0.0, table.at_risk[0])
     assert all(n >= THRESHOLD for _, n in curve.at_risk)
+
+
+def test_a_median_is_never_taken_as_if_hidden_cells_were_zero() -> None:
+    from pmhub.quality.compare import _median
+
+    # 100 persons: 60 born in 1950 (shown) and 40 in hidden years either side
+    assert _median([[1940, None], [1950, 60], [1960, None]], 100) == 1950
+    # 30 shown at 1950 and 70 hidden: the median depends on where they are
+    assert _median([[1940, None], [1950, 30], [1960, None]], 100) is None
+    assert _median([[1940, None], [1950, 30]], None) is None
+    assert _median([[1940, 20], [1950, 30]], 50) == 1950

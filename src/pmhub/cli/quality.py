@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import TaskID
@@ -47,7 +47,9 @@ def quality_run(
     top: Annotated[int, typer.Option("--top", help="Most frequent concepts per table.")] = 20,
 ) -> None:
     """Profile the site's CDW and run every check; store the results."""
+    from pmhub.disclosure import note
     from pmhub.quality import service
+    from pmhub.quality.suppress import shareable
 
     with common.count_progress() as bar:
         tasks: dict[str, TaskID] = {}
@@ -70,17 +72,32 @@ def quality_run(
             str(counts["error"]),
         )
     common.console.print(table)
-    for check in run.failed[:20]:
-        common.console.print(
-            f"  [red]failed[/] {check['id']}: {check['violated']:,} of {check['denominator']:,} "
-            f"({check['pct_violated']:.2f} % > {check['threshold']:g} %)",
-            highlight=False,
-        )
+    threshold = common.settings().small_cell_threshold
+    shown = {c["id"]: c for c in shareable(run.document, threshold)["checks"]}
+    for check in (shown[c["id"]] for c in run.failed[:20]):
+        common.console.print(f"  [red]failed[/] {_failed(check)}", highlight=False)
     if len(run.failed) > 20:
         common.console.print(f"  … and {len(run.failed) - 20} more (see the report)")
+    if any(shown[c["id"]]["violated"] is None for c in run.failed[:20]):
+        common.console.print(note(threshold), style="dim", highlight=False)
     common.console.print(f"site [bold]{site}[/]: run {run.run_id} stored in {run.path}")
     if run.copy is not None:
         common.console.print(f"  copy: {run.copy}")
+
+
+def _failed(check: dict[str, Any]) -> str:
+    """A failed check as the terminal shows it: its counts as released (small ones and
+    the percent they give hidden)."""
+    from pmhub.disclosure import MARK
+
+    def count(n: int | None) -> str:
+        return MARK if n is None else f"{n:,}"
+
+    pct = MARK if check["pct_violated"] is None else f"{check['pct_violated']:.2f}"
+    return (
+        f"{check['id']}: {count(check['violated'])} of {count(check['denominator'])} "
+        f"({pct} % > {check['threshold']:g} %)"
+    )
 
 
 @app.command("report")

@@ -200,8 +200,11 @@ class Comparison:
                     "site": d["site"],
                     "persons": persons["total"],
                     "female_pct": female,
-                    "median_age": _median(persons["age_at_first_observation"]),
-                    "median_birth_year": _median(persons["by_year_of_birth"]),
+                    "median_age": _median(
+                        persons["age_at_first_observation"],
+                        d["profiles"].get("observation_periods", {}).get("persons"),
+                    ),
+                    "median_birth_year": _median(persons["by_year_of_birth"], total),
                     "sex": [(name, n) for _, name, n in persons["by_gender"]],
                 }
             )
@@ -288,14 +291,30 @@ class Comparison:
         return svg.lines(series, "records per month by site")
 
 
-def _median(histogram: list[list[Any]]) -> int | None:
-    """The median of a histogram's shown counts (suppressed cells count 0)."""
-    total = sum(n or 0 for _, n in histogram)
+def _median(histogram: list[list[Any]], total: int | None) -> int | None:
+    """The median of a histogram whose hidden cells hold ``total`` less the shown ones
+    between them: shown only when it is the same wherever that mass lies (all of it in
+    the lowest hidden cell, or all in the highest), never as if hidden cells were 0."""
+    hidden = [i for i, (_, n) in enumerate(histogram) if n is None]
+    mass = None if total is None else total - sum(n or 0 for _, n in histogram)
+    if hidden and (mass is None or mass < 0):
+        return None
+    ends = {_median_of(histogram, i, mass or 0) for i in (hidden[:1] + hidden[-1:])} or {
+        _median_of(histogram, None, 0)
+    }
+    return ends.pop() if len(ends) == 1 else None
+
+
+def _median_of(histogram: list[list[Any]], at: int | None, mass: int) -> int | None:
+    counts = [
+        (value, (n or 0) + (mass if i == at else 0)) for i, (value, n) in enumerate(histogram)
+    ]
+    total = sum(n for _, n in counts)
     if total == 0:
-        return None  # every cell suppressed: no value of one person's to show
+        return None
     seen = 0
-    for value, n in histogram:
-        seen += n or 0
+    for value, n in counts:
+        seen += n
         if value is not None and seen * 2 >= total:
             return int(value)
     return None
