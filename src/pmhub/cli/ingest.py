@@ -46,12 +46,33 @@ def ingest_command(
         )
 
 
+# A FHIR export is a bundle per patient: thousands of files. Past this many, the files are
+# summed in one row (those with quarantined rows still shown) and rows go by resource type.
+FILES_SHOWN = 20
+
+
 def _print_ingest(site: str, report: IngestReport) -> None:
     files = Table("file", "read", "loaded", "quarantined", "encoding", title="source rows")
-    for f in report.files:
+    many = len(report.files) > FILES_SHOWN
+    shown = [f for f in report.files if f.quarantined][:FILES_SHOWN] if many else report.files
+    for f in shown:
         files.add_row(f.file, f"{f.read:,}", f"{f.loaded:,}", f"{f.quarantined:,}", f.encoding)
-    files.add_row("total", f"{report.read:,}", f"{report.loaded:,}", f"{report.quarantined:,}", "")
+    if many:
+        rest = len(report.files) - len(shown)
+        files.add_row(f"… {rest:,} other files", "", "", "", "")
+    files.add_row(
+        f"total ({len(report.files):,} files)" if many else "total",
+        f"{report.read:,}",
+        f"{report.loaded:,}",
+        f"{report.quarantined:,}",
+        "",
+    )
     common.console.print(files)
+    if report.stage_rows:
+        kinds = Table("resources (as staged)", "loaded", "quarantined", title="FHIR resources")
+        for name, (good, bad) in sorted(report.stage_rows.items()):
+            kinds.add_row(name, f"{good:,}", f"{bad:,}")
+        common.console.print(kinds)
     tables = Table("CDM table", "rows written", title="CDM rows")
     for name, rows in report.tables.items():
         tables.add_row(name, f"{rows:,}")

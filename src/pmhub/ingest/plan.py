@@ -20,6 +20,8 @@ class Plan:
     staged: dict[str, Staged] = field(default_factory=dict)
     delimiters: dict[str, str] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)  # stage tables the input filled
+    # FHIR: rows per stage table (one per resource type) as [loaded, quarantined]
+    stage_rows: dict[str, list[int]] = field(default_factory=dict)
     load_id: int = 0  # set when the load begins
 
     def key(self) -> str:

@@ -86,6 +86,8 @@ class IngestReport:
     resumed: bool = False
     # other loads that never finished but committed rows (see ``ledger.unfinished``)
     unfinished: list[dict[str, Any]] = field(default_factory=list)
+    # FHIR: rows per stage table (one per resource type), [loaded, quarantined]
+    stage_rows: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def read(self) -> int:
@@ -117,6 +119,7 @@ class IngestReport:
             unmapped=dict(data.get("unmapped", {})),
             reasons=[tuple(r) for r in data.get("reasons", [])],
             seconds=float(data.get("seconds", 0.0)),
+            stage_rows={str(k): list(v) for k, v in data.get("stage_rows", {}).items()},
         )
 
 
@@ -187,6 +190,7 @@ def ingest(
         seconds=round(time.perf_counter() - started, 3),
         resumed=resumed,
         unfinished=[asdict(u) for u in ledger.unfinished(backend, load.load_id)],
+        stage_rows=dict(plan.stage_rows),
     )
     _record_source(backend, fmt)
     ledger.finish(backend, load.load_id, report.to_dict())
@@ -394,10 +398,13 @@ def _accounting(engine: Engine, plan: Plan) -> list[FileAccount]:
             )
         )
     if plan.present:  # many files feed each stage table (FHIR): check the totals
-        valid = sum(
-            int(engine.scalar(f"SELECT count(*) FROM {STAGE}.v_{t} WHERE _rule IS NULL"))
-            for t in plan.present
-        )
+        for t in sorted(plan.present):
+            good, bad = engine.rows(
+                "SELECT count(*) FILTER (WHERE _rule IS NULL), "
+                f"count(*) FILTER (WHERE _rule IS NOT NULL) FROM {STAGE}.v_{t}"
+            )[0]
+            plan.stage_rows[t] = [int(good), int(bad)]
+        valid = sum(good for good, _ in plan.stage_rows.values())
         loaded = sum(a.loaded for a in accounts)
         if valid != loaded:
             raise AssertionError(f"accounting does not balance: {valid} valid != {loaded}")
