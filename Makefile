@@ -9,11 +9,15 @@ PORT ?= 8765
 
 .PHONY: install demo test lint typecheck pytest bench lock clean
 
+# pip at -qq: errors only. Some machines' pip configuration names package indexes that are
+# not there, and pip warns about each of them for every package it installs.
+PIP := $(BIN)/python -m pip install -qq --disable-pip-version-check
+
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(PIP) --upgrade pip
+	$(PIP) -r $(LOCK)
+	$(PIP) --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
