@@ -131,17 +131,29 @@ def _tables(pairs: list[str]) -> dict[str, Path]:
 
 
 def federate(
-    table: Annotated[list[str], typer.Option("--table", help="SITE=FILE: a site's feature table.")],
-    label: Annotated[str, typer.Option("--label", help="The 0/1 label column.")],
-    out: Annotated[Path, typer.Option("--out", help="The folder for report.json and logs.")],
+    task: Annotated[
+        str | None, typer.Argument(help="A task (file or example) to federate over CDWs.")
+    ] = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", "-s", help="A site whose CDW takes part.")
+    ] = None,
+    table: Annotated[
+        list[str] | None, typer.Option("--table", help="SITE=FILE: a site's feature table.")
+    ] = None,
+    label: Annotated[str, typer.Option("--label", help="The tables' 0/1 label column.")] = "",
+    out: Annotated[Path, typer.Option("--out", help="The folder for report.json and logs.")] = Path(
+        "federated"
+    ),
     strategy: Annotated[str, typer.Option(help="fedavg, fedprox or fedadam.")] = "fedavg",
     rounds: Annotated[int, typer.Option(min=1, max=500)] = 10,
     seed: Annotated[int, typer.Option(min=0)] = 42,
 ) -> None:
-    """Federated logistic regression over sites' feature tables with Flower (a SuperLink and
-    one SuperNode per site on this machine); writes DIR/report.json with local, federated
-    and pooled metrics on each site's held-out part."""
+    """Federated logistic regression with Flower (a SuperLink and one SuperNode per site on
+    this machine), over sites' CDWs (TASK --site A --site B) or feature tables (--table
+    SITE=FILE --label COLUMN); writes DIR/report.json with local, federated and pooled
+    metrics on each site's held-out part."""
     from pmhub.federation import run
+    from pmhub.federation.errors import FederationError
 
     settings = run.Settings(
         strategy=strategy,
@@ -149,13 +161,25 @@ def federate(
         seed=seed,
         threshold=common.settings().small_cell_threshold,
     )
-    report = run.federate_tables(_tables(table), label, out, settings)
+    if (task is None) == (not table):
+        raise FederationError(
+            "give a TASK with --site, or --table SITE=FILE with --label (one of the two)",
+            hint="pmhub federate t2dm_death --site a --site b, or pmhub federate "
+            "--table a=a.csv --table b=b.csv --label outcome",
+        )
+    if task is not None:
+        urls = {name: common.site(name).cdw_url for name in site or []}
+        report = run.federate_task(task, urls, out, settings)
+    else:
+        if not label:
+            raise FederationError("--table needs --label COLUMN")
+        report = run.federate_tables(_tables(table or []), label, out, settings)
     rows = Table(title=f"{strategy}, {rounds} rounds")
     for column in ("site", "local AUROC", "federated AUROC", "pooled AUROC"):
         rows.add_column(column)
-    for site, metrics in report["sites"].items():
+    for name, metrics in report["sites"].items():
         cells = [metrics[k].get("auroc") for k in ("local", "federated", "pooled")]
-        rows.add_row(site, *("(withheld)" if c is None else f"{c:.3f}" for c in cells))
+        rows.add_row(name, *("(withheld)" if c is None else f"{c:.3f}" for c in cells))
     common.console.print(rows)
     dropped = report["federated"]["dropped"]
     if dropped:

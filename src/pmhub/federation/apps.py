@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,13 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
+from pmhub.disclosure import shown as shown_count
 from pmhub.federation import logistic, table
 from pmhub.federation.errors import SiteUpdateError
-from pmhub.predict import evaluate, release
+from pmhub.predict import covariates, evaluate, release, vocabulary
+from pmhub.predict.covariates import Feature, FeatureDictionary
+from pmhub.predict.release import FeatureCount
+from pmhub.predict.service import SiteData
 
 client = ClientApp()
 server = ServerApp()
@@ -34,13 +39,73 @@ server = ServerApp()
 # --- the site --------------------------------------------------------------------------
 
 
-def _site(context: Context) -> tuple[table.SiteTable, np.ndarray]:
+def _site(context: Context, msg: Message) -> tuple[table.SiteTable, np.ndarray]:
+    """The site's rows: its feature table, or its CDW's covariates in the hub's dictionary."""
     cfg = context.node_config
-    data = table.load(str(cfg["site"]), Path(str(cfg["table"])), str(cfg["label"]))
+    if "cdw" in cfg:
+        data = cdw_table(str(cfg["site"]), str(cfg["cdw"]), str(cfg["task"]), _dictionary(msg))
+    else:
+        data = table.load(str(cfg["site"]), Path(str(cfg["table"])), str(cfg["label"]))
     test = table.held_out(
         data.y, float(context.run_config["test-share"]), int(context.run_config["seed"]), data.site
     )
     return data, test
+
+
+def _dictionary(msg: Message) -> FeatureDictionary:
+    text = msg.content.config_records["dictionary"]["json"]
+    return FeatureDictionary.from_json(json.loads(str(text)))
+
+
+def _prepared(site: str, url: str, task_path: str) -> SiteData:
+    from pmhub.cdm.backends import connect
+    from pmhub.predict import service, task
+
+    loaded = task.load(task_path)
+    with connect(url) as backend:
+        return service.prepare(backend, loaded, site)
+
+
+def as_table(data: SiteData, dictionary: FeatureDictionary) -> table.SiteTable:
+    """A CDW site's covariates in the dictionary's columns, as a (dense) feature table."""
+    x = covariates.matrix(data.raw, dictionary).toarray()
+    y = data.population.frame["outcome"].to_numpy(dtype=int)
+    return table.SiteTable(data.site, [f.key for f in dictionary.features], x, y)
+
+
+def cdw_table(
+    site: str, url: str, task_path: str, dictionary: FeatureDictionary
+) -> table.SiteTable:
+    return as_table(_prepared(site, url, task_path), dictionary)
+
+
+@client.query("features")
+def feature_counts(msg: Message, context: Context) -> Message:
+    """A CDW site's candidate features: persons with each (only counts it may show), the
+    sums of value features, and their names in words."""
+    cfg = context.node_config
+    data = _prepared(str(cfg["site"]), str(cfg["cdw"]), str(cfg["task"]))
+    counts = release.feature_counts(data.raw, int(context.run_config["threshold"]))
+    shown = {
+        k: [c.persons.value, c.total, c.squares]
+        for k, c in counts.items()
+        if c.persons.value is not None
+    }
+    names = {k: asdict(data.raw.info[k]) for k in shown}
+    payload = json.dumps({"counts": shown, "names": names})
+    return Message(RecordDict({"features": ConfigRecord({"json": payload})}), reply_to=msg)
+
+
+def fix_dictionary(payloads: list[str], min_persons: int) -> FeatureDictionary:
+    """The hub's vocabulary from the sites' released feature counts."""
+    releases, info = [], {}
+    for text in payloads:
+        data = json.loads(text)
+        releases.append(
+            {k: FeatureCount(shown_count(int(v[0])), v[1], v[2]) for k, v in data["counts"].items()}
+        )
+        info.update({k: Feature(**f) for k, f in data["names"].items()})
+    return vocabulary.fix(releases, info, min_persons)
 
 
 def _arrays(content: RecordDict, key: str) -> list[np.ndarray]:
@@ -56,7 +121,7 @@ def _scaling(msg: Message) -> tuple[np.ndarray, np.ndarray]:
 def column_sums(msg: Message, context: Context) -> Message:
     """Per feature: rows with a value, their sum and sum of squares, on the training rows.
     A column with fewer values than the threshold is sent as hidden (count -1)."""
-    data, test = _site(context)
+    data, test = _site(context, msg)
     threshold = int(context.run_config["threshold"])
     x = data.x[~test]
     present = ~np.isnan(x)
@@ -87,7 +152,7 @@ def _fault(context: Context, w: np.ndarray) -> np.ndarray:
 
 @client.train()
 def train(msg: Message, context: Context) -> Message:
-    data, test = _site(context)
+    data, test = _site(context, msg)
     mean, sd = _scaling(msg)
     w = _arrays(msg.content, "arrays")[0]
     config = msg.content.config_records["config"]
@@ -110,7 +175,7 @@ def train(msg: Message, context: Context) -> Message:
 @client.evaluate()
 def held_out_metrics(msg: Message, context: Context) -> Message:
     """Only metrics leave the site: those of a part with few outcomes are withheld."""
-    data, test = _site(context)
+    data, test = _site(context, msg)
     mean, sd = _scaling(msg)
     w = _arrays(msg.content, "arrays")[0]
     p = logistic.predict(w, logistic.design(data.x[test], mean, sd))
@@ -155,9 +220,7 @@ def _check(reply: Message, size: int) -> str:
     return refusal(arrays, examples, size)
 
 
-def guarded(
-    kind: str, size: int, log: dict[str, Any], scaling: ArrayRecord, **options: Any
-) -> FedAvg:
+def guarded(kind: str, size: int, log: dict[str, Any], extra: RecordDict, **options: Any) -> FedAvg:
     """The strategy, refusing bad replies before they are averaged (and logging sizes);
     every message it sends carries the pooled standardisation beside the parameters."""
     bases: dict[str, type[FedAvg]] = {"fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam}
@@ -167,7 +230,8 @@ def guarded(
         def _construct_messages(
             self, record: RecordDict, node_ids: list[int], message_type: str
         ) -> Iterable[Message]:
-            record["scaling"] = scaling
+            for key, value in extra.items():
+                record[key] = value
             messages: Iterable[Message] = super()._construct_messages(
                 record, node_ids, message_type
             )
@@ -202,7 +266,11 @@ def guarded(
 def _broadcast(grid: Grid, kind: str, content: RecordDict, timeout: float) -> list[Message]:
     from flwr.app import MessageType
 
-    kinds = {"query": MessageType.QUERY, "evaluate": MessageType.EVALUATE}
+    kinds = {
+        "query": MessageType.QUERY,
+        "query.features": f"{MessageType.QUERY}.features",
+        "evaluate": MessageType.EVALUATE,
+    }
     messages = [
         Message(content, dst_node_id=n, message_type=kinds[kind]) for n in grid.get_node_ids()
     ]
@@ -244,10 +312,20 @@ def main(grid: Grid, context: Context) -> None:
     started = time.perf_counter()
     log: dict[str, Any] = {"rounds": [], "sites": {}}
     _wait_for_nodes(grid, int(run["min-sites"]), timeout)
-    replies = _broadcast(grid, "query", RecordDict({"config": ConfigRecord({})}), timeout)
+    extra = RecordDict({})
+    if str(run.get("source", "table")) == "cdw":
+        counted = _broadcast(
+            grid, "query.features", RecordDict({"config": ConfigRecord({})}), timeout
+        )
+        payloads = [str(r.content.config_records["features"]["json"]) for r in counted]
+        dictionary = fix_dictionary(payloads, int(run["min-persons"]))
+        log["dictionary"] = {"features": len(dictionary), "dropped": dictionary.dropped}
+        extra["dictionary"] = ConfigRecord({"json": json.dumps(dictionary.to_json())})
+    replies = _broadcast(grid, "query", RecordDict({"config": ConfigRecord({}), **extra}), timeout)
     log["sites"] = {str(r.metadata.src_node_id): str(r.content["names"]["site"]) for r in replies}
     columns, mean, sd = pooled_scaling([_sums(r) for r in replies])
     scaling = ArrayRecord([mean, sd])
+    extra["scaling"] = scaling
     size = len(columns) + 1
     kind = str(run["strategy"])
     options: dict[str, Any] = {"min_available_nodes": 1, "min_train_nodes": 1}
@@ -255,7 +333,7 @@ def main(grid: Grid, context: Context) -> None:
         options["proximal_mu"] = float(run["mu"])
     if kind == "fedadam":
         options.update(eta=float(run["server-lr"]), tau=1e-3)
-    strategy = guarded(kind, size, log, scaling, **options)
+    strategy = guarded(kind, size, log, extra, **options)
     result = strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord([np.zeros(size)]),
@@ -263,7 +341,7 @@ def main(grid: Grid, context: Context) -> None:
         timeout=timeout,
     )
     w = result.arrays.to_numpy_ndarrays()[0]
-    content = RecordDict({"arrays": ArrayRecord([w]), "scaling": scaling})
+    content = RecordDict({"arrays": ArrayRecord([w]), **extra})
     final = _broadcast(grid, "evaluate", content, timeout)
     log["evaluation"] = {str(r.content["site"]["site"]): dict(r.content["metrics"]) for r in final}
     log["seconds"] = round(time.perf_counter() - started, 3)

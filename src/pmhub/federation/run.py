@@ -62,10 +62,10 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a TOML basic string
 
 
-def _app(folder: Path, settings: Settings, out: Path, sites: int) -> Path:
+def _app(folder: Path, settings: Settings, out: Path, sites: int, extra: dict[str, Any]) -> Path:
     app = folder / "app"
     app.mkdir(parents=True)
-    config = {
+    config = extra | {
         "out": _toml_string(str(out)),
         "rounds": settings.rounds,
         "strategy": _toml_string(settings.strategy),
@@ -246,17 +246,67 @@ def _metrics(y: np.ndarray, p: np.ndarray, threshold: int) -> dict[str, Any]:
     return release.metrics(evaluate.evaluate(y, p, bootstrap=0), threshold)
 
 
+def _check_strategy(settings: Settings) -> None:
+    if settings.strategy not in STRATEGIES:
+        raise FederationError(
+            f"unknown strategy {settings.strategy!r}", hint=f"Use one of {', '.join(STRATEGIES)}."
+        )
+
+
 def federate_tables(
     tables: dict[str, Path], label: str, out: Path, settings: Settings | None = None
 ) -> dict[str, Any]:
     """Federated, local-only and pooled logistic regression over the sites' tables."""
     settings = settings or Settings()
-    if settings.strategy not in STRATEGIES:
-        raise FederationError(
-            f"unknown strategy {settings.strategy!r}", hint=f"Use one of {', '.join(STRATEGIES)}."
-        )
+    _check_strategy(settings)
     data = _load_all(tables, label)
+    nodes = {
+        site: {"site": site, "table": str(tables[site].resolve()), "label": label} for site in data
+    }
+    return _federate(data, nodes, out, settings, {"source": _toml_string("table")})
+
+
+def federate_task(
+    task_reference: str, sites: dict[str, str], out: Path, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The same over the sites' CDWs: each SuperNode builds the task's population and
+    covariates on its own CDW; the hub fixes the feature dictionary from their released
+    counts (Flower query), then trains on the covariates in that dictionary."""
+    from pmhub.cdm.backends import connect
+    from pmhub.federation import apps
+    from pmhub.predict import service
+    from pmhub.predict import task as tasks
+
+    settings = settings or Settings()
+    _check_strategy(settings)
+    if len(sites) < 2:
+        raise NotEnoughSitesError("federated learning needs two or more sites")
+    loaded = tasks.load(task_reference)
+    path = tasks.path_of(task_reference)
+    prepared = []
+    for site, url in sites.items():  # the reference models; closed before Flower starts
+        with connect(url) as backend:
+            prepared.append(service.prepare(backend, loaded, site))
+    dictionary = service.fix_dictionary(prepared, loaded, settings.threshold)
+    data = {d.site: apps.as_table(d, dictionary) for d in prepared}
+    nodes = {site: {"site": site, "cdw": url, "task": str(path)} for site, url in sites.items()}
+    extra = {"source": _toml_string("cdw"), "min-persons": loaded.task.covariates.min_persons}
+    report = _federate(data, nodes, out, settings, extra)
+    report["dictionary"] = {"features": len(dictionary), "dropped": dictionary.dropped}
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _federate(
+    data: dict[str, table.SiteTable],
+    nodes: dict[str, dict[str, str]],
+    out: Path,
+    settings: Settings,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
+    for site, fault in settings.faults.items():
+        nodes[site]["pmhub-fault"] = fault
     tests = {s: table.held_out(d.y, settings.test_share, settings.seed, s) for s, d in data.items()}
     train_x = np.vstack([d.x[~tests[s]] for s, d in data.items()])
     train_y = np.concatenate([d.y[~tests[s]] for s, d in data.items()])
@@ -266,14 +316,9 @@ def federate_tables(
     started = time.perf_counter()
     pooled = logistic.fit_pooled(logistic.design(train_x, mean, sd), train_y, settings.l2)
     pooled_seconds = time.perf_counter() - started
-    nodes = {
-        site: {"site": site, "table": str(tables[site].resolve()), "label": label}
-        | ({"pmhub-fault": settings.faults[site]} if site in settings.faults else {})
-        for site in data
-    }
     folder = out / "flower"
     with network(folder, nodes) as net:
-        app = _app(folder, settings, out, len(nodes))
+        app = _app(folder, settings, out, len(nodes), extra)
         federated = _run(net, app, settings, out)
     w = np.asarray(federated["weights"])
     f_mean, f_sd = np.asarray(federated["mean"]), np.asarray(federated["sd"])

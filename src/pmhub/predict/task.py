@@ -215,13 +215,19 @@ def resolve(task: Task, folder: Path | None = None) -> LoadedTask:
     )
 
 
-def load(reference: str | Path) -> LoadedTask:
-    """A task file, or the name of an example task shipped in pmhub/predict/library/."""
+def path_of(reference: str | Path) -> Path:
+    """The task file a reference names: a path, or an example task of the library."""
     path = Path(reference)
     if not path.exists():
         shipped = Path(__file__).parent / "library" / f"{reference}.yaml"
         if shipped.exists():
-            path = shipped
+            return shipped
+    return path.resolve()
+
+
+def load(reference: str | Path) -> LoadedTask:
+    """A task file, or the name of an example task shipped in pmhub/predict/library/."""
+    path = path_of(reference)
     try:
         raw = path.read_bytes()
     except OSError as exc:
