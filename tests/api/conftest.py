@@ -21,6 +21,8 @@ from pmhub.platform.roles import operator
 from pmhub.settings import load_settings
 
 PASSWORD = "correct horse battery staple"
+# A loaded CI machine makes an Argon2 login take seconds: wait as long as a user would.
+TIMEOUT = 120.0
 
 
 def free_port() -> int:
@@ -36,7 +38,7 @@ class Server:
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT)
 
     def stop(self) -> None:
         self.process.terminate()

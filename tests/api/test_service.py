@@ -9,7 +9,7 @@ import pytest
 from pmhub.api.routing import GATE_RULES, RULE_KEY
 from pmhub.platform import policy
 from pmhub.platform.core import Platform
-from tests.api.conftest import PASSWORD, Server, start_server
+from tests.api.conftest import PASSWORD, TIMEOUT, Server, start_server
 
 PROBLEM = "application/problem+json"
 
@@ -23,14 +23,16 @@ def server(platform: Platform, admin: str):
 
 def sign_in(server: Server, username: str, password: str = PASSWORD) -> str:
     reply = httpx.post(
-        f"{server.url}/v1/session", json={"username": username, "password": password}
+        timeout=TIMEOUT,
+        url=f"{server.url}/v1/session",
+        json={"username": username, "password": password},
     )
     assert reply.status_code == 200, reply.text
     return str(reply.json()["token"])
 
 
 def test_health_and_a_signed_in_user(server: Server) -> None:
-    assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+    assert httpx.get(timeout=TIMEOUT, url=f"{server.url}/healthz").json()["status"] == "ok"
     with server.client(sign_in(server, "admin")) as client:
         me = client.get("/v1/me").json()
     assert me == {"username": "admin", "grants": ["platform_admin"]}
@@ -48,14 +50,18 @@ def test_health_and_a_signed_in_user(server: Server) -> None:
 def test_calls_without_a_valid_token_are_401_problems(
     server: Server, headers: dict[str, str], detail: str
 ) -> None:
-    reply = httpx.get(f"{server.url}/v1/users", headers=headers)
+    reply = httpx.get(timeout=TIMEOUT, url=f"{server.url}/v1/users", headers=headers)
     assert reply.status_code == 401
     assert reply.headers["content-type"] == PROBLEM
     assert detail in reply.json()["detail"]
 
 
 def test_a_wrong_password_is_a_401_problem_with_the_cli_code(server: Server) -> None:
-    reply = httpx.post(f"{server.url}/v1/session", json={"username": "admin", "password": "no"})
+    reply = httpx.post(
+        timeout=TIMEOUT,
+        url=f"{server.url}/v1/session",
+        json={"username": "admin", "password": "no"},
+    )
     assert reply.status_code == 401
     body = reply.json()
     assert (body["status"], body["code"]) == (401, 105)
@@ -77,14 +83,17 @@ def test_malformed_bodies_are_4xx_problems_never_5xx(
     server: Server, content: bytes, status: int
 ) -> None:
     reply = httpx.post(
-        f"{server.url}/v1/session", content=content, headers={"content-type": "application/json"}
+        timeout=TIMEOUT,
+        url=f"{server.url}/v1/session",
+        content=content,
+        headers={"content-type": "application/json"},
     )
     assert reply.status_code == status, reply.text
     assert reply.headers["content-type"] == PROBLEM
 
 
 def test_every_operation_declares_a_rule_that_exists(server: Server) -> None:
-    schema = httpx.get(f"{server.url}/openapi.json").json()
+    schema = httpx.get(timeout=TIMEOUT, url=f"{server.url}/openapi.json").json()
     known = {r.name for r in policy.rules()} | GATE_RULES
     operations = [
         (path, method, op) for path, item in schema["paths"].items() for method, op in item.items()

@@ -30,7 +30,7 @@ from pmhub.platform import users
 from pmhub.platform.core import open_platform
 from pmhub.platform.roles import operator
 from pmhub.settings import load_settings
-from tests.api.conftest import PASSWORD, Server, start_server
+from tests.api.conftest import PASSWORD, TIMEOUT, Server, start_server
 
 SITES = ("chuncheon_univ", "gangneung_general", "jeongseon_county")
 LIBRARY = Path(cohort_format.__file__).parent / "library"
@@ -150,7 +150,11 @@ def network(
 
 
 def signed_in(server: Server, name: str) -> httpx.Client:
-    reply = httpx.post(f"{server.url}/v1/session", json={"username": name, "password": PASSWORD})
+    reply = httpx.post(
+        timeout=TIMEOUT,
+        url=f"{server.url}/v1/session",
+        json={"username": name, "password": PASSWORD},
+    )
     assert reply.status_code == 200, reply.text
     return server.client(reply.json()["token"])
 
