@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     small_cell_threshold: int = Field(
         default=10, ge=1, description="Aggregates below this count are suppressed."
     )
+    rounding_base: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Released counts are rounded to a multiple of this (1: not rounded).",
+    )
     seed: int = Field(default=20261122, description="Default seed for generators.")
     jobs_url: str = Field(
         default="",

@@ -193,3 +193,14 @@ def test_lines_must_add_up() -> None:
         protect({"t": 5, "a": 1}, [Line("t", ("a",))], 10)
     with pytest.raises(ValueError, match="without a value"):
         protect({"t": 5}, [Line("t", ("a",))], 10)
+
+
+def test_the_platform_setting_rounds_every_released_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values, lines = one_way([12, 13, 27])
+    assert [protect(values, lines, 10).cells[("c", 0, j)].value for j in range(3)] == [12, 13, 27]
+    monkeypatch.setenv("PMHUB_ROUNDING_BASE", "5")
+    released = protect(values, lines, 10).cells
+    assert [released[("c", 0, j)].value for j in range(3)] == [10, 15, 25]
+    assert all(c.value is None or c.value % 5 == 0 for c in released.values())

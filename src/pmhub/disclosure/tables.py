@@ -60,9 +60,11 @@ def protect(
     threshold: int,
     *,
     unreleased: Iterable[K] = (),
-    base: int = 1,
+    base: int | None = None,
 ) -> Protected[K]:
-    """Suppress ``values`` so that no small cell can be worked out from what is left."""
+    """Suppress ``values`` so that no small cell can be worked out from what is left;
+    shown counts are rounded to ``base`` (by default the settings' ``rounding_base``)."""
+    base = default_base() if base is None else base
     never = set(unreleased)
     why = hide(values, lines, threshold, unreleased=never)
     cells = {
@@ -111,6 +113,13 @@ def _check(values: Mapping[K, float], lines: Sequence[Line[K]]) -> None:
         total, parts = values[line.total], sum(values[k] for k in line.parts)
         if abs(total - parts) > 1e-6 * max(abs(total), 1.0):
             raise ValueError(f"the parts of {line.total!r} do not add up to it")
+
+
+def default_base() -> int:
+    """The platform's rounding of released counts (PMHUB_ROUNDING_BASE; 1 is none)."""
+    from pmhub.settings import load_settings
+
+    return load_settings().rounding_base
 
 
 def _rounded(value: int, threshold: int, base: int) -> Count:
