@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from pmhub import outputs
 from pmhub.cdm import schema
 from pmhub.cli.common import make_console
 from pmhub.errors import PmhubError, SiteExistsError
@@ -166,6 +167,7 @@ def quality_step(sites: list[Site], home: Path) -> list[Path]:
             if backend.count("person") > 0:
                 with_data.append(site.name)
     reports = []
+    outputs.make_folder(home / "reports", what="demo reports folder")
     for name in with_data:
         service.run_quality(name)
         reports.append(service.write_report(name, home / "reports" / f"quality-{name}.html"))

@@ -7,23 +7,24 @@ with ``exit_code``; the API turns the same error into problem+json with a 4xx st
 
 Exit-code ranges (stable; never reuse a retired number):
 
-====== ==========================
-3-9    prediction and federated learning
-10-19  settings and configuration
-20-23  sites
-24-29  clinical decision support
-30-39  CDW backends and schema
-40-49  vocabulary
-50-59  ingest
-60-69  data quality
-70-79  privacy
-80-89  cohorts
-90-99  synthetic data
+======= ==========================================================
+3-9     prediction and federated learning
+10-19   settings, configuration and the files pmhub writes
+20-23   sites
+24-29   clinical decision support
+30-39   CDW backends and schema (37: a cohort id holding another
+        definition's rows, the cohort range being full)
+40-49   vocabulary
+50-59   ingest
+60-69   data quality
+70-79   privacy
+80-89   cohorts
+90-99   synthetic data
 100-109 platform: state, users, tokens, roles, audit
 110-116 safe zone: applications, DRB, uploads, extraction
 117-122 safe zone: workspaces and output checking
 123-125 the HTTP service and jobs
-====== ==========================
+======= ==========================================================
 
 Codes stop at 125: 126 and above mean things to a shell (not executable, not found,
 killed by a signal: 130 is Ctrl-C, 143 SIGTERM).
@@ -67,6 +68,13 @@ class HomeNotWritableError(SettingsError):
 class MissingExtraError(PmhubError):
     exit_code = 12
     hint = "Install the optional dependency named in the message."
+
+
+class FileWriteError(PmhubError):
+    """A report, plot or export could not be written (see :mod:`pmhub.outputs`)."""
+
+    exit_code = 13
+    hint = "Choose a path in a folder you can write, on a disk with free space."
 
 
 # --- 20-29 sites -----------------------------------------------------------------------

@@ -127,7 +127,7 @@ class SpecSite:
 
     def run(self, definition: Definition) -> list[tuple[int, dt.date, dt.date]]:
         """The cohort's rows (subject, start, end), generated through the engine."""
-        service.generate(definition, self.engine)
+        service.generate(definition, self.engine, replace=True)  # one id, many definitions
         rows = self.engine.cohort_rows(definition.id)
         assert all(r[0] == definition.id for r in rows)
         return sorted((r[1], r[2], r[3]) for r in rows)

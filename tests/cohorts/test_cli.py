@@ -137,7 +137,7 @@ def test_unknown_site(capsys: pytest.CaptureFixture[str]) -> None:
 def test_characterize_with_an_html_report(
     capsys: pytest.CaptureFixture[str], site: str, tmp_path: Path
 ) -> None:
-    html = tmp_path / "report" / "t1.html"
+    html = tmp_path / "t1.html"
     code, out = run(
         capsys,
         "cohort",

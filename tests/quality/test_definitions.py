@@ -149,7 +149,7 @@ def test_malformed_files_are_refused(tmp_path: Path, text: str, message: str):
 def test_oversized_binary_and_missing_files_are_refused(tmp_path: Path):
     big = tmp_path / "big.yaml"
     big.write_text("#" * (definitions.MAX_FILE_BYTES + 1))
-    with pytest.raises(CheckFileError, match="at most 1 MiB"):
+    with pytest.raises(CheckFileError, match="larger than 1 MiB"):
         definitions.load(big)
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(b"\xff\xfe\x00garbage")

@@ -176,6 +176,7 @@ def test_export_of_a_stored_run_from_the_cli(defects_site: Site, tmp_path: Path)
     first = service.run_quality("defects", as_of=cdw.AS_OF)
     service.run_quality("defects", as_of=cdw.AS_OF)
     target = tmp_path / "shared" / "defects.json"
+    target.parent.mkdir()
     code, _, err = run(
         "quality", "export", "--site", "defects", "--out", str(target), "--run", first.run_id
     )

@@ -13,13 +13,13 @@ that a user can find it in the file.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -32,12 +32,18 @@ from pydantic import (
     model_validator,
 )
 
+from pmhub import documents
 from pmhub.cohorts.errors import CohortDefinitionError, DefinitionVersionError
 
 FORMAT_VERSION = 1
 MAX_DEFINITION_BYTES = 1 << 20  # a definition is a few kilobytes; refuse anything absurd
 MAX_DAYS = 36_500 * 2  # two centuries: any larger window is a typo
 MAX_NESTING = 40  # levels of mappings and lists; criteria groups nest a few levels at most
+# a large definition (hundreds of concepts) has a few thousand nodes; YAML aliases that
+# expand beyond this are a bomb, not a definition
+LIMITS = documents.Limits(
+    max_bytes=MAX_DEFINITION_BYTES, max_depth=MAX_NESTING, max_aliases=500, max_nodes=200_000
+)
 
 Domain = Literal[
     "condition",
@@ -79,7 +85,7 @@ IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # --- concept sets -----------------------------------------------------------------------
@@ -125,7 +131,7 @@ class ValueRange(Model):
     min: float | None = None
     max: float | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> ValueRange:
@@ -541,35 +547,43 @@ def _summary(source: str, problems: list[str]) -> str:
     return f"{source} is not a valid cohort definition:\n  {shown}{more}"
 
 
-def loads(text: str, *, source: str = "definition") -> Definition:
-    """Parse JSON or YAML text (JSON is YAML; YAML's safe loader runs no code)."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_DEFINITION_BYTES:
-        raise CohortDefinitionError(
-            f"{source} is larger than {MAX_DEFINITION_BYTES // 1024} KiB; not a cohort definition"
-        )
-    try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise CohortDefinitionError(f"{source} is neither valid JSON nor YAML: {exc}") from None
-    return parse(data, source=source)
+def loads(text: str | bytes, *, source: str = "definition") -> Definition:
+    """Parse JSON or YAML text within :data:`LIMITS` (YAML's safe loader runs no code)."""
+    return parse(
+        documents.parse(text, source=source, error=CohortDefinitionError, limits=LIMITS),
+        source=source,
+    )
 
 
 def load(path: Path) -> Definition:
+    """A definition file; one larger than the limit is refused without being read."""
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
+        raw = documents.read_bytes(
+            path, error=CohortDefinitionError, limits=LIMITS, what="cohort definition"
+        )
+    except CohortDefinitionError as exc:
         raise CohortDefinitionError(
-            f"cannot read cohort definition {path}: {exc.strerror}",
-            hint="Check the path; the examples are in pmhub/cohorts/library/.",
+            exc.message, hint="Check the path; the examples are in pmhub/cohorts/library/."
         ) from None
-    if len(raw) > MAX_DEFINITION_BYTES:
-        raise CohortDefinitionError(f"{path} is larger than {MAX_DEFINITION_BYTES // 1024} KiB")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CohortDefinitionError(f"{path} is not UTF-8 text ({exc.reason})") from None
-    return loads(text, source=str(path))
+    return loads(raw, source=str(path))
 
 
 def dumps(definition: Definition) -> str:
     return json.dumps(definition.model_dump(mode="json", exclude_defaults=False), indent=2)
+
+
+def canonical(definition: Definition) -> str:
+    """The definition's canonical text: every field (defaults included), keys sorted, no
+    spaces. Two files that mean the same definition (JSON or YAML, keys in any order,
+    defaults written out or left out) have the same canonical text."""
+    return json.dumps(
+        definition.model_dump(mode="json"),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def digest(definition: Definition) -> str:
+    """SHA-256 of the canonical text, in hex: what the cohort_definition table records."""
+    return hashlib.sha256(canonical(definition).encode("utf-8")).hexdigest()

@@ -1,4 +1,4 @@
-"""Errors of the cohorts layer (exit codes 80-89)."""
+"""Errors of the cohorts layer (exit codes 80-89, and 37: see pmhub.errors)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,26 @@ class AggregateError(CohortError):
 
     exit_code = 88
     hint = "Combine aggregates of one definition, computed with the same settings at every site."
+
+
+class PartialNetworkError(CohortError):
+    """A network verb finished with the sites it reached; the others are named. The
+    figures printed and written come from the reachable sites only."""
+
+    exit_code = 89
+    hint = (
+        "Fix the sites named above (`pmhub sites list` shows their CDW URLs) and run again "
+        "for the whole network."
+    )
+    http_status = 502
+
+
+class CohortIdInUseError(CohortError):
+    """The cohort id holds the rows of another definition (or of none pmhub recorded)."""
+
+    exit_code = 37  # the cohort range (80-89) is full; 37 is free in the CDW range
+    hint = (
+        "Run it again with --replace to replace that cohort's rows, or give the edited "
+        "definition another id."
+    )
+    http_status = 409

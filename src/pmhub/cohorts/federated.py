@@ -168,9 +168,13 @@ def site_aggregate(
     outcome: Definition | None = None,
     interval_days: int = 90,
     horizon_days: int = 3650,
+    *,
+    replace: bool = False,
 ) -> SiteAggregate:
     """Run at one site: generate the cohort (and outcome), return only aggregates."""
-    return site_result(site, place, definition, threshold, outcome, interval_days, horizon_days)[0]
+    return site_result(
+        site, place, definition, threshold, outcome, interval_days, horizon_days, replace=replace
+    )[0]
 
 
 def site_result(
@@ -181,10 +185,14 @@ def site_result(
     outcome: Definition | None = None,
     interval_days: int = 90,
     horizon_days: int = 3650,
+    *,
+    replace: bool = False,
 ) -> tuple[SiteAggregate, Contribution]:
-    """Run at one site: the suppressed aggregate, and the exact contribution to pooling."""
+    """Run at one site: the suppressed aggregate, and the exact contribution to pooling.
+    Every definition's id is checked before anything is generated (see provenance.py)."""
     engine = service.as_engine(place)
-    service.generate(definition, engine)
+    service.admit([definition, *([outcome] if outcome else [])], engine, replace=replace)
+    service.generate(definition, engine, replace=replace)
     fields, contribution = _counts(engine, definition.id, threshold)
     steps = [
         (s.step, s.persons, s.events, s.persons_alone)
@@ -196,7 +204,7 @@ def site_result(
     ]
     extra: dict[str, object] = {"attrition": [(n, p, e) for n, p, e, _ in steps]}
     if outcome is not None:
-        service.generate(outcome, engine)
+        service.generate(outcome, engine, replace=replace)
         shown_outcome, exact = _outcome_aggregates(
             engine, definition, outcome, threshold, interval_days, horizon_days
         )

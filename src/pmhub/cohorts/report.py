@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
-from pmhub import palette
+from pmhub import outputs, palette
 from pmhub.cohorts import released
 from pmhub.cohorts.released import AttritionRow
 from pmhub.disclosure import note
@@ -155,5 +155,4 @@ def _svg_body(data: bytes) -> str:
 
 
 def write(path: Path, html: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    outputs.write_text(path, html, what="HTML report")

@@ -11,17 +11,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend, duckdb_path, is_spark
 from pmhub.cdm.backends.duckdb import DuckDBBackend
-from pmhub.cohorts import characterize, incidence, outcomes, planner, survival
+from pmhub.cohorts import characterize, incidence, outcomes, planner, provenance, survival
 from pmhub.cohorts import concepts as concept_sets
 from pmhub.cohorts import query_model as q
-from pmhub.cohorts.definition import Definition
+from pmhub.cohorts.definition import Definition, digest
 from pmhub.cohorts.engines import CohortRow, Engine, SqlEngine
+from pmhub.cohorts.errors import CohortDefinitionError
 from pmhub.disclosure import Count, Why, hidden, primary
 from pmhub.disclosure.km import SafeCurve
+from pmhub.errors import CdwNotInitialisedError
 from pmhub.sites import Site
 
 Place = Backend | Engine  # where a cohort runs: a CDW backend, or any engine
@@ -45,8 +48,22 @@ def open_engine(site: Site) -> Iterator[Engine]:
         with open_folder(duckdb_path(site.cdw_url)) as engine:
             yield engine
         return
+    _require_file(site)
     with site.connect() as backend:
         yield as_engine(backend)
+
+
+def _require_file(site: Site) -> None:
+    """A DuckDB site whose file is gone is not made anew (empty) by opening it."""
+    if urlsplit(site.cdw_url).scheme.lower() != "duckdb":
+        return
+    path = duckdb_path(site.cdw_url)
+    if not path.is_file():
+        raise CdwNotInitialisedError(
+            f"site {site.name!r}: its CDW {path} does not exist",
+            hint=f"Create it with `pmhub cdm init --site {site.name}`, or correct the site's "
+            "URL (`pmhub sites list`).",
+        )
 
 
 @dataclass(frozen=True)
@@ -64,10 +81,30 @@ def build(definition: Definition, engine: Engine) -> q.Relation:
     return planner.plan(definition, concept_sets.resolve(definition, engine))
 
 
-def generate(definition: Definition, engine: Engine) -> RunResult:
-    """Write the cohort's rows into the OMOP cohort table (replacing earlier ones)."""
+def admit(definitions: list[Definition], engine: Engine, *, replace: bool = False) -> None:
+    """Refuse, before anything is written, a definition whose id holds another
+    definition's rows (unless ``replace``), or two definitions of one call sharing an id
+    (the second would overwrite the first)."""
+    seen: dict[int, str] = {}
+    for definition in definitions:
+        sha = digest(definition)
+        if seen.setdefault(definition.id, sha) != sha:
+            raise CohortDefinitionError(
+                f"two of the definitions given share cohort_definition_id {definition.id}; "
+                "the second would overwrite the first's rows",
+                hint="Give each definition its own id.",
+            )
+        provenance.admit(provenance.of(definition, replace=replace), *engine.holding(definition.id))
+
+
+def generate(definition: Definition, engine: Engine, *, replace: bool = False) -> RunResult:
+    """Write the cohort's rows into the OMOP cohort table and record the definition in
+    cohort_definition. Rerunning the same definition replaces its rows; another
+    definition under the same id is refused unless ``replace`` (see provenance.py)."""
     started = time.perf_counter()
-    rows = engine.write_cohort(definition.id, build(definition, engine))
+    rows = engine.write_cohort(
+        provenance.of(definition, replace=replace), build(definition, engine)
+    )
     persons = len({r[1] for r in engine.cohort_rows(definition.id)}) if rows else 0
     return RunResult(
         definition.id, definition.name, engine.name, rows, persons, time.perf_counter() - started
@@ -101,8 +138,8 @@ def attrition(definition: Definition, engine: Engine) -> list[AttritionStep]:
     ]
 
 
-def generate_on(definition: Definition, place: Place) -> RunResult:
-    return generate(definition, as_engine(place))
+def generate_on(definition: Definition, place: Place, *, replace: bool = False) -> RunResult:
+    return generate(definition, as_engine(place), replace=replace)
 
 
 def cohort_rows(definition_id: int, backend: Backend) -> list[CohortRow]:
@@ -148,12 +185,18 @@ class OutcomeAnalysis:
 
 
 def characterize_at(
-    place: Place, definitions: list[Definition], threshold: int, window_days: int = 365
+    place: Place,
+    definitions: list[Definition],
+    threshold: int,
+    window_days: int = 365,
+    *,
+    replace: bool = False,
 ) -> characterize.Table1:
     """Generate each cohort at the site, then its Table 1 (small cells suppressed)."""
     engine = as_engine(place)
+    admit(definitions, engine, replace=replace)
     for definition in definitions:
-        generate(definition, engine)
+        generate(definition, engine, replace=replace)
     cohorts = [(d.id, d.name) for d in definitions]
     return characterize.characterize(engine, cohorts, threshold, window_days)
 
@@ -165,11 +208,14 @@ def outcome_at(
     threshold: int,
     interval_days: int = 90,
     horizon_days: int = 3650,
+    *,
+    replace: bool = False,
 ) -> OutcomeAnalysis:
     """Generate target and outcome at the site; incidence, KM curve and life table."""
     engine = as_engine(place)
-    generate(target, engine)
-    generate(outcome, engine)
+    admit([target, outcome], engine, replace=replace)
+    generate(target, engine, replace=replace)
+    generate(outcome, engine, replace=replace)
     frame = outcomes.time_at_risk(engine, target.id, outcome.id)
     subjects = primary(len(frame), threshold)
     curves = survival.safe_curves(frame, target.name, threshold) if subjects.value else None

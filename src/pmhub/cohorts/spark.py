@@ -16,6 +16,7 @@ leaves the old one).
 from __future__ import annotations
 
 import atexit
+import errno
 import functools
 import importlib
 import shutil
@@ -26,12 +27,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pmhub import extras
+from pmhub import extras, outputs
 from pmhub.cdm import spec as cdm_spec
 from pmhub.cdm.backends import Backend
+from pmhub.cohorts import provenance as pv
 from pmhub.cohorts import query_model as q
 from pmhub.cohorts import sql
 from pmhub.cohorts.engines import COHORT_COLUMNS, CohortRow, cohort_tuple
@@ -42,6 +45,8 @@ from pmhub.errors import CdwNotInitialisedError
 COHORT_DDL = (
     "cohort_definition_id INT, subject_id INT, cohort_start_date DATE, cohort_end_date DATE"
 )
+DEFINITION_TYPES = ("INT", "STRING", "STRING", "INT", "STRING", "INT", "DATE")
+DEFINITION_DDL = ", ".join(f"{c} {t}" for c, t in zip(pv.COLUMNS, DEFINITION_TYPES, strict=True))
 
 
 @functools.cache
@@ -92,12 +97,19 @@ def register_parquet(session: Any, folder: Path) -> list[str]:
     return names
 
 
-def _cohort_view(frame: Any) -> Any:
-    """The cohort table with the OMOP types, whoever wrote the Parquet file."""
-    casts = [f"CAST({c} AS {t})" for c, t in zip(COHORT_COLUMNS, _COHORT_TYPES, strict=True)]
+def _typed(frame: Any, columns: tuple[str, ...], types: tuple[str, ...]) -> Any:
+    """A table with the OMOP types, whoever wrote the Parquet file."""
     return frame.selectExpr(
-        *(f"{cast} AS {c}" for cast, c in zip(casts, COHORT_COLUMNS, strict=True))
+        *(f"CAST({c} AS {t}) AS {c}" for c, t in zip(columns, types, strict=True))
     )
+
+
+def _cohort_view(frame: Any) -> Any:
+    return _typed(frame, COHORT_COLUMNS, _COHORT_TYPES)
+
+
+def _definition_view(frame: Any) -> Any:
+    return _typed(frame, pv.COLUMNS, DEFINITION_TYPES)
 
 
 _COHORT_TYPES = ("INT", "INT", "DATE", "DATE")
@@ -117,6 +129,11 @@ def require_ansi(session: Any) -> None:
 
 
 class SparkEngine:
+    """Spark SQL over the session's OMOP views. With ``cohort_path``, the cohort table
+    persists there and ``cohort_definition`` beside it (``cohort_definition.parquet``):
+    the definition's record is swapped in before its rows, so a run cut between the two
+    leaves a record whose rerun makes the rows."""
+
     name = "spark"
 
     def __init__(self, session: Any, cohort_path: Path | None = None) -> None:
@@ -124,34 +141,66 @@ class SparkEngine:
         self.dialect = sql.SPARK
         require_ansi(session)
         self.cohort_path = cohort_path  # where the cohort table persists, if anywhere
-        if cohort_path is not None and cohort_path.exists():
-            _cohort_view(session.read.parquet(str(cohort_path))).createOrReplaceTempView("cohort")
-        elif not session.catalog.tableExists("cohort"):
-            session.createDataFrame([], COHORT_DDL).createOrReplaceTempView("cohort")
+        self.definition_path = (
+            cohort_path.with_name("cohort_definition.parquet") if cohort_path else None
+        )
+        self._view("cohort", cohort_path, _cohort_view, COHORT_DDL)
+        self._view("cohort_definition", self.definition_path, _definition_view, DEFINITION_DDL)
+
+    def _view(self, name: str, path: Path | None, typed: Any, ddl: str) -> None:
+        if path is not None and path.exists():
+            typed(self.session.read.parquet(str(path))).createOrReplaceTempView(name)
+        elif not self.session.catalog.tableExists(name):
+            self.session.createDataFrame([], ddl).createOrReplaceTempView(name)
 
     def rows(self, relation: q.Relation) -> list[Row]:
         text = sql.select_sql(relation, self.dialect)
         return [r.asDict() for r in self.session.sql(text).collect()]
 
-    def write_cohort(self, definition_id: int, relation: q.Relation) -> int:
+    def holding(self, definition_id: int) -> tuple[pv.Recorded | None, int]:
+        found = (
+            self.session.table("cohort_definition")
+            .where(f"cohort_definition_id = {int(definition_id)}")
+            .orderBy("cohort_initiation_date", ascending=False)
+            .select("cohort_definition_name", "cohort_definition_syntax")
+            .collect()
+        )
+        held = self.session.table("cohort").where(f"cohort_definition_id = {int(definition_id)}")
+        return (pv.read(found[0][0], found[0][1]) if found else None), int(held.count())
+
+    def write_cohort(self, provenance: pv.Provenance, relation: q.Relation) -> int:
+        definition_id = int(provenance.definition_id)
+        if pv.admit(provenance, *self.holding(definition_id)):
+            self._record(provenance)
         query = self.session.sql(sql.select_sql(relation, self.dialect)).toDF(*COHORT_COLUMNS)
         new = query.localCheckpoint(eager=True)  # computed once, not again at each read
         # ``kept`` holds the old view's plan, so replacing the view cannot make it read itself
-        kept = self.session.table("cohort").where(f"cohort_definition_id <> {int(definition_id)}")
+        kept = self.session.table("cohort").where(f"cohort_definition_id <> {definition_id}")
         kept.unionByName(new).createOrReplaceTempView("cohort")
         if self.cohort_path is not None:
-            self._persist(self.cohort_path)
+            self._persist("cohort", self.cohort_path, _cohort_view)
         return int(new.count())
 
-    def _persist(self, path: Path) -> None:
-        """Write the cohort view beside ``path``, swap it in, and read it from there."""
+    def _record(self, provenance: pv.Provenance) -> None:
+        row = self.session.createDataFrame([provenance.row()], DEFINITION_DDL)
+        others = self.session.table("cohort_definition").where(
+            f"cohort_definition_id <> {int(provenance.definition_id)}"
+        )
+        others.unionByName(row).localCheckpoint(eager=True).createOrReplaceTempView(
+            "cohort_definition"
+        )
+        if self.definition_path is not None:
+            self._persist("cohort_definition", self.definition_path, _definition_view)
+
+    def _persist(self, view: str, path: Path, typed: Any) -> None:
+        """Write the view beside ``path``, swap it in, and read it from there."""
         token = uuid.uuid4().hex[:8]
-        fresh, old = path.with_name(f".cohort-{token}.parquet"), path.with_name(f".old-{token}")
-        self.session.table("cohort").write.parquet(str(fresh))
+        fresh, old = path.with_name(f".{view}-{token}.parquet"), path.with_name(f".old-{token}")
+        self.session.table(view).write.parquet(str(fresh))
         if path.exists():
             path.rename(old)
         fresh.rename(path)
-        _cohort_view(self.session.read.parquet(str(path))).createOrReplaceTempView("cohort")
+        typed(self.session.read.parquet(str(path))).createOrReplaceTempView(view)
         if old.is_dir():
             shutil.rmtree(old)
         elif old.exists():
@@ -191,22 +240,29 @@ def open_folder(folder: Path, cores: int = 1) -> Iterator[SparkEngine]:
 
 def export_parquet(backend: Backend, folder: Path) -> dict[str, int]:
     """Write every OMOP table of a CDW as ``folder/<table>.parquet``; rows per table.
-    DuckDB streams each table to the file itself; other backends go through Arrow."""
-    folder.mkdir(parents=True, exist_ok=True)
+    DuckDB streams each table to the file itself; other backends go through Arrow. Each
+    file is written beside its place and renamed into it (:mod:`pmhub.outputs`)."""
+    outputs.make_folder(folder, what="Parquet export folder")
     written = {}
     present = backend.tables()
     for table in cdm_spec.tables():
         if table not in present:
             continue
         path = folder / f"{table}.parquet"
-        fresh = path.with_name(f".{table}-{uuid.uuid4().hex[:8]}.parquet")
-        if backend.dialect.name == "duckdb":
-            target = str(fresh).replace("'", "''")
-            backend.execute(f"COPY (SELECT * FROM {table}) TO '{target}' (FORMAT parquet)")
-        else:
-            pq.write_table(backend.fetch_arrow(f"SELECT * FROM {table}"), fresh)
-        if path.is_dir():
+        if path.is_dir():  # part files that Spark wrote: one file takes their place
             shutil.rmtree(path)
-        fresh.replace(path)
+        with outputs.replacing(path, what="Parquet export") as fresh:
+            _export_table(backend, table, fresh)
         written[table] = pq.ParquetFile(path).metadata.num_rows
     return written
+
+
+def _export_table(backend: Backend, table: str, path: Path) -> None:
+    if backend.dialect.name != "duckdb":
+        pq.write_table(backend.fetch_arrow(f"SELECT * FROM {table}"), path)
+        return
+    target = str(path).replace("'", "''")
+    try:
+        backend.execute(f"COPY (SELECT * FROM {table}) TO '{target}' (FORMAT parquet)")
+    except duckdb.IOException as exc:  # DuckDB's own writes fail as its error, not OSError
+        raise OSError(errno.EIO, str(exc).splitlines()[0]) from exc

@@ -26,10 +26,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pmhub import textcodec
+from pmhub import documents, textcodec
 from pmhub.privacy.errors import PolicyError
 
 Action = Literal[
@@ -215,12 +214,13 @@ def parse(raw: Any, source: Path | None = None) -> Policy:
 
 
 def load(path: Path) -> Policy:
+    limits = documents.Limits(max_bytes=MAX_POLICY_BYTES)
+    data = documents.read_bytes(path, error=PolicyError, limits=limits, what="policy")
+    # UTF-8 (a byte-order mark dropped) or CP949, told apart as every verb does
+    codec = "cp949" if textcodec.choose("auto", data, complete=True) == "cp949" else "utf-8-sig"
     try:
-        if path.stat().st_size > MAX_POLICY_BYTES:
-            raise PolicyError(f"policy {path} is larger than 1 MiB; is it the right file?")
-        raw = yaml.safe_load(path.read_text(encoding=textcodec.codec_of(path)))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"cannot read policy {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"policy {path} is not valid YAML: {exc}") from exc
+        decoded = data.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"cannot read policy {path}: {exc}") from None
+    raw = documents.parse_yaml(decoded, source=f"policy {path}", error=PolicyError, limits=limits)
     return parse(raw, path.resolve())

@@ -17,14 +17,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pmhub import documents
 from pmhub.cdm import spec
 from pmhub.quality.errors import CheckFileError, UnknownCheckTypeError
 
 CATEGORIES = ("completeness", "conformance", "plausibility")
 MAX_FILE_BYTES = 1 << 20  # a check file is a page of YAML; a larger one is not a check file
+LIMITS = documents.Limits(max_bytes=MAX_FILE_BYTES)
 MAX_DATA_ROWS = 100_000
 DESCRIPTION_KEYS = frozenset(
     {
@@ -180,15 +181,9 @@ def load(path: Path | None = None) -> CheckDefinitions:
 
 
 def _parse(path: Path) -> list[CheckEntry]:
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise CheckFileError(f"check file {path} is {size:,} bytes; at most 1 MiB is read")
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CheckFileError(f"cannot read check file {path}: {exc.strerror}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CheckFileError(f"check file {path} is not valid YAML: {_first_line(exc)}") from exc
+    raw: Any = documents.read(
+        path, error=CheckFileError, limits=LIMITS, what="check file", kind="yaml"
+    )
     if not isinstance(raw, dict):
         raise CheckFileError(f"check file {path} must be a mapping with 'version' and 'checks'")
     _refuse_unknown_types(path, raw.get("checks"))
@@ -216,11 +211,6 @@ def _problems(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"])
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_targets(entry: CheckEntry) -> None:

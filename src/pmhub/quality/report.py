@@ -146,5 +146,5 @@ def render_site(document: dict[str, Any], min_cell: int, *, exact: bool = False)
 def write_html(path: Path, html: str) -> Path:
     if path.suffix.lower() not in (".html", ".htm"):
         raise QualityOutputError(f"{path} does not end in .html")
-    write_atomic(path, html.encode("utf-8", "replace"))  # a lone surrogate becomes '?'
+    write_atomic(path, html.encode("utf-8", "replace"), make_folder=False)  # lone surrogate → ?
     return path

@@ -171,7 +171,7 @@ def export_run(
     if path.suffix.lower() != ".json":
         raise QualityOutputError(f"{path} does not end in .json")
     document = load_run(site_name, settings=settings, run_id=run_id)
-    store.write_json(path, shareable(document, settings.small_cell_threshold))
+    store.write_json(path, shareable(document, settings.small_cell_threshold), make_folder=False)
     return path
 
 

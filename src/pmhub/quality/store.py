@@ -14,13 +14,13 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pmhub import outputs
 from pmhub.quality.errors import NoQualityRunError, QualityOutputError, QualityResultsError
 
 FORMAT = "pmhub-quality/1"
@@ -34,26 +34,22 @@ def quality_dir(home: Path) -> Path:
     return home / "quality"
 
 
-def write_json(path: Path, document: Any) -> None:
+def write_json(path: Path, document: Any, *, make_folder: bool = True) -> None:
     text = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=False)
-    write_atomic(path, text.encode("utf-8"))
+    write_atomic(path, text.encode("utf-8"), make_folder=make_folder)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file of its own, then rename it over ``path``: readers see the
-    old file or the new one, and concurrent writers never share a temporary file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_atomic(path: Path, data: bytes, *, make_folder: bool = True) -> None:
+    """Write through :mod:`pmhub.outputs` (a temporary file of its own, renamed over
+    ``path``): readers see the old file or the new one, and concurrent writers never
+    share a temporary file. The store makes its own folders; a file the user names
+    (``make_folder=False``) must be in a folder that exists."""
+    if make_folder:
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)  # no half-written file is left behind
-            raise
-    except OSError as exc:
-        raise QualityOutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise QualityOutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    outputs.write_bytes(path, data, error=QualityOutputError)
 
 
 def read_json(path: Path) -> Any:
