@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pmhub.cohorts.characterize import Table1
     from pmhub.cohorts.definition import Definition
     from pmhub.cohorts.federated import Combined
+    from pmhub.cohorts.network import NetworkRun
     from pmhub.cohorts.service import OutcomeAnalysis
 
 
@@ -31,6 +32,13 @@ OptionalSite = Annotated[
 AllSites = Annotated[
     bool, typer.Option("--all-sites", help="Run at every registered site; show only aggregates.")
 ]
+Replace = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Replace the rows of another definition recorded under the same cohort id.",
+    ),
+]
 
 
 def _definition(reference: str) -> Definition:
@@ -42,6 +50,45 @@ def _definition(reference: str) -> Definition:
 def _one_place(site: str | None, all_sites: bool) -> None:
     if (site is None) == (not all_sites):
         raise typer.BadParameter("give either --site S or --all-sites")
+
+
+def _writable(html: Path | None = None, plot: Path | None = None) -> None:
+    """Refuse an output path that cannot be written before any cohort is generated."""
+    from pmhub import outputs
+
+    if plot is not None:
+        if plot.suffix.lower() not in (".png", ".svg"):
+            raise typer.BadParameter(f"--plot {plot} must end in .png or .svg")
+        outputs.check(plot, what="plot")
+    if html is not None:
+        outputs.check(html, what="HTML report")
+
+
+def _network(definition: Definition, outcome: Definition | None, replace: bool) -> NetworkRun:
+    """Run across every site; print what the hub sees and the sites that did not answer."""
+    from pmhub.cohorts import network
+
+    run = network.run_across(
+        definition, outcome, common.registry(), common.settings(), replace=replace
+    )
+    _print_network(run.combined)
+    for failure in run.failures:
+        common.err_console.print(f"[yellow]not reached:[/] {failure.describe()}", highlight=False)
+    return run
+
+
+def _finish(run: NetworkRun) -> None:
+    """End a network verb with the partial exit code when a site did not answer."""
+    error = run.partial()
+    if error is not None:
+        raise error
+
+
+def _write_plot(plot: Path, data: bytes) -> None:
+    from pmhub import outputs
+
+    outputs.write_bytes(plot, data, what="plot")
+    common.console.print(f"plot written to {plot}")
 
 
 @app.command("list")
@@ -79,10 +126,10 @@ def cohort_run(
     site: OptionalSite = None,
     all_sites: AllSites = False,
     html: Annotated[Path | None, typer.Option(help="Write the attrition report here.")] = None,
+    replace: Replace = False,
 ) -> None:
     """Generate the cohort into the OMOP cohort table of one site, or of every site;
     show what each inclusion rule leaves (attrition)."""
-    from pmhub.cohorts import network as cohorts_network
     from pmhub.cohorts import released
     from pmhub.cohorts import report as cohorts_report
     from pmhub.cohorts import service as cohorts_service
@@ -90,14 +137,15 @@ def cohort_run(
 
     _one_place(site, all_sites)
     parsed = _definition(definition)
+    _writable(html)
     if site is None:
-        combined = cohorts_network.run_network(parsed, None, common.registry(), common.settings())
-        _print_network(combined)
-        _network_files(combined, f"Attrition: {parsed.name}", "", html, None)
+        run = _network(parsed, None, replace)
+        _network_files(run, f"Attrition: {parsed.name}", "", html, None)
+        _finish(run)
         return
     threshold = common.settings().small_cell_threshold
     with cohorts_service.open_engine(common.site(site)) as engine:
-        result = cohorts_service.generate(parsed, engine)
+        result = cohorts_service.generate(parsed, engine, replace=replace)
         steps = cohorts_service.attrition(parsed, engine)
     common.console.print(
         f"site [bold]{site}[/] ({result.engine}): {result.name}: "
@@ -186,6 +234,7 @@ def cohort_characterize(
     site: common.SiteOption,
     html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
     window: Annotated[int, typer.Option(min=0, max=36500, help="Days before the index.")] = 365,
+    replace: Replace = False,
 ) -> None:
     """Table 1 of one or several cohorts at a site, with standardized mean differences."""
     from pmhub.cohorts import report as cohorts_report
@@ -193,9 +242,10 @@ def cohort_characterize(
     from pmhub.disclosure import note
 
     parsed = [_definition(d) for d in definitions]
+    _writable(html)
     threshold = common.settings().small_cell_threshold
     with cohorts_service.open_engine(common.site(site)) as engine:
-        table1 = cohorts_service.characterize_at(engine, parsed, threshold, window)
+        table1 = cohorts_service.characterize_at(engine, parsed, threshold, window, replace=replace)
     common.console.print(_table1(table1))
     common.console.print(note(threshold), style="dim")
     if html is not None:
@@ -231,35 +281,41 @@ def _outcome_analysis(
     all_sites: bool,
     html: Path | None = None,
     plot: Path | None = None,
+    *,
+    replace: bool = False,
 ) -> tuple[OutcomeAnalysis, int] | None:
     """The target and outcome at one site (with the small-cell threshold), or None after
-    printing what the hub sees of every site (and writing its report and plot)."""
-    from pmhub.cohorts import network as cohorts_network
+    printing what the hub sees of every site (and writing its report and plot; a site
+    that did not answer ends the verb with the partial exit code)."""
     from pmhub.cohorts import service as cohorts_service
 
     _one_place(site, all_sites)
     target_def, outcome_def = _definition(target), _definition(outcome)
+    _writable(html, plot)
     if site is None:
-        combined = cohorts_network.run_network(
-            target_def, outcome_def, common.registry(), common.settings()
-        )
-        _print_network(combined)
+        run = _network(target_def, outcome_def, replace)
         _network_files(
-            combined, f"{outcome_def.name} after {target_def.name}", outcome_def.name, html, plot
+            run, f"{outcome_def.name} after {target_def.name}", outcome_def.name, html, plot
         )
+        _finish(run)
         return None
     threshold = common.settings().small_cell_threshold
     with cohorts_service.open_engine(common.site(site)) as engine:
-        return cohorts_service.outcome_at(engine, target_def, outcome_def, threshold), threshold
+        analysis = cohorts_service.outcome_at(
+            engine, target_def, outcome_def, threshold, replace=replace
+        )
+    return analysis, threshold
 
 
 def _network_files(
-    combined: Combined, title: str, outcome: str, html: Path | None, plot: Path | None
+    run: NetworkRun, title: str, outcome: str, html: Path | None, plot: Path | None
 ) -> None:
     """The hub's report (pooled counts, rate, attrition and the pooled survival curve) and
-    its survival plot, as released."""
+    its survival plot, as released; the report names the sites that did not answer."""
     from pmhub.cohorts import report as cohorts_report
     from pmhub.cohorts import survival as cohorts_survival
+
+    combined = run.combined
 
     curves = []
     if combined.life_table is not None and combined.life_table.at_risk:
@@ -270,10 +326,9 @@ def _network_files(
             common.console.print("no pooled survival to plot: no outcome, or too few at risk")
         else:
             fmt = plot.suffix.lower().lstrip(".")
-            plot.write_bytes(
-                cohorts_survival.plot(curves, "survival", fmt, title=title, outcome=outcome)
+            _write_plot(
+                plot, cohorts_survival.plot(curves, "survival", fmt, title=title, outcome=outcome)
             )
-            common.console.print(f"plot written to {plot}")
     if html is not None:
         plots = (
             [
@@ -288,7 +343,7 @@ def _network_files(
         steps = [(n, p.text(), e.text(), "—", "—") for n, p, e in combined.attrition]
         page = cohorts_report.render(
             title=f"{title}: all sites" if outcome else title,
-            site=", ".join(combined.sites),
+            site=run.place(),
             threshold=combined.threshold,
             outcome=outcome,
             plots=plots,
@@ -307,13 +362,14 @@ def cohort_incidence(
     site: OptionalSite = None,
     all_sites: AllSites = False,
     html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    replace: Replace = False,
 ) -> None:
     """Incidence of the outcome after the target's start, per 1,000 person-years (exact CI)."""
     from pmhub.cohorts import report as cohorts_report
     from pmhub.cohorts.released import rate_cells
     from pmhub.disclosure import note
 
-    found = _outcome_analysis(target, outcome, site, all_sites, html)
+    found = _outcome_analysis(target, outcome, site, all_sites, html, replace=replace)
     if found is None:
         return
     analysis, threshold = found
@@ -348,6 +404,7 @@ def cohort_survival(
     all_sites: AllSites = False,
     plot: Annotated[Path | None, typer.Option(help="Write the KM plot (.png or .svg).")] = None,
     html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    replace: Replace = False,
 ) -> None:
     """Kaplan–Meier survival and cumulative incidence of the outcome after the target start:
     from rounded counts, stopped where fewer than the threshold remain at risk."""
@@ -356,9 +413,7 @@ def cohort_survival(
     from pmhub.cohorts import survival as cohorts_survival
     from pmhub.disclosure import note
 
-    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
-        raise typer.BadParameter(f"--plot {plot} must end in .png or .svg")
-    found = _outcome_analysis(target, outcome, site, all_sites, html, plot)
+    found = _outcome_analysis(target, outcome, site, all_sites, html, plot, replace=replace)
     if found is None:
         return
     analysis, threshold = found
@@ -382,10 +437,10 @@ def cohort_survival(
     title = f"{outcome_def.name} after {target_def.name}"
     if plot is not None:
         fmt = plot.suffix.lower().lstrip(".")
-        plot.write_bytes(
-            cohorts_survival.plot([curve], "survival", fmt, title=title, outcome=outcome_def.name)
+        _write_plot(
+            plot,
+            cohorts_survival.plot([curve], "survival", fmt, title=title, outcome=outcome_def.name),
         )
-        common.console.print(f"plot written to {plot}")
     if html is not None:
         both = [curve, *([competing] if competing else [])]
         plots = [
