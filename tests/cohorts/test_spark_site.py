@@ -84,6 +84,38 @@ def test_cohort_run_on_a_spark_site_matches_duckdb_and_persists(
     assert _cohort_file(folder, 1001) == expected
 
 
+def test_a_spark_site_records_definitions_and_refuses_another_under_one_id(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cdw: tuple[Path, Path, Rows]
+) -> None:
+    import json
+
+    from pmhub.cohorts.definition import digest, dumps
+
+    _, folder, expected = cdw
+    SiteRegistry(load_settings()).add("lake", f"spark:///{folder.resolve()}")
+    original = library.example("type2_diabetes")
+    data = json.loads(dumps(original))
+    data["era_pad_days"] = 30
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+
+    code, out = run(capsys, "cohort", "run", "type2_diabetes", "--site", "lake")
+    assert code == 0, out
+    code, out = run(capsys, "cohort", "run", str(edited), "--site", "lake")
+    assert code == 37, out
+    assert "belongs to another definition" in out
+    assert _cohort_file(folder, 1001) == expected  # the refused run wrote nothing
+
+    code, out = run(capsys, "cohort", "run", str(edited), "--site", "lake", "--replace")
+    assert code == 0, out
+    records = pq.read_table(folder / "cohort_definition.parquet").to_pylist()
+    [record] = [r for r in records if r["cohort_definition_id"] == 1001]
+    assert json.loads(record["cohort_definition_syntax"])["sha256"] != digest(original)
+    code, out = run(capsys, "cohort", "run", "type2_diabetes", "--site", "lake", "--replace")
+    assert code == 0, out  # the original is back for the other tests of the module
+    assert _cohort_file(folder, 1001) == expected
+
+
 def test_characterize_and_incidence_on_a_spark_site_match_duckdb(
     cdw: tuple[Path, Path, Rows],
 ) -> None:

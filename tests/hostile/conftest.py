@@ -23,6 +23,7 @@ from pmhub.settings import load_settings
 from pmhub.sites import SiteRegistry
 
 from ..conftest import BACKENDS, postgres_url
+from .cohortkit import cdw_url, duckdb_url, postgresql_url, ward  # noqa: F401 (fixtures)
 
 CDM_TABLES = [n for n, t in tables().items() if t.schema == "CDM"]
 PMHUB_TABLES = ["pmhub_load_log", "pmhub_load_step", "pmhub_load_file", "pmhub_quarantine"]
