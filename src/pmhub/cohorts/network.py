@@ -221,7 +221,7 @@ def _run(gathered: Gathered) -> NetworkRun:
     return NetworkRun(combine([a for a, _ in results], [c for _, c in results]), gathered.failures)
 
 
-def run_network(
+def run_across(
     definition: Definition,
     outcome: Definition | None,
     registry: SiteRegistry,
@@ -231,6 +231,18 @@ def run_network(
 ) -> NetworkRun:
     """The definition across every site: what the hub combined, and who did not answer."""
     return _run(gather(definition, outcome, registry, settings, replace=replace))
+
+
+def run_network(
+    definition: Definition,
+    outcome: Definition | None,
+    registry: SiteRegistry,
+    settings: Settings,
+    *,
+    replace: bool = False,
+) -> Combined:
+    """What the hub combined of every site; PartialNetworkError if a site did not answer."""
+    return run_across(definition, outcome, registry, settings, replace=replace).complete()
 
 
 DEMO_STUDIES = (
@@ -250,7 +262,7 @@ def library_overview(registry: SiteRegistry, settings: Settings) -> list[tuple[s
                 library.example(outcome) if outcome else None,
                 registry,
                 settings,
-            ).complete(),
+            ),
         )
         for name, outcome in DEMO_STUDIES
     ]
