@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pmhub import documents
 from pmhub.cohorts import library
 from pmhub.cohorts.definition import Definition, IsoDate
 from pmhub.cohorts.definition import load as load_definition
@@ -177,14 +177,11 @@ def _iso(value: object) -> str:
 
 
 def loads(text: str, *, source: str = "task") -> Task:
+    """JSON or YAML within size, depth and alias limits (:mod:`pmhub.documents`)."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_TASK_BYTES:
         raise TaskDefinitionError(f"{source} is larger than {MAX_TASK_BYTES // 1024} KiB")
-    try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise TaskDefinitionError(f"{source} is neither valid JSON nor YAML: {exc}") from None
-    except RecursionError:
-        raise TaskDefinitionError(f"{source} nests too deeply to be a task") from None
+    limits = documents.Limits(max_bytes=MAX_TASK_BYTES, max_nodes=200_000)
+    data = documents.parse(text, source=source, error=TaskDefinitionError, limits=limits)
     return parse(data, source=source)
 
 
