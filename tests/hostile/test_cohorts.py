@@ -266,7 +266,7 @@ def test_incidence_and_survival_across_a_partial_network_write_their_files(
     )
     assert f"report written to {html}" in out
     page = html.read_text(encoding="utf-8")
-    assert "Incidence of" in page
+    assert "Stroke after Atrial fibrillation: all sites" in page
     assert "not reached: closed, gone" in page
     out = refused(
         PARTIAL, "cohort", "survival", str(target), str(outcome), "--all-sites",
@@ -274,7 +274,8 @@ def test_incidence_and_survival_across_a_partial_network_write_their_files(
     )  # fmt: skip
     assert f"plot written to {plot}" in out
     assert plot.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
-    assert "pooled life table" in (tmp_path / "survival.html").read_text(encoding="utf-8")
+    survival_page = (tmp_path / "survival.html").read_text(encoding="utf-8")
+    assert "Pooled survival (life table)" in survival_page
 
 
 def test_a_network_where_no_site_answers_keeps_the_cause(tmp_path: Path) -> None:

@@ -7,21 +7,18 @@ its JSON-serialisable :class:`SiteAggregate` travels to :func:`combine`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from pmhub.cohorts import incidence, library, service
+from pmhub.cohorts import library, service
 from pmhub.cohorts.definition import Definition
 from pmhub.cohorts.errors import AggregateError, PartialNetworkError
 from pmhub.cohorts.federated import (
     Combined,
     Contribution,
-    LifeTableModel,
     SiteAggregate,
     combine,
     site_result,
 )
-from pmhub.disclosure.km import SafeCurve, Z
 from pmhub.errors import PmhubError
 from pmhub.settings import Settings
 from pmhub.sites import Site, SiteRegistry
@@ -76,62 +73,6 @@ class NetworkRun:
         reached = ", ".join(self.combined.sites)
         missing = ", ".join(f.site for f in self.failures)
         return f"the network ({reached})" + (f"; not reached: {missing}" if missing else "")
-
-    def rates(self) -> list[incidence.Rate]:
-        """The pooled overall rate as a report's rate row (none without an outcome)."""
-        pooled = self.combined.pooled_rate
-        if pooled is None:
-            return []
-        return [
-            incidence.Rate(
-                "overall",
-                "pooled",
-                pooled.persons,
-                pooled.events,
-                pooled.person_years,
-                pooled.rate,
-                pooled.lower,
-                pooled.upper,
-                pooled.reason,
-            )
-        ]
-
-    def curve(self, label: str) -> SafeCurve | None:
-        """The pooled life table's survival as a curve; None when none was released."""
-        table = self.combined.life_table
-        if table is None or not table.at_risk:
-            return None
-        return _life_table_curve(table, label, self.combined.threshold)
-
-
-def _life_table_curve(table: LifeTableModel, label: str, threshold: int) -> SafeCurve:
-    """The actuarial survival of a released (rounded) life table as a step curve, with
-    Greenwood's 95 % band on the log scale; it stops where the table stops."""
-    times, values, lower, upper = [0.0], [1.0], [1.0], [1.0]
-    s, greenwood = 1.0, 0.0
-    for i, (n, d, c) in enumerate(zip(table.at_risk, table.events, table.censored, strict=True)):
-        exposed = n - c / 2
-        if exposed > 0:
-            s *= 1 - d / exposed
-            if exposed > d:
-                greenwood += d / (exposed * (exposed - d))
-        spread = Z * math.sqrt(greenwood)
-        times.append(float((i + 1) * table.interval_days))
-        values.append(s)
-        lower.append(s * math.exp(-spread) if s > 0 else 0.0)
-        upper.append(min(1.0, s * math.exp(spread)) if s > 0 else 0.0)
-    at_risk = [(float(i * table.interval_days), n) for i, n in enumerate(table.at_risk)]
-    return SafeCurve(
-        label=label,
-        times=times,
-        survival=values,
-        lower=lower,
-        upper=upper,
-        end=times[-1],
-        truncated=True,  # a released life table stops where fewer than the threshold remain
-        at_risk=at_risk,
-        step=threshold,
-    )
 
 
 def _result_at(
