@@ -6,7 +6,6 @@ swap the consoles. Nothing heavy is imported here: ``pmhub --help`` must stay fa
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
@@ -34,7 +33,7 @@ UNWRAPPED_WIDTH = 1000
 def make_console(stream: TextIO | None = None, *, stderr: bool = False) -> Console:
     """A console as wide as the terminal, or unwrapped when output is not a terminal."""
     target = stream or (sys.stderr if stderr else sys.stdout)
-    if "COLUMNS" in os.environ or target.isatty():
+    if target.isatty():
         return Console(file=stream, stderr=stderr)
     return Console(file=stream, stderr=stderr, width=UNWRAPPED_WIDTH)
 
