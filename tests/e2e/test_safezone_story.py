@@ -29,6 +29,7 @@ from pmhub.cohorts import definition as cohort_format
 from pmhub.platform import users
 from pmhub.platform.core import open_platform
 from pmhub.platform.roles import operator
+from pmhub.safezone import jobs
 from pmhub.settings import load_settings
 from tests.api.conftest import PASSWORD, TIMEOUT, Server, start_server
 
@@ -219,6 +220,15 @@ def test_the_whole_story_over_http(network: tuple[Server, subprocess.Popen[bytes
     kim, app_id = approved_by_every_site(server)
     done = wait_status(kim, app_id, "pseudonymized")
     assert set(done["sites"]) == set(SITES)
+    pf = open_platform(load_settings())
+    try:  # each job's record says how long its parts took
+        timed = [j.result or {} for j in jobs.list_jobs(pf) if j.kind == "extract"]
+    finally:
+        pf.close()
+    assert len(timed) == len(SITES)
+    for r in timed:
+        assert r["seconds"] >= r["extract_seconds"] > 0
+        assert r["pseudonymize_seconds"] > 0
 
     for site in SITES:
         officer = signed_in(server, f"officer_{site}")
@@ -319,7 +329,7 @@ def test_a_server_and_worker_killed_mid_extraction_end_as_a_clean_run(
 
     from pmhub.platform.core import open_platform
     from pmhub.privacy.keys import KeyStore
-    from pmhub.safezone import extraction, jobs
+    from pmhub.safezone import extraction
     from pmhub.safezone import service as safezone
     from pmhub.sites import SiteRegistry
 

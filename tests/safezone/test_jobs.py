@@ -142,3 +142,18 @@ def test_an_unknown_job_kind_is_refused(platform: Platform) -> None:
     with pytest.raises(LookupError, match="no job kind"):
         jobs.enqueue(platform, jobs.make_queue(platform.settings), key="k", kind="nope")
     assert jobs.list_jobs(platform) == []
+
+
+def test_an_idle_worker_looks_at_the_sqlite_queue_every_second(platform: Platform) -> None:
+    # huey's default backs off to a poll every 10 s: an approved extraction waited that long
+    consumer = jobs.make_queue(platform.settings).consumer()
+    assert consumer.max_delay == jobs.MAX_POLL_S <= 1.0
+
+
+def test_a_worker_imports_the_extraction_before_its_first_job() -> None:
+    code = (
+        "import sys; from pmhub.safezone import jobs; jobs.preload();"
+        " print('extract' in jobs.KINDS, 'pmhub.safezone.extraction' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["True", "True"]

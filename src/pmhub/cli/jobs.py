@@ -29,6 +29,7 @@ def worker(
     from pmhub.safezone import jobs
 
     settings = common.settings()
+    jobs.preload()
     platform = open_platform(settings)
     queue = jobs.make_queue(settings)
     again = jobs.recover(platform, queue, stale_after=dt.timedelta(seconds=recover_after))

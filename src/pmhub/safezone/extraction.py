@@ -355,9 +355,11 @@ def _scratch(root: Path | None, site: str, digest: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _select(
+def select_rows(
     application: Application, engine: SqlEngine, raw: Path, progress: Progress
 ) -> tuple[int, dict[str, int]]:
+    """The cohort's persons and each delivered table's rows, as Parquet in ``raw`` (the
+    site's own ids: ``raw`` must stay inside the site); the persons and rows per table."""
     progress("cohort", 0, 1)
     relations = selections(application, engine)
     progress("cohort", 1, 1)
@@ -402,7 +404,7 @@ def extract_site(
             return done
         _clear_leftovers(out_dir)
         with _scratch(scratch, site.name, digest) as raw, _staged(out_dir) as stage:
-            persons, selected = _select(application, engine, raw, report)
+            persons, selected = select_rows(application, engine, raw, report)
             release = privacy.anonymize(
                 raw,
                 policy,

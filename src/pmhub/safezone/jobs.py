@@ -28,12 +28,15 @@ QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 TASK_NAME = "pmhub.run_job"
 # A running job beats its heart at least this often (each progress report does).
 STALE_AFTER = dt.timedelta(minutes=2)
+MAX_POLL_S = 1.0  # the longest an idle worker goes without looking at the queue
 
 Progress = Callable[[float, str], None]
 JobFunction = Callable[[Platform, Job, Progress], dict[str, Any]]
 KINDS: dict[str, JobFunction] = {}
 # modules whose import registers more kinds (a worker imports them before it runs a job)
 KIND_MODULES = ("pmhub.safezone.service",)
+# what those jobs import when they run (the service's CLI and server import it lazily)
+RUN_MODULES = ("pmhub.safezone.extraction",)
 
 
 def job_kind(name: str) -> Callable[[JobFunction], JobFunction]:
@@ -90,7 +93,12 @@ class JobQueue:
         self.task(job_id)
 
     def consumer(self, workers: int = 1) -> Any:
-        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
+        # An idle huey worker polls the SQLite queue ever less often, up to every 10 s by
+        # default: an approved site's extraction then waits that long to start. A poll a
+        # second is one small read (Redis blocks on its list and is not polled at all).
+        return self.huey.create_consumer(
+            workers=workers, worker_type="thread", periodic=False, max_delay=MAX_POLL_S
+        )
 
 
 def make_queue(settings: Settings) -> JobQueue:
@@ -144,6 +152,15 @@ def enqueue(platform: Platform, queue: JobQueue, *, key: str, kind: str, **field
         made = view(job)
     queue.send(made.id)
     return made
+
+
+def preload() -> None:
+    """Import every job kind and what it runs, as a worker starts: on a busy machine these
+    imports take seconds, which the first job would otherwise wait for."""
+    import importlib
+
+    for module in (*KIND_MODULES, *RUN_MODULES):
+        importlib.import_module(module)
 
 
 def kind_function(kind: str) -> JobFunction:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -393,8 +394,14 @@ def _system_step(
 
 
 def _follow_up(pf: Platform, view: ApplicationView, event: Event) -> None:
-    if event.kind == "site_approved" and event.site is not None:
-        queue_extraction(pf, view.id, event.site)
+    # A site is extracted only once every requested site has decided (the lifecycle's
+    # rule): the last decision queues every approved site. Queued at each approval, a
+    # fast worker started a site while others were undecided; the job failed and the
+    # application waited for ever.
+    deciding = event.kind in ("site_approved", "site_refused")
+    if deciding and view.state.status in lifecycle.SITE_WORK:
+        for site in view.state.approved_sites:
+            queue_extraction(pf, view.id, site)
     if event.kind == "adequacy_signed_off" and _all_signed_off(view.state):
         deliver(pf, view.id)
 
@@ -435,6 +442,7 @@ def run_extraction(pf: Platform, job: Any, progress: jobs.Progress) -> dict[str,
     from pmhub.safezone import extraction
     from pmhub.sites import SiteRegistry
 
+    started = time.perf_counter()
     application_id, site_name = int(job.payload["application_id"]), str(job.payload["site"])
     view = _system_step(pf, application_id, "extraction_started", site=site_name)
     site = SiteRegistry(pf.settings).get(site_name)
@@ -443,7 +451,11 @@ def run_extraction(pf: Platform, job: Any, progress: jobs.Progress) -> dict[str,
     owner = view.state.id
     key = store.get(owner) if store.exists(owner) else store.get(_create_key(store, owner))
 
+    pseudonymizing: list[float] = []
+
     def report(step: str, done: int, total: int) -> None:
+        if step.startswith("pseudonymize") and not pseudonymizing:
+            pseudonymizing.append(time.perf_counter())
         progress(done / total if total else 0.0, step)
 
     try:
@@ -458,7 +470,17 @@ def run_extraction(pf: Platform, job: Any, progress: jobs.Progress) -> dict[str,
     details = result.details()
     _system_step(pf, application_id, "extraction_finished", site=site_name, details=details)
     _system_step(pf, application_id, "pseudonymized", site=site_name, details=details)
-    return {"site": site_name, **details}
+    # how long each part took, for operators (and bench/safezone.py); only on the job's
+    # record, not in the events, which say what happened rather than how fast
+    finished = time.perf_counter()
+    split = pseudonymizing[0] if pseudonymizing else finished
+    return {
+        "site": site_name,
+        **details,
+        "seconds": round(finished - started, 3),
+        "extract_seconds": round(split - started, 3),
+        "pseudonymize_seconds": round(finished - split, 3),
+    }
 
 
 def _create_key(store: Any, project: str) -> str:
