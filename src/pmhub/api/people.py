@@ -17,6 +17,7 @@ from pmhub.api.shapes import (
     NewProject,
     NewToken,
     NewUser,
+    RowId,
     out,
 )
 
@@ -136,7 +137,7 @@ def create_token(request: Request, username: str, body: NewToken) -> Any:
 
 
 @routes.delete("/tokens/{token_id}", rule="token.revoke", summary="Revoke an API token")
-def revoke_token(request: Request, token_id: int) -> Any:
+def revoke_token(request: Request, token_id: RowId) -> Any:
     from pmhub.platform import tokens
 
     return out(tokens.revoke_token(platform_of(request), principal(request), token_id))

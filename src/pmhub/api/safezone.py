@@ -10,7 +10,7 @@ from pydantic import Field
 
 from pmhub.api.guard import guard, platform_of, principal
 from pmhub.api.routing import SIGNED_IN, Routes
-from pmhub.api.shapes import Reason, Strict, out
+from pmhub.api.shapes import Reason, RowId, Strict, out
 
 routes = Routes(guard, prefix="/v1", tags=["safe zone"])
 Kind = Literal[
@@ -91,7 +91,7 @@ def list_applications(request: Request) -> Any:
 
 
 @routes.get("/applications/{application_id}", rule="application.read", summary="One application")
-def get_application(request: Request, application_id: int) -> Any:
+def get_application(request: Request, application_id: RowId) -> Any:
     from pmhub.safezone import service
 
     return service.get_application(
@@ -104,7 +104,7 @@ def get_application(request: Request, application_id: int) -> Any:
     rule="application.read",
     summary="Take a step: submit, return, review, vote, approve a site, sign off, close",
 )
-def take_step(request: Request, application_id: int, step: Step) -> Any:
+def take_step(request: Request, application_id: RowId, step: Step) -> Any:
     from pmhub.safezone import service
 
     return service.take_step(
@@ -124,7 +124,7 @@ def take_step(request: Request, application_id: int, step: Step) -> Any:
     rule="adequacy.signoff",
     summary="A site's pseudonymization adequacy report (HTML)",
 )
-def adequacy_report(request: Request, application_id: int, site: str) -> FileResponse:
+def adequacy_report(request: Request, application_id: RowId, site: str) -> FileResponse:
     from pmhub.safezone import service
 
     path = service.adequacy_report(platform_of(request), principal(request), application_id, site)
@@ -132,7 +132,7 @@ def adequacy_report(request: Request, application_id: int, site: str) -> FileRes
 
 
 @routes.get("/jobs/{job_id}", rule="job.read", summary="A long job's state and progress")
-def get_job(request: Request, job_id: int) -> Any:
+def get_job(request: Request, job_id: RowId) -> Any:
     from pmhub.safezone import service
 
     return out(service.job(platform_of(request), principal(request), job_id))
@@ -188,14 +188,14 @@ def list_outputs(request: Request, project_id: str | None = None) -> Any:
 
 
 @routes.get("/outputs/{output_id}", rule="output.request", summary="One output request")
-def get_output(request: Request, output_id: int) -> Any:
+def get_output(request: Request, output_id: RowId) -> Any:
     from pmhub.safezone import outputs
 
     return outputs.get_output(platform_of(request), principal(request), output_id).as_dict()
 
 
 @routes.post("/outputs/{output_id}/reviews", rule="output.check", summary="A checker decides")
-def review_output(request: Request, output_id: int, body: Review) -> Any:
+def review_output(request: Request, output_id: RowId, body: Review) -> Any:
     from pmhub.safezone import outputs
 
     return outputs.review_output(
@@ -204,7 +204,7 @@ def review_output(request: Request, output_id: int, body: Review) -> Any:
 
 
 @routes.get("/outputs/{output_id}/file", rule="output.download", summary="A released output")
-def download_output(request: Request, output_id: int) -> Response:
+def download_output(request: Request, output_id: RowId) -> Response:
     from pmhub.safezone import outputs
 
     name, data = outputs.download_output(platform_of(request), principal(request), output_id)

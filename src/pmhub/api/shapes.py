@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from fastapi import Path
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Secret = Annotated[str, Field(min_length=1, max_length=1024)]
 Reason = Annotated[str, Field(min_length=1, max_length=5000)]
+# a row of the platform state by its 64-bit key: a larger number names nothing (and
+# SQLite refuses to be asked about it)
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class Strict(BaseModel):
