@@ -13,10 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from pmhub.cdm import schema
 from pmhub.cdm.backends import Backend
 from pmhub.cdm.backends.duckdb import DuckDBBackend
+
+# A shared, loaded machine makes example generation and each example slow: that is not a
+# failure of the property. Health checks of speed and deadlines are off; the others stay.
+hypothesis_settings.register_profile(
+    "pmhub", suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
+hypothesis_settings.load_profile("pmhub")
 
 POSTGRES_ENV = "PMHUB_TEST_POSTGRES_URL"
 BACKENDS = ("duckdb", "postgresql")
