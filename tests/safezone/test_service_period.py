@@ -120,3 +120,9 @@ def test_the_safe_zone_verbs_need_a_persons_token(world: tuple[Platform, Clock])
     )
     assert code != 0
     assert "Traceback" not in out + err
+
+
+def test_an_id_past_64_bits_is_a_usage_error(world: tuple[Platform, Clock]) -> None:
+    code, out, err = run_cli("request", "show", str(2**70), "--token", "pmh_x")
+    assert code == 2
+    assert "Traceback" not in out + err

@@ -38,7 +38,11 @@ TokenOption = Annotated[
     str | None,
     typer.Option("--token", envvar="PMHUB_TOKEN", help="Your API token (or PMHUB_TOKEN)."),
 ]
-AppArg = Annotated[int, typer.Argument(help="Application id (see `pmhub request list`).")]
+# ids are 64-bit keys: a larger number is a usage error here, not a database overflow
+MAX_ID = 2**63 - 1
+AppArg = Annotated[
+    int, typer.Argument(help="Application id (see `pmhub request list`).", min=1, max=MAX_ID)
+]
 ProjectArg = Annotated[str, typer.Argument(help="Project id.")]
 ReasonOption = Annotated[str | None, typer.Option(help="Why (needed to return or refuse).")]
 
@@ -392,7 +396,7 @@ def _show_output(data: dict[str, Any]) -> None:
 
 @output_app.command("check")
 def output_check(
-    output: Annotated[int, typer.Argument(help="Output request id.")],
+    output: Annotated[int, typer.Argument(help="Output request id.", min=1, max=MAX_ID)],
     decision: Annotated[str, typer.Argument(help="approve, return or reject.")],
     reason: Annotated[str, typer.Option(help="Why: every decision gives one.")],
     token: TokenOption = None,
@@ -419,7 +423,7 @@ def output_list(token: TokenOption = None) -> None:
 
 @output_app.command("download")
 def output_download(
-    output: Annotated[int, typer.Argument(help="A released output's id.")],
+    output: Annotated[int, typer.Argument(help="A released output's id.", min=1, max=MAX_ID)],
     out: Annotated[Path, typer.Option(help="File to write.")],
     token: TokenOption = None,
 ) -> None:
