@@ -126,3 +126,21 @@ def test_an_id_past_64_bits_is_a_usage_error(world: tuple[Platform, Clock]) -> N
     code, out, err = run_cli("request", "show", str(2**70), "--token", "pmh_x")
     assert code == 2
     assert "Traceback" not in out + err
+
+
+def test_a_download_to_an_unwritable_place_is_a_typed_error(
+    world: tuple[Platform, Clock], tmp_path: Path
+) -> None:
+    pf, _ = world
+    token = create_token(pf, operator(), "kim", "cli").secret
+    code, out, err = run_cli(
+        "output",
+        "download",
+        "1",
+        "--out",
+        str(tmp_path / "no" / "such" / "dir" / "x.csv"),
+        "--token",
+        token,
+    )
+    assert code != 0
+    assert "Traceback" not in out + err

@@ -432,20 +432,7 @@ def output_download(
 
     with acting(token) as (pf, by):
         name, data = outputs.download_output(pf, by, output)
-    _write(out, data)
+    from pmhub.outputs import write_bytes
+
+    write_bytes(out, data, what="output file")
     common.console.print(f"wrote released output {name} to {out} ({len(data):,} bytes)")
-
-
-def _write(path: Path, data: bytes) -> None:
-    """The file whole or not at all; an unwritable path is a typed error."""
-    from pmhub.errors import HomeNotWritableError
-
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise HomeNotWritableError(
-            f"cannot write {path}: {exc.strerror}", hint="Give a path in a folder you can write."
-        ) from None
